@@ -1,0 +1,1 @@
+"""Commands registered on flows.cli_app (placeholder until implemented)."""

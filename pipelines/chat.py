@@ -1,0 +1,117 @@
+"""Chat rendering: conversations -> token ids + loss mask. The ONE place synthesis and the trainer
+share, so what we generate is exactly what we train on and what ``tokenmill chat`` samples.
+
+Format (DESIGN.md)::
+
+    <|im_start|>user<|im_sep|>What is 12*13?<|im_end|>
+    <|im_start|>assistant<|im_sep|><|python_start|>print(12*13)<|python_end|>
+        <|output_start|>156<|output_end|>12*13 = 156.<|im_end|>
+
+A ``tool`` message is the result of the tool call that ends the preceding assistant message; it is
+rendered *inside* that assistant turn as ``<|output_start|>...<|output_end|>`` and the following
+assistant message continues the same turn, exactly as the chat loop injects results at inference.
+Loss is taken on assistant content (tool calls included) and the assistant's ``<|im_end|>`` only:
+never on system/user text, turn headers, or injected tool output.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pipelines.tokenizer import Tokenizer
+
+IM_START, IM_SEP, IM_END = "<|im_start|>", "<|im_sep|>", "<|im_end|>"
+TOOL_CALLS = {"search": ("<|search_start|>", "<|search_end|>"), "python": ("<|python_start|>", "<|python_end|>")}
+OUTPUT_START, OUTPUT_END = "<|output_start|>", "<|output_end|>"
+_CALL_RE = re.compile(r"(<\|search_start\|>|<\|search_end\|>|<\|python_start\|>|<\|python_end\|>)")
+_CALL_ENDS = tuple(end for _, end in TOOL_CALLS.values())
+
+
+@dataclass
+class Rendered:
+    input_ids: list[int]
+    loss_mask: list[int]  # 1 where the token is a training target
+
+
+def tool_call(kind: str, body: str) -> str:
+    """The assistant-content markup of a tool call, e.g. ``tool_call("python", "print(1)")``."""
+    start, end = TOOL_CALLS[kind]
+    return f"{start}{body}{end}"
+
+
+def parse_tool_call(content: str) -> tuple[str, str] | None:
+    """If ``content`` ends with a tool call, return (kind, body)."""
+    for kind, (start, end) in TOOL_CALLS.items():
+        if content.endswith(end) and start in content:
+            return kind, content[content.rindex(start) + len(start): -len(end)]
+    return None
+
+
+def _encode_assistant(tok: Tokenizer, content: str) -> list[int]:
+    """Assistant content may contain tool-call markers: those become special ids, the rest text."""
+    ids: list[int] = []
+    for part in _CALL_RE.split(content):
+        if not part:
+            continue
+        ids.extend([tok.special(part)] if part in tok.special_ids else tok.encode(part))
+    return ids
+
+
+def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | None = None) -> Rendered:
+    """Render a conversation for training (see module docstring for the format and mask)."""
+    ids: list[int] = []
+    mask: list[int] = []
+
+    def add(tokens: list[int], supervised: bool) -> None:
+        ids.extend(tokens)
+        mask.extend([int(supervised)] * len(tokens))
+
+    open_assistant = False  # inside an assistant turn awaiting a tool result / continuation
+    for i, msg in enumerate(messages):
+        role, content = msg["role"], msg["content"] or ""
+        if role == "tool":
+            if not open_assistant:
+                raise ValueError(f"message {i}: a tool result must follow an assistant tool call")
+            add([tok.special(OUTPUT_START)], False)
+            add(tok.encode(content), False)
+            add([tok.special(OUTPUT_END)], False)
+            continue
+        if role == "assistant":
+            if not open_assistant:
+                add([tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)], False)
+            add(_encode_assistant(tok, content), True)
+            nxt = messages[i + 1]["role"] if i + 1 < len(messages) else None
+            open_assistant = content.endswith(_CALL_ENDS) and nxt == "tool"
+            if not open_assistant:
+                add([tok.special(IM_END)], True)
+            continue
+        if open_assistant:
+            raise ValueError(f"message {i}: {role} message inside an unfinished assistant tool call")
+        if role not in ("system", "user"):
+            raise ValueError(f"message {i}: unknown role {role!r}")
+        add([tok.special(IM_START)] + tok.encode(role) + [tok.special(IM_SEP)], False)
+        add(tok.encode(content), False)
+        add([tok.special(IM_END)], False)
+    if open_assistant:
+        raise ValueError("conversation ends inside an assistant tool call without its result")
+    if max_tokens is not None:
+        ids, mask = ids[:max_tokens], mask[:max_tokens]
+    return Rendered(ids, mask)
+
+
+def render_prompt(messages: list[dict], tok: Tokenizer) -> list[int]:
+    """Token ids that prime the model to write the next assistant turn."""
+    ids = render_conversation(messages, tok).input_ids if messages else []
+    return ids + [tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)]
+
+
+def render_text(messages: list[dict]) -> str:
+    """The same format as a string, for display and for text-only LLM endpoints."""
+    out = []
+    for m in messages:
+        if m["role"] == "tool":
+            out.append(f"{OUTPUT_START}{m['content']}{OUTPUT_END}")
+        else:
+            out.append(f"{IM_START}{m['role']}{IM_SEP}{m['content']}{IM_END}")
+    return "".join(out)

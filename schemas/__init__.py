@@ -1,0 +1,1 @@
+"""Contracts between stages: pyarrow schemas for every dataset and typed (pydantic) configs."""
