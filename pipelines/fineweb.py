@@ -1,0 +1,250 @@
+"""The FineWeb per-document pass over one shard: read -> urlfilter -> extract -> langid -> quality -> pii.
+
+``process_shard`` is the unit of work every engine schedules (the Prefect flow's worker
+processes, single-stage flows, Beam). One pass per shard: each document goes through the steps
+until one removes it. Outputs, all written to a temp file and renamed into place:
+
+    OUT/documents/<shard>.parquet   kept documents (DOCUMENT_SCHEMA)
+    OUT/removed/<shard>.parquet     removed documents with ``stage`` and ``reason`` (REMOVED_SCHEMA)
+    OUT/stats/<shard>.json          per-stage in/kept/removed-by-reason/seconds, written LAST
+
+The stats file marks the shard done: a re-run skips it and reuses its stats, so a crashed run
+resumes where it stopped. Parquet is written in row groups while streaming, so memory stays
+flat however large the WARC is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.base import Step
+from pipelines.io import atomic_write_text
+from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
+from pipelines.stats import StageStats, stats_from_json, stats_to_json
+from schemas.config import FinewebConfig
+from schemas.documents import (
+    DOCUMENT_COLUMNS,
+    DOCUMENT_SCHEMA,
+    REMOVED_COLUMNS,
+    REMOVED_SCHEMA,
+)
+
+STAGES = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
+_FLUSH_ROWS = 1000
+_FLUSH_BYTES = 32 * 1024 * 1024
+
+
+def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
+                      ) -> list[tuple[str, list[Step]]]:
+    """``[(stage, steps)]`` in pipeline order; ``quality`` is several steps, the others one."""
+    stages = list(STAGES if stages is None else stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown stage(s) {unknown}; known: {STAGES}")
+    out: list[tuple[str, list[Step]]] = []
+    for name in STAGES[1:]:
+        if name not in stages:
+            continue
+        if name == "urlfilter":
+            from pipelines.urlfilter import URLFilterStep
+
+            out.append((name, [URLFilterStep(config.urlfilter)]))
+        elif name == "extract":
+            from pipelines.extract import ExtractStep
+
+            out.append((name, [ExtractStep(config.extract)]))
+        elif name == "langid":
+            from pipelines.langid import LangIdStep
+
+            out.append((name, [LangIdStep(config.langid)]))
+        elif name == "quality":
+            from pipelines.quality import build_quality_steps
+
+            out.append((name, list(build_quality_steps(config.quality))))
+        elif name == "pii":
+            from pipelines.pii import PIIStep
+
+            out.append((name, [PIIStep(config.pii)]))
+    return out
+
+
+def build_steps(config: FinewebConfig, stages: list[str] | None = None) -> list[Step]:
+    """The per-document steps for ``stages`` (``read`` is the source, not a step), in order."""
+    return [step for _, steps in build_stage_steps(config, stages) for step in steps]
+
+
+def is_parquet_input(path: str) -> bool:
+    return path.endswith(".parquet")
+
+
+def shard_name(input_path: str) -> str:
+    """``<file stem>-<8 hex of the absolute path/URL>``: readable, stable, unique per input."""
+    key = input_path if "://" in input_path else os.path.abspath(input_path)
+    stem = shard_source(input_path).removesuffix(".parquet")
+    return f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
+
+
+def stats_path(output_dir: str | Path, input_path: str) -> Path:
+    return Path(output_dir) / "stats" / f"{shard_name(input_path)}.json"
+
+
+class _StreamingParquet:
+    """Rows -> a temp Parquet file in row groups; ``commit()`` renames it into place."""
+
+    def __init__(self, path: Path, schema: pa.Schema, columns: list[str]) -> None:
+        self.path, self.schema, self.columns = path, schema, columns
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+        self.rows: list[dict] = []
+        self.bytes = 0
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        self.count += 1
+        self.bytes += len(row.get("text") or "")
+        if len(self.rows) >= _FLUSH_ROWS or self.bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            cols = {c: [r.get(c) for r in self.rows] for c in self.columns}
+            self.writer.write_table(pa.table(cols, schema=self.schema))
+            self.rows, self.bytes = [], 0
+
+    def commit(self) -> None:
+        self.flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink()
+
+
+def clean_stale_temps(output_dir: str | Path, name: str) -> None:
+    """Remove temp files a killed run left for shard ``name`` (temp + rename never leaves others)."""
+    for sub in ("documents", "removed", "stats"):
+        for p in (Path(output_dir) / sub).glob(f".{name}.*.tmp"):
+            p.unlink(missing_ok=True)
+
+
+def _source_units(input_path: str, config: FinewebConfig, counters: ReadCounters):
+    if is_parquet_input(input_path):
+        n = 0
+        for doc in read_documents(input_path):
+            yield doc, None
+            n += 1
+            if config.limit is not None and n >= config.limit:
+                return
+    else:
+        yield from read_warc(input_path, config.read, config.limit, counters)
+
+
+def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None = None,
+                  stages: list[str] | None = None) -> dict[str, StageStats]:
+    """Run the steps over one input (WARC or documents Parquet); see the module docstring."""
+    config = config or FinewebConfig()
+    stages = list(STAGES if stages is None else stages)
+    done = stats_path(output_dir, input_path)
+    if done.exists():
+        return stats_from_json(json.loads(done.read_text())["stages"])
+    name = shard_name(input_path)
+    out = Path(output_dir)
+    clean_stale_temps(out, name)
+    t_start = time.perf_counter()
+    groups = build_stage_steps(config, stages)
+    steps = [step for _, group in groups for step in group]
+    setup_s: dict[str, float] = {}
+    for step in steps:
+        t = time.perf_counter()
+        step.setup()
+        setup_s[step.name] = round(setup_s.get(step.name, 0.0) + time.perf_counter() - t, 4)
+
+    stats: dict[str, StageStats] = {}
+    if "read" in stages or not is_parquet_input(input_path):  # a WARC is always read
+        stats["read"] = StageStats("read")
+    for stage, _ in groups:
+        stats[stage] = StageStats(stage)
+    chain = [(stage, group, stats[stage]) for stage, group in groups]
+    read_st = stats.get("read")
+    # seconds per individual step (quality is several): stage seconds are their sum
+    step_seconds: dict[str, float] = {}
+
+    kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+    removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
+    counters = ReadCounters()
+    perf = time.perf_counter
+    try:
+        units = _source_units(input_path, config, counters)
+        while True:
+            t0 = perf()
+            try:
+                doc, reason = next(units)
+            except StopIteration:
+                if read_st is not None:
+                    read_st.seconds += perf() - t0
+                break
+            if read_st is not None:
+                read_st.seconds += perf() - t0
+                read_st.docs_in += 1
+                if reason is not None:
+                    read_st.removed[reason] += 1
+                    removed.add({**doc, "stage": "read", "reason": reason})
+                    continue
+                read_st.kept += 1
+            for stage, group, st in chain:
+                st.docs_in += 1
+                why = None
+                for step in group:
+                    t0 = perf()
+                    why = step.process(doc)
+                    dt = perf() - t0
+                    st.seconds += dt
+                    step_seconds[step.name] = step_seconds.get(step.name, 0.0) + dt
+                    if why is not None:
+                        break
+                if why is not None:
+                    st.removed[why] += 1
+                    removed.add({**doc, "stage": stage, "reason": why})
+                    break
+                st.kept += 1
+            else:
+                kept.add(doc)
+        kept.commit()
+        removed.commit()
+    except BaseException:
+        kept.abort()
+        removed.abort()
+        raise
+    finally:
+        for step in steps:
+            close = getattr(step, "close", None)
+            if close is not None:
+                close()
+    for st in stats.values():
+        st.check_conservation()
+    payload = {
+        "stages": stats_to_json(stats),
+        "input": input_path,
+        "shard": name,
+        "kept": kept.count,
+        "removed": removed.count,
+        "skipped_records": dict(sorted(counters.skipped.items())),
+        "setup_seconds": setup_s,
+        "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
+        "seconds": round(time.perf_counter() - t_start, 4),
+    }
+    atomic_write_text(done, json.dumps(payload, indent=2))
+    return stats
