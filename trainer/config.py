@@ -1,0 +1,86 @@
+"""Typed configuration of the model and of every training run, with documented defaults.
+
+Model presets follow nanoGPT: ``tiny`` runs in seconds on a CPU (tests), ``small`` is the
+Shakespeare-sized model, ``gpt2-124m`` is GPT-2 small (one GPU).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ModelConfig(BaseModel):
+    """GPT shape. ``vocab_size`` is set from the tokenizer (padded to a multiple of 64)."""
+
+    n_layer: int = Field(2, description="transformer blocks")
+    n_head: int = Field(2, description="attention heads (n_embd must divide evenly)")
+    n_embd: int = Field(64, description="residual stream width")
+    block_size: int = Field(128, description="context length in tokens (learned positions)")
+    vocab_size: int = Field(512, description="embedding rows; >= the tokenizer's vocab")
+    dropout: float = Field(0.0, description="dropout on attention/MLP outputs (0 = deterministic)")
+
+    def num_params(self, embeddings: bool = True) -> int:
+        """Parameter count (tied embeddings counted once)."""
+        d, L = self.n_embd, self.n_layer
+        block = 12 * d * d + 4 * d  # qkv + proj + mlp (4x) + two LayerNorm weights
+        n = L * block + d  # + final LayerNorm
+        if embeddings:
+            n += self.vocab_size * d + self.block_size * d
+        return n
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token: 6N (non-embedding matmuls + lm head) + attention (PaLM appendix B)."""
+        n = self.num_params(embeddings=False) + self.vocab_size * self.n_embd
+        attn = 12 * self.n_layer * self.n_embd * self.block_size
+        return 6 * n + attn
+
+
+PRESETS: dict[str, dict] = {
+    "tiny": dict(n_layer=2, n_head=2, n_embd=64, block_size=128),
+    "small": dict(n_layer=6, n_head=6, n_embd=384, block_size=256),
+    "gpt2-124m": dict(n_layer=12, n_head=12, n_embd=768, block_size=1024),
+}
+
+
+def model_config(preset: str, vocab_size: int, **overrides) -> ModelConfig:
+    """A preset shape for a tokenizer of ``vocab_size`` ids (rounded up to a multiple of 64)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    padded = (vocab_size + 63) // 64 * 64
+    return ModelConfig(**{**PRESETS[preset], "vocab_size": padded, **overrides})
+
+
+class TrainConfig(BaseModel):
+    """One training run (pretrain, SFT, RL or reward model); defaults suit the tiny preset."""
+
+    steps: int = Field(200, description="optimizer steps in the whole run (sets the LR schedule)")
+    stop_at: int | None = Field(None, description="stop (and checkpoint) after this step; resume later")
+    batch_size: int = Field(8, description="sequences per micro-batch")
+    grad_accum: int = Field(1, description="micro-batches per optimizer step")
+    lr: float = Field(3e-3, description="peak learning rate")
+    min_lr_frac: float = Field(0.1, description="final LR as a fraction of the peak")
+    warmup_steps: int = Field(10, description="linear warmup from 0 to the peak")
+    decay: Literal["cosine", "linear"] = "cosine"
+    weight_decay: float = Field(0.1, description="AdamW decay on matrices only (not norms/biases)")
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = Field(1.0, description="max global grad norm (0 = off)")
+    eval_every: int = Field(50, description="validation loss / bits-per-byte every N steps (0 = end only)")
+    eval_batches: int = Field(8, description="validation micro-batches per evaluation")
+    ckpt_every: int = Field(100, description="checkpoint every N steps (and always at the end)")
+    seed: int = Field(1337, description="data order, init and sampling")
+    device: str = Field("auto", description="auto = cuda if available else cpu")
+    compile: bool = Field(True, description="torch.compile on CUDA (ignored on CPU)")
+    progress: bool = Field(True, description="rich progress bar with tokens/s")
+
+
+class RLConfig(BaseModel):
+    """GRPO-style policy gradient on verifiable prompts."""
+
+    k: int = Field(8, description="sampled answers per prompt")
+    max_new_tokens: int = Field(64, description="answer length cap")
+    temperature: float = Field(1.0, description="sampling temperature of the rollouts")
+    top_k: int | None = Field(None, description="top-k of the rollouts (None = full distribution)")
+    normalize_std: bool = Field(False, description="divide advantages by the group std (GRPO) as well")

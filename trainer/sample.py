@@ -1,0 +1,63 @@
+"""Autoregressive sampling with a KV cache: greedy (temperature 0), temperature and top-k."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from trainer.model import GPT, KVCache
+
+
+def pick(logits: torch.Tensor, temperature: float, top_k: int | None,
+         generator: torch.Generator | None) -> torch.Tensor:
+    """Next ids (B,) from last-position logits (B, V)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64, temperature: float = 0.0,
+             top_k: int | None = None, stop_ids: Iterable[int] = (), generator: torch.Generator | None = None,
+             vocab_limit: int | None = None) -> list[list[int]]:
+    """``n`` continuations of one prompt. Each stops after its first stop id (which it includes)
+    or after ``max_tokens``. ``vocab_limit`` masks the embedding rows past the tokenizer's vocab.
+
+    The prompt keeps its last ``block_size - 1`` tokens; when the context fills up, the cache is
+    rebuilt from the last half window (learned positions cannot go past ``block_size``).
+    """
+    was_training = model.training
+    model.eval()
+    cfg = model.cfg
+    device = model.wte.weight.device
+    stops = set(stop_ids)
+    prompt = list(prompt_ids)[-(cfg.block_size - 1):] or [0]
+    seqs = torch.tensor([prompt] * n, dtype=torch.long, device=device)
+    cache = KVCache(cfg, n, device, model.wte.weight.dtype)
+    logits = model(seqs, cache=cache)[:, -1]
+    out: list[list[int]] = [[] for _ in range(n)]
+    done = [False] * n
+    for i in range(max_tokens):
+        if vocab_limit is not None:
+            logits[:, vocab_limit:] = float("-inf")
+        nxt = pick(logits, temperature, top_k, generator)
+        for j, t in enumerate(nxt.tolist()):
+            if not done[j]:
+                out[j].append(t)
+                done[j] = t in stops
+        if all(done) or i == max_tokens - 1:
+            break
+        seqs = torch.cat([seqs, nxt[:, None]], dim=1)
+        if cache.pos >= cfg.block_size:
+            cache = KVCache(cfg, n, device, model.wte.weight.dtype)
+            logits = model(seqs[:, -(cfg.block_size // 2):], cache=cache)[:, -1]
+        else:
+            logits = model(nxt[:, None], cache=cache)[:, -1]
+    model.train(was_training)
+    return out

@@ -1,0 +1,52 @@
+"""Supervised fine-tuning on conversations: loss on assistant tokens (and tool calls) only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.config import ModelConfig, TrainConfig
+from trainer.data import ConversationBatches, read_rows
+from trainer.loop import fit, setup
+from trainer.model import GPT
+from trainer.pretrain import byte_lengths, evaluate_lm
+
+
+def load_gpt(init: str | Path, device) -> tuple[GPT, dict]:
+    """The GPT of a pretrain/SFT/RL checkpoint (weights only) and the checkpoint itself."""
+    state = ckpt.load(init, map_location=device)
+    if state["kind"] == "reward":
+        raise ValueError(f"{init} is a reward model, not a language model")
+    model = GPT(ModelConfig(**state["model_config"])).to(device)
+    model.load_state_dict(state["model"])
+    return model, state
+
+
+def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False) -> dict:
+    """Fine-tune the model of checkpoint ``init`` on the conversations in ``data``
+    (``DIR/train/*.parquet`` + optional ``DIR/val``; without a val split the train set is scored)."""
+    env = setup(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model, state = load_gpt(init, env.device)
+    tok = ckpt.tokenizer_from_ref(state["tokenizer"])
+    mcfg = model.cfg
+    rows = read_rows(data, "train", ["messages"])
+    val_rows = read_rows(data, "val", ["messages"]) or rows
+    pad = env.cuda and cfg.compile  # fixed shapes for torch.compile
+    loader = ConversationBatches(rows, tok, cfg.batch_size, mcfg.block_size, seed=cfg.seed, pad_to_block=pad)
+    lens = byte_lengths(tok, mcfg.vocab_size)
+
+    def step_fn(fwd, batch):
+        x, y = (t.to(env.device, non_blocking=True) for t in batch)
+        _, loss = fwd(x, y)
+        return loss, {"tokens": int((y != -100).sum())}
+
+    def evaluate(m):
+        val = ConversationBatches(val_rows, tok, cfg.batch_size, mcfg.block_size, loop=False)
+        return evaluate_lm(m, val, cfg.eval_batches, lens, env)
+
+    return fit(run_dir=out, kind="sft", cfg=cfg, env=env, model=model, model_cfg=mcfg, data=loader,
+               step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
+               extra={"init": str(init), "data": str(data)})
