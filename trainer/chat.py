@@ -1,0 +1,103 @@
+"""Chat with tools: when the model ends a span with ``<|python_end|>`` or ``<|search_end|>``, the
+tool runs, its result is injected as ``<|output_start|>result<|output_end|>`` and the same assistant
+turn continues, exactly as ``pipelines.chat.render_conversation`` renders tool use for training.
+
+Tools: the python sandbox (``pipelines.sandbox.run_python``) and, given an index directory, the
+search index (``pipelines.search.SearchIndex``); both are imported only when used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipelines.chat import (
+    IM_END,
+    OUTPUT_END,
+    OUTPUT_START,
+    TOOL_CALLS,
+    parse_tool_call,
+    render_prompt,
+)
+from trainer.inference import LocalModel
+
+Tool = Callable[[str], str]
+
+
+def python_tool(timeout_s: float = 5, memory_mb: int = 256) -> Tool:
+    def run(code: str) -> str:
+        from pipelines.sandbox import run_python
+
+        r = run_python(code, timeout_s=timeout_s, memory_mb=memory_mb)
+        return r.output if r.ok else "\n".join(x for x in (r.output, r.error or "error") if x)
+    return run
+
+
+def search_tool(index_dir: str, k: int = 3) -> Tool:
+    from pipelines.search import SearchIndex
+
+    index = SearchIndex.load(index_dir)
+
+    def run(query: str) -> str:
+        return "\n\n".join(f"[{h.doc_id}] {h.text}" for h in index.search(query, k))
+    return run
+
+
+def default_tools(search_index: str | None = None) -> dict[str, Tool]:
+    tools = {"python": python_tool()}
+    if search_index:
+        tools["search"] = search_tool(search_index)
+    return tools
+
+
+def assistant_turn(lm: LocalModel, messages: list[dict], tools: dict[str, Tool], max_tokens: int = 256,
+                   temperature: float = 0.0, top_k: int | None = None, seed: int | None = None,
+                   max_calls: int = 4) -> list[dict]:
+    """Generate the next assistant turn, running tool calls; returns the new messages
+    (assistant / tool / assistant ...) in the shape ``render_conversation`` trains on."""
+    tok = lm.tok
+    ids = render_prompt(messages, tok)
+    call_ends = {tok.special(end): kind for kind, (_, end) in TOOL_CALLS.items()}
+    stops = (tok.special(IM_END), tok.eot_id, *call_ends)
+    new: list[dict] = []
+    for call in range(max_calls + 1):
+        out = lm.generate(ids, max_tokens, temperature, top_k, None if seed is None else seed + call, stops)
+        ids = ids + out
+        last = out[-1] if out else None
+        if last in call_ends and call < max_calls:
+            content = tok.decode(out)
+            parsed = parse_tool_call(content)
+            kind, body = parsed if parsed else (call_ends[last], "")
+            tool = tools.get(kind)
+            result = tool(body) if tool else f"error: the {kind} tool is not available"
+            new += [{"role": "assistant", "content": content}, {"role": "tool", "content": result}]
+            ids = ids + [tok.special(OUTPUT_START)] + tok.encode(result) + [tok.special(OUTPUT_END)]
+            continue
+        content = tok.decode(out[:-1] if last in stops else out)
+        new.append({"role": "assistant", "content": content})
+        return new
+    return new  # unreachable: the last iteration always returns
+
+
+def repl(lm: LocalModel, tools: dict[str, Tool], read: Callable[[str], str] = input,
+         write: Callable[[str], None] = print, **gen) -> list[dict]:
+    """Read user lines until EOF or /quit (/reset clears the history); print each reply."""
+    history: list[dict] = []
+    while True:
+        try:
+            line = read("you> ")
+        except EOFError:
+            return history
+        if line.strip() == "/quit":
+            return history
+        if line.strip() == "/reset":
+            history = []
+            continue
+        history.append({"role": "user", "content": line})
+        turn = assistant_turn(lm, history, tools, **gen)
+        for m in turn:
+            if m["role"] == "tool":
+                write(f"[tool output] {m['content']}")
+            elif parse_tool_call(m["content"]):
+                write(f"[tool call] {m['content']}")
+        write(f"assistant> {turn[-1]['content']}")
+        history += turn
