@@ -1,1 +1,67 @@
-"""Commands registered on flows.cli_app (placeholder until implemented)."""
+"""`tokenmill card`, `tokenmill push` and `tokenmill serve-flows`.
+
+Publishing errors are user errors (no token, rejected token, invalid card): they print one
+line and exit 1, never a traceback that could carry request headers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli_app import app
+
+
+@app.command()
+def card(
+    directory: Annotated[Path, typer.Argument(help="an output directory of tokenmill (stage, pipeline or synth)")],
+    license: Annotated[str, typer.Option(help="license id for the card's metadata")] = "odc-by",
+    pretty_name: Annotated[str | None, typer.Option(help="human-readable dataset name")] = None,
+    language: Annotated[list[str] | None, typer.Option(help="languages (default: those found in the data)")] = None,
+    repo: Annotated[str | None, typer.Option(help="OWNER/NAME used in the card's loading examples")] = None,
+    plots: Annotated[bool, typer.Option(help="draw PNG plots next to the card")] = True,
+) -> None:
+    """Write DIR/README.md, a Hugging Face dataset card, and DIR/plots/*.png."""
+    from pipelines.card import write_card
+
+    if not directory.is_dir():
+        typer.echo(f"error: no such directory: {directory}", err=True)
+        raise typer.Exit(1)
+    try:
+        result = write_card(directory, license=license, pretty_name=pretty_name,
+                            languages=language or None, repo_id=repo, plots=plots)
+    except FileNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    configs = ", ".join(f"{c.name} ({c.num_rows:,} rows)" for c in result.summary.configs)
+    typer.echo(f"wrote {result.path} ({result.summary.family}: {configs}; {len(result.plots)} plots)")
+
+
+@app.command()
+def push(
+    directory: Annotated[Path, typer.Argument(help="the output directory to publish")],
+    repo: Annotated[str, typer.Option(help="dataset repository OWNER/NAME")],
+    private: Annotated[bool, typer.Option(help="create the repository as private")] = False,
+    revision: Annotated[str | None, typer.Option(help="branch to push to (created if missing)")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")] = None,
+    max_commit_files: Annotated[int, typer.Option(help="files per commit")] = 200,
+    max_commit_mb: Annotated[float, typer.Option(help="MB of data per commit")] = 2048.0,
+) -> None:
+    """Upload DIR (data, card, plots) to a Hugging Face dataset repository, in several commits.
+
+    The token comes from HF_TOKEN or `hf auth login`; it is never printed.
+    """
+    from pipelines.publish import PublishError, push_dataset
+
+    try:
+        result = push_dataset(directory, repo, private=private, revision=revision, endpoint=endpoint,
+                              max_commit_files=max_commit_files,
+                              max_commit_bytes=int(max_commit_mb * 1024 * 1024),
+                              progress=lambda msg: typer.echo(msg, err=True))
+    except PublishError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"pushed {len(result.files)} files in {len(result.commits)} commits to "
+               f"{result.repo_url} (revision {result.revision})")
