@@ -24,7 +24,7 @@ class ModelConfig(BaseModel):
     def num_params(self, embeddings: bool = True) -> int:
         """Parameter count (tied embeddings counted once)."""
         d, L = self.n_embd, self.n_layer
-        block = 12 * d * d + 4 * d  # qkv + proj + mlp (4x) + two LayerNorm weights
+        block = 12 * d * d + 2 * d  # qkv + proj + mlp (4x) + two LayerNorm gains
         n = L * block + d  # + final LayerNorm
         if embeddings:
             n += self.vocab_size * d + self.block_size * d
