@@ -1,1 +1,120 @@
-"""Commands registered on flows.cli_app (placeholder until implemented)."""
+"""`tokenmill fineweb`, `tokenmill stage <name>` and `tokenmill demo`.
+
+Every command builds a typed ``FinewebConfig`` (from ``--config`` JSON/YAML, then the command-
+line overrides) and runs the matching Prefect flow from ``flows/fineweb.py`` locally (the
+temporary API server is started in the background while inputs are expanded).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli_app import app, stage_app
+
+InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="WARC/Parquet files, globs, dirs or fsspec URLs")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="worker processes (default: config, 1)")]
+LangOpt = Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep (repeat); 'all' keeps every language")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="stop after N documents per input file")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
+MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes", help="remove pages larger than this (read:too_large)")]
+TimeoutOpt = Annotated[float | None, typer.Option("--extract-timeout", help="seconds per page before extract:timeout")]
+
+
+def load_config(path: Path | None = None, *, workers: int | None = None,
+                languages: list[str] | None = None, limit: int | None = None,
+                max_bytes: int | None = None, extract_timeout: float | None = None):
+    """A FinewebConfig from an optional JSON/YAML file plus command-line overrides."""
+    from schemas.config import FinewebConfig
+
+    data: dict = {}
+    if path is not None:
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    cfg = FinewebConfig.model_validate(data)
+    if workers is not None:
+        cfg.workers = workers
+    if languages:
+        langs = [x for lang in languages for x in lang.replace(",", " ").split()]
+        cfg.langid.languages = [] if langs == ["all"] else langs
+    if limit is not None:
+        cfg.limit = limit
+    if max_bytes is not None:
+        cfg.read.max_bytes = max_bytes
+    if extract_timeout is not None:
+        cfg.extract.timeout_s = extract_timeout
+    return cfg
+
+
+def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
+    from flows import runtime
+
+    runtime.prewarm_api()  # the temporary Prefect server starts while we import and expand
+    from flows import fineweb as fw
+    from pipelines.io import expand_inputs
+
+    expand_inputs(inputs)  # fail fast on a bad glob, before waiting for Prefect
+    runtime.ensure_api()
+    if stages is None:
+        return fw.fineweb_flow(inputs, str(output), cfg)
+    return fw.stage_flow(stages[0], inputs, str(output), cfg)
+
+
+@app.command("fineweb")
+def fineweb(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None, languages: LangOpt = None,
+            limit: LimitOpt = None, config: ConfigOpt = None, max_bytes: MaxBytesOpt = None,
+            extract_timeout: TimeoutOpt = None) -> None:
+    """The FineWeb pass: read -> urlfilter -> extract -> langid -> quality -> pii.
+
+    Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
+    OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
+    """
+    cfg = load_config(config, workers=workers, languages=languages, limit=limit,
+                      max_bytes=max_bytes, extract_timeout=extract_timeout)
+    _run(None, input, output, cfg)
+
+
+def _stage_command(name: str, doc: str) -> None:
+    def command(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None,
+                languages: LangOpt = None, limit: LimitOpt = None, config: ConfigOpt = None,
+                max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None) -> None:
+        cfg = load_config(config, workers=workers, languages=languages, limit=limit,
+                          max_bytes=max_bytes, extract_timeout=extract_timeout)
+        _run([name], input, output, cfg)
+
+    command.__doc__ = doc + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."
+    stage_app.command(name)(command)
+
+
+for _name, _doc in {
+    "read": "Read WARC files into documents holding the decoded HTML.",
+    "urlfilter": "Drop documents whose URL is blocklisted or has banned words.",
+    "extract": "Extract the main text from HTML with trafilatura (with a time limit).",
+    "langid": "Identify the language with fastText lid.176; keep --languages.",
+    "quality": "Gopher, C4 and FineWeb quality filters.",
+    "pii": "Replace email addresses and public IP addresses.",
+}.items():
+    _stage_command(_name, _doc)
+
+
+@app.command("demo")
+def demo(output: OutputOpt = Path("tokenmill-demo"), workers: WorkersOpt = None,
+         languages: LangOpt = None) -> None:
+    """Write the project's own sample WARC to OUT/sample.warc.gz and run the FineWeb pass on it."""
+    from pipelines.sample_pages import write_sample_warc
+
+    output.mkdir(parents=True, exist_ok=True)
+    warc = write_sample_warc(output / "sample.warc.gz")
+    typer.echo(f"wrote {warc}")
+    cfg = load_config(workers=workers, languages=languages)
+    _run(None, [str(warc)], output / "fineweb", cfg)
+    typer.echo(f"kept documents: {output / 'fineweb' / 'documents'}; removed: {output / 'fineweb' / 'removed'}")

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -39,6 +40,7 @@ from schemas.documents import (
 STAGES = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
 _FLUSH_ROWS = 1000
 _FLUSH_BYTES = 32 * 1024 * 1024
+_PROGRESS_EVERY = 50
 
 
 def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
@@ -153,8 +155,13 @@ def _source_units(input_path: str, config: FinewebConfig, counters: ReadCounters
 
 
 def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None = None,
-                  stages: list[str] | None = None) -> dict[str, StageStats]:
-    """Run the steps over one input (WARC or documents Parquet); see the module docstring."""
+                  stages: list[str] | None = None,
+                  progress: Callable[[int], None] | None = None) -> dict[str, StageStats]:
+    """Run the steps over one input (WARC or documents Parquet); see the module docstring.
+
+    ``progress(n)`` (optional) is called with the number of units read since its last call,
+    every ``_PROGRESS_EVERY`` units and at the end (the flow's docs/s progress bar).
+    """
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
     done = stats_path(output_dir, input_path)
@@ -186,6 +193,7 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
     counters = ReadCounters()
     perf = time.perf_counter
+    n_units = 0
     try:
         units = _source_units(input_path, config, counters)
         while True:
@@ -196,6 +204,9 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
                 if read_st is not None:
                     read_st.seconds += perf() - t0
                 break
+            n_units += 1
+            if progress is not None and n_units % _PROGRESS_EVERY == 0:
+                progress(_PROGRESS_EVERY)
             if read_st is not None:
                 read_st.seconds += perf() - t0
                 read_st.docs_in += 1
@@ -224,6 +235,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
                 kept.add(doc)
         kept.commit()
         removed.commit()
+        if progress is not None and n_units % _PROGRESS_EVERY:
+            progress(n_units % _PROGRESS_EVERY)
     except BaseException:
         kept.abort()
         removed.abort()

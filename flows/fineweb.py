@@ -1,0 +1,264 @@
+"""Prefect flows of the FineWeb pass: the whole pass, and one flow per stage.
+
+Flow objects (deployable by entrypoint ``flows/fineweb.py:<object>``):
+
+    fineweb_flow            name "fineweb"          read -> urlfilter -> extract -> langid -> quality -> pii
+    stage_read_flow         name "stage-read"       (and likewise for every stage:)
+    stage_urlfilter_flow    name "stage-urlfilter"
+    stage_extract_flow      name "stage-extract"
+    stage_langid_flow       name "stage-langid"
+    stage_quality_flow      name "stage-quality"
+    stage_pii_flow          name "stage-pii"
+    STAGE_FLOWS             {stage name: flow object}; ``stage_flow(name, ...)`` calls one
+
+The flows only move data: each input file is a shard handed to ``pipelines.fineweb.
+process_shard`` in a worker PROCESS (spawn context, ``workers`` of them) inside one Prefect
+task, so CPU-bound extraction scales past the GIL and Prefect's threads stay idle. Shards whose
+``stats/<shard>.json`` exists are done and skipped: a crashed run resumes. At the end the
+per-shard stats are merged into ``OUT/stats.json`` and printed.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import threading
+import time
+from pathlib import Path
+
+from flows import runtime
+
+runtime.configure()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
+from pipelines.io import expand_inputs  # noqa: E402
+from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
+from schemas.config import FinewebConfig  # noqa: E402
+
+_progress_queue = None
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker gets SIGKILL when the run that started it dies (kill -9 included), so an
+    orphan never keeps writing into an output directory that a re-run is resuming."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort (not Linux)
+        pass
+
+
+def _init_worker(queue) -> None:
+    global _progress_queue
+    _die_with_parent()
+    _progress_queue = queue
+
+
+def _report(n: int) -> None:
+    if _progress_queue is not None:
+        _progress_queue.put(n)
+
+
+def _run_one(input_path: str, output: str, config_json: str, stages: list[str] | None) -> str:
+    config = FinewebConfig.model_validate_json(config_json)
+    process_shard(input_path, output, config, stages, progress=_report)
+    return input_path
+
+
+class _Progress:
+    """A rich progress bar: shards done / total, documents read and docs/s."""
+
+    def __init__(self, total_shards: int, title: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.t0 = time.perf_counter()
+        self.docs = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("shards  {task.fields[docs]} docs  {task.fields[rate]} docs/s"),
+            TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+        self.task = self.progress.add_task(title, total=total_shards, docs=0, rate="-")
+
+    def __enter__(self) -> _Progress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def docs_read(self, n: int) -> None:
+        self.docs += n
+        rate = self.docs / max(1e-9, time.perf_counter() - self.t0)
+        self.progress.update(self.task, docs=self.docs, rate=f"{rate:,.0f}")
+
+    def shard_done(self) -> None:
+        self.progress.advance(self.task)
+
+
+@task(name="process-shards", cache_policy=NO_CACHE)
+def process_shards(inputs: list[str], output: str, config: FinewebConfig,
+                   stages: list[str] | None, workers: int, title: str = "fineweb") -> list[str]:
+    """Run every pending shard; in ``workers`` spawned processes when more than one."""
+    pending = [p for p in inputs if not stats_path(output, p).exists()]
+    workers = max(1, min(workers, len(pending)))
+    with _Progress(len(inputs), title) as bar:
+        for _ in range(len(inputs) - len(pending)):
+            bar.shard_done()
+        if workers == 1:  # in this process: no spawn cost, SIGALRM timeouts in the main thread
+            for p in pending:
+                process_shard(p, output, config, stages, progress=bar.docs_read)
+                bar.shard_done()
+            return pending
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = mp.get_context("spawn")  # fork after Prefect started threads is unsafe
+        queue = ctx.Queue()
+        stop = threading.Event()
+
+        def drain() -> None:
+            import queue as q
+
+            while not stop.is_set() or not queue.empty():
+                try:
+                    bar.docs_read(queue.get(timeout=0.2))
+                except q.Empty:
+                    continue
+                except (EOFError, OSError):
+                    return
+
+        drainer = threading.Thread(target=drain, daemon=True)
+        drainer.start()
+        try:
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(queue,)) as pool:
+                cfg = config.model_dump_json()
+                futures = [pool.submit(_run_one, p, output, cfg, stages) for p in pending]
+                for fut in as_completed(futures):
+                    fut.result()
+                    bar.shard_done()
+        finally:
+            stop.set()
+            drainer.join()
+    return pending
+
+
+def _merge(inputs: list[str], output: str, seconds: float) -> tuple[dict[str, StageStats], dict]:
+    parts, skipped = [], {}
+    for p in inputs:
+        d = json.loads(stats_path(output, p).read_text())
+        parts.append(stats_from_json(d["stages"]))
+        for k, v in d.get("skipped_records", {}).items():
+            skipped[k] = skipped.get(k, 0) + v
+    merged = merge_stats(parts)
+    first = next(iter(merged.values()), None)
+    docs = first.docs_in if first else 0
+    extra = {"inputs": inputs, "seconds": round(seconds, 3),
+             "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
+             "skipped_records": skipped}
+    return merged, extra
+
+
+def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                stages: list[str] | None = None, workers: int | None = None,
+                title: str = "fineweb") -> dict:
+    """The body shared by every flow here (plain function: callable without Prefect too)."""
+    from pipelines.stats import write_stats
+
+    t0 = time.perf_counter()
+    config = config or FinewebConfig()
+    files = expand_inputs(list(inputs))
+    if not files:
+        raise FileNotFoundError(f"no input files in {inputs}")
+    Path(output).mkdir(parents=True, exist_ok=True)
+    process_shards(files, output, config, stages, workers or config.workers, title)
+    merged, extra = _merge(files, output, time.perf_counter() - t0)
+    for st in merged.values():
+        st.check_conservation()
+    write_stats(Path(output) / "stats.json", merged, extra)
+    render_summary(merged, title=f"tokenmill {title}: {output}")
+    return json.loads((Path(output) / "stats.json").read_text())
+
+
+@flow(name="fineweb", log_prints=False, validate_parameters=False)
+def fineweb_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                 stages: list[str] | None = None, workers: int | None = None) -> dict:
+    """The FineWeb per-document pass over WARC (or documents Parquet) inputs into ``output``."""
+    return run_fineweb(inputs, output, config, stages, workers)
+
+
+def _stage(name: str, inputs: list[str], output: str, config: FinewebConfig | None,
+           workers: int | None) -> dict:
+    return run_fineweb(inputs, output, config, [name], workers, title=f"stage {name}")
+
+
+@flow(name="stage-read", validate_parameters=False)
+def stage_read_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                    workers: int | None = None) -> dict:
+    """WARC -> documents with the decoded HTML (read:* removals)."""
+    return _stage("read", inputs, output, config, workers)
+
+
+@flow(name="stage-urlfilter", validate_parameters=False)
+def stage_urlfilter_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                         workers: int | None = None) -> dict:
+    """Blocklisted domains/URLs and banned words (url:* removals)."""
+    return _stage("urlfilter", inputs, output, config, workers)
+
+
+@flow(name="stage-extract", validate_parameters=False)
+def stage_extract_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                       workers: int | None = None) -> dict:
+    """HTML -> text with trafilatura under a time limit (extract:* removals)."""
+    return _stage("extract", inputs, output, config, workers)
+
+
+@flow(name="stage-langid", validate_parameters=False)
+def stage_langid_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                      workers: int | None = None) -> dict:
+    """fastText lid.176 language id (langid:* removals)."""
+    return _stage("langid", inputs, output, config, workers)
+
+
+@flow(name="stage-quality", validate_parameters=False)
+def stage_quality_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                       workers: int | None = None) -> dict:
+    """Gopher, C4 and FineWeb quality filters (quality:* removals)."""
+    return _stage("quality", inputs, output, config, workers)
+
+
+@flow(name="stage-pii", validate_parameters=False)
+def stage_pii_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
+                   workers: int | None = None) -> dict:
+    """Replace emails and public IP addresses (never removes)."""
+    return _stage("pii", inputs, output, config, workers)
+
+
+STAGE_FLOWS = {
+    "read": stage_read_flow,
+    "urlfilter": stage_urlfilter_flow,
+    "extract": stage_extract_flow,
+    "langid": stage_langid_flow,
+    "quality": stage_quality_flow,
+    "pii": stage_pii_flow,
+}
+assert list(STAGE_FLOWS) == STAGES
+
+
+def stage_flow(name: str, inputs: list[str], output: str, config: FinewebConfig | None = None,
+               workers: int | None = None) -> dict:
+    """Run the Prefect flow of one stage by name."""
+    if name not in STAGE_FLOWS:
+        raise ValueError(f"unknown stage {name!r}; known: {STAGES}")
+    return STAGE_FLOWS[name](inputs, output, config, workers)
