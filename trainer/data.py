@@ -95,13 +95,15 @@ class PackedTokens:
         parts, have = [self.buffer], len(self.buffer)
         eot = np.array([self.eot], dtype=np.int64)
         while have < need:
+            if self.shard_pos >= len(self.files):  # only reachable with loop=False
+                raise StopIteration
             if self._docs is None:
                 self._docs = self._load_shard()
             if self.row_pos >= len(self._docs):
                 self._docs, self.row_pos, self.shard_pos = None, 0, self.shard_pos + 1
                 if self.shard_pos >= len(self.files):
                     if not self.loop:
-                        raise StopIteration
+                        return self._last_batch(np.concatenate(parts))
                     self.epoch, self.shard_pos = self.epoch + 1, 0
                 continue
             doc = self._docs[self.row_pos]
@@ -114,6 +116,18 @@ class PackedTokens:
         buf = np.concatenate(parts)
         chunk, self.buffer = buf[:need], buf[need:].copy()
         rows = torch.from_numpy(chunk).view(self.B, self.T + 1)
+        return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
+
+    def _last_batch(self, buf: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """End of a single pass: the full windows left, or one shorter window (small val sets)."""
+        self.buffer = np.zeros(0, dtype=np.int64)
+        n = min(self.B, len(buf) // (self.T + 1))
+        if n:
+            rows = torch.from_numpy(buf[:n * (self.T + 1)]).view(n, self.T + 1)
+        elif len(buf) >= 2:
+            rows = torch.from_numpy(buf)[None]
+        else:
+            raise StopIteration
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
     def __iter__(self):
