@@ -57,7 +57,7 @@ def write_conversations(d: Path, convs: list[list[dict]], split: str = "train") 
     return d
 
 
-def tiny_checkpoint(d: Path, steps: int = 30) -> Path:
+def tiny_checkpoint(d: Path, steps: int = 30, block_size: int = 64) -> Path:
     """A tiny GPT pretrained for a few steps on the synthetic corpus: OUT dir with checkpoint.pt."""
     from trainer.config import TrainConfig
     from trainer.pretrain import pretrain
@@ -65,7 +65,7 @@ def tiny_checkpoint(d: Path, steps: int = 30) -> Path:
     tok = make_tokenizer(d)
     data = write_token_shards(d / "shards", tok, corpus_texts())
     pretrain(data, d / "run", TrainConfig(steps=steps, eval_every=0, progress=False),
-             model_overrides={"block_size": 64})
+             model_overrides={"block_size": block_size})
     return d / "run"
 
 
