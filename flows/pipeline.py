@@ -1,0 +1,78 @@
+"""``corpus_pipeline_flow``: fineweb -> dedup -> tokenize as ONE Prefect flow.
+
+Outputs ``OUT/fineweb/``, ``OUT/dedup/``, ``OUT/tokenize/`` and every stage's stats in one
+``OUT/stats.json``. Resumable: a stage whose ``stats.json`` exists is finished and skipped, and
+inside a stage finished shards/steps are skipped. ``engine="beam"`` runs the same stage
+functions as one Apache Beam pipeline (``pipelines.beam.corpus``) inside the flow instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flows import runtime
+
+runtime.configure()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from pipelines.stats import merge_stats, render_summary, stats_from_json, write_stats  # noqa: E402
+from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig  # noqa: E402
+
+
+def _done(stage_dir: Path) -> bool:
+    return (stage_dir / "stats.json").exists()
+
+
+@task(name="beam-corpus-pipeline", cache_policy=NO_CACHE)
+def beam_task(inputs: list[str], output: str, fw: FinewebConfig, dc: DedupConfig, tc: TokenizeConfig,
+              beam_args: list[str]) -> dict:
+    from pipelines.beam.corpus import run
+
+    return run(inputs, output, fw, dc, tc, beam_args)
+
+
+def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None = None,
+                 dedup: DedupConfig | None = None, tokenize: TokenizeConfig | None = None,
+                 workers: int = 1, engine: str = "local", beam_args: list[str] | None = None) -> dict:
+    """The flow body (a plain function too)."""
+    from flows.dedup import run_dedup
+    from flows.fineweb import run_fineweb
+    from flows.tokenize import run_tokenize
+
+    fw, dc, tc = fineweb or FinewebConfig(), dedup or DedupConfig(), tokenize or TokenizeConfig()
+    out = Path(output)
+    t0 = time.perf_counter()
+    if engine == "beam":
+        args = list(beam_args or [])
+        if workers > 1 and not any(a.startswith("--direct_num_workers") for a in args):
+            args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+        beam_task(inputs, output, fw, dc, tc, args)
+        return json.loads((out / "stats.json").read_text())
+    if engine != "local":
+        raise ValueError(f"unknown engine {engine!r} (local or beam)")
+    if not _done(out / "fineweb"):
+        run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)
+    if not _done(out / "dedup"):
+        run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers, summary=False)
+    if not _done(out / "tokenize"):
+        run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers, summary=False)
+    parts = [stats_from_json(json.loads((out / s / "stats.json").read_text())["stages"])
+             for s in ("fineweb", "dedup", "tokenize")]
+    stats = merge_stats(parts)
+    tokens = json.loads((out / "tokenize" / "manifest.json").read_text())["splits"]
+    write_stats(out / "stats.json", stats, {"engine": "local", "seconds": round(time.perf_counter() - t0, 3),
+                                           "tokens": {s: v["tokens"] for s, v in tokens.items()}})
+    render_summary(stats, title=f"tokenmill pipeline: {output}")
+    return json.loads((out / "stats.json").read_text())
+
+
+@flow(name="corpus-pipeline", log_prints=False, validate_parameters=False)
+def corpus_pipeline_flow(inputs: list[str], output: str, fineweb: FinewebConfig | None = None,
+                         dedup: DedupConfig | None = None, tokenize: TokenizeConfig | None = None,
+                         workers: int = 1, engine: str = "local", beam_args: list[str] | None = None) -> dict:
+    """WARC files -> FineWeb documents -> deduplicated documents -> token shards."""
+    return run_pipeline(inputs, output, fineweb, dedup, tokenize, workers, engine, beam_args)

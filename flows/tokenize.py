@@ -1,0 +1,66 @@
+"""Prefect flow of the tokenize stage (``pipelines.tokenize`` does the work).
+
+Flow object ``tokenize_flow`` (name "tokenize", entrypoint ``flows/tokenize.py:tokenize_flow``):
+pass 1 tokenizes input shards in ``workers`` spawned processes (finished runs are skipped),
+pass 2 writes the shuffled train/val shards and ``manifest.json`` (skipped when present).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flows import runtime
+
+runtime.configure()
+
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows.dedup import parallel  # noqa: E402
+from pipelines import tokenize as tk  # noqa: E402
+from pipelines.io import documents_dir, parquet_files  # noqa: E402
+from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
+from pipelines.tokenizer import load_tokenizer  # noqa: E402
+from schemas.config import TokenizeConfig  # noqa: E402
+
+
+@task(name="tokenize-runs", cache_policy=NO_CACHE)
+def runs_task(files: list[Path], work: str, config: TokenizeConfig, parts: int, workers: int) -> list:
+    return parallel(tk.tokenize_shard, [(f, Path(work), config, parts) for f in files], workers)
+
+
+@task(name="tokenize-shards", cache_policy=NO_CACHE)
+def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: int) -> dict:
+    out = Path(output)
+    if (out / "manifest.json").exists():
+        return json.loads((out / "manifest.json").read_text())
+    runs = [out / "_work" / "runs" / f"{f.stem}.parquet" for f in files]
+    info = tk.tokenizer_info(load_tokenizer(config.tokenizer))
+    return tk.write_shards(tk._partition_tables(runs, parts), out, config, info)
+
+
+def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
+                 summary: bool = True) -> dict:
+    config = config or TokenizeConfig()
+    t0 = time.perf_counter()
+    files = parquet_files(documents_dir(input))
+    if not files:
+        raise FileNotFoundError(f"no documents Parquet under {input}")
+    parts = tk.plan_partitions(input, config)
+    stats = merge_stats([{tk.STAGE: st} for st in runs_task(files, str(Path(output) / "_work"), config, parts, workers)])
+    manifest = shards_task(files, output, config, parts)
+    stats[tk.STAGE].seconds = time.perf_counter() - t0
+    stats[tk.STAGE].check_conservation()
+    write_stats(Path(output) / "stats.json", stats,
+                {"tokens": {s: v["tokens"] for s, v in manifest["splits"].items()}})
+    if summary:
+        render_summary(stats, title=f"tokenmill tokenize: {output}")
+    return json.loads((Path(output) / "stats.json").read_text())
+
+
+@flow(name="tokenize", log_prints=False, validate_parameters=False)
+def tokenize_flow(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1) -> dict:
+    """Documents -> shuffled train/val Parquet token shards + manifest.json."""
+    return run_tokenize(input, output, config, workers)
