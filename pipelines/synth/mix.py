@@ -24,6 +24,7 @@ from pipelines.synth.common import (
     write_stats,
 )
 from pipelines.synth.decontam import DecontamConfig, NgramIndex
+from pipelines.synth.rl import strip_instruction
 
 
 class MixInput(BaseModel):
@@ -44,7 +45,7 @@ class MixConfig(BaseModel):
 def _test_prompts(path: str) -> list[str]:
     d = Path(path)
     files = parquet_files(d / "test") if (d / "test").is_dir() else parquet_files(d)
-    return [r["prompt"] for r in iter_parquet_rows(files, columns=["prompt"])]
+    return [strip_instruction(r["prompt"]) for r in iter_parquet_rows(files, columns=["prompt"])]
 
 
 def run_mix(cfg: MixConfig) -> dict:

@@ -52,10 +52,16 @@ def _split(prompt: str, test_fraction: float) -> str:
     return "test" if h < test_fraction else "train"
 
 
+def strip_instruction(prompt: str, instruction: str = ANSWER_INSTRUCTION) -> str:
+    """The problem without the shared answer-format instruction (which every prompt contains and
+    which would otherwise make every test prompt look contaminated)."""
+    return prompt.replace(instruction, " ").strip() if instruction else prompt
+
+
 def rl_prompts(cfg: RLConfig) -> list[dict]:
     rows = []
     for kind, n in (("word_problem", cfg.word_problems), ("counting", cfg.counting), ("equation", cfg.equations)):
-        for p in problems(kind, n, cfg.seed):
+        for p in problems(kind, n, cfg.seed, namespace="rl:"):
             if not is_correct(p.solution, p.answer):
                 raise AssertionError(f"self-check failed: {p.prompt!r}")
             prompt = f"{p.prompt} {cfg.instruction}".strip()
@@ -76,8 +82,8 @@ def run_rl(cfg: RLConfig) -> dict:
     reference = [r["prompt"] for r in train]
     for d in cfg.decontaminate:
         reference += ["\n".join(m["content"] for m in c["messages"]) for c in read_conversations(d)]
-    index = NgramIndex(reference, cfg.decontam)
-    clean = [r for r in test if not index.contaminated(r["prompt"])]
+    index = NgramIndex([strip_instruction(t, cfg.instruction) for t in reference], cfg.decontam)
+    clean = [r for r in test if not index.contaminated(strip_instruction(r["prompt"], cfg.instruction))]
     out = Path(cfg.output)
     write_rows(out / "train" / "part-00000.parquet", train, RL_PROMPT_SCHEMA)
     write_rows(out / "test" / "part-00000.parquet", clean, RL_PROMPT_SCHEMA)
@@ -122,6 +128,8 @@ def _wrong(answer: str, rng: random.Random) -> str:
 def run_prefs(cfg: PrefsConfig) -> dict:
     from pipelines.io import iter_parquet_rows, parquet_files
 
+    if cfg.prompts and cfg.llm is None:
+        raise ValueError("synthetic pairs need worked solutions: omit `prompts` (fresh prompts) or give an `llm`")
     if cfg.prompts:
         rows = list(iter_parquet_rows(parquet_files(Path(cfg.prompts) / "train")))[:cfg.n_prompts]
         for r in rows:
@@ -161,7 +169,7 @@ def run_prefs(cfg: PrefsConfig) -> dict:
         figures.update({"mode": "sampled", "samples": n, "sample_accuracy": round(
             sum(is_correct(o, r["answer"]) for r, outs in zip(rows, samples, strict=True) for o in outs) / n, 4) if n else 0,
             "prompts_all_correct": all_right, "prompts_all_wrong": all_wrong, "llm_requests": llm.requests})
-    write_rows(Path(cfg.output) / "data" / "part-00000.parquet", pairs, PREFERENCE_SCHEMA)
+    write_rows(Path(cfg.output) / "train" / "part-00000.parquet", pairs, PREFERENCE_SCHEMA)
     stats = {"generator": "prefs", "seed": cfg.seed, "pairs": len(pairs), **figures}
     write_stats(Path(cfg.output), stats)
     return stats

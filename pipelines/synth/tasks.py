@@ -195,9 +195,10 @@ GENERATORS = {"arithmetic": random_arithmetic, "counting": random_counting, "spe
               "word_problem": word_problem, "equation": lambda rng: rng.choice([linear_equation, linear_system])(rng)}
 
 
-def problems(kind: str, n: int, seed: int, max_tries_factor: int = 20) -> list[Problem]:
-    """``n`` distinct problems of ``kind`` (fewer when the space is exhausted)."""
-    rng = random.Random(f"{kind}:{seed}")
+def problems(kind: str, n: int, seed: int, namespace: str = "", max_tries_factor: int = 20) -> list[Problem]:
+    """``n`` distinct problems of ``kind`` (fewer when the space is exhausted). ``namespace``
+    separates the streams of different datasets (SFT vs RL) drawn with the same seed."""
+    rng = random.Random(f"{namespace}{kind}:{seed}")
     out, seen = [], set()
     for _ in range(n * max_tries_factor):
         if len(out) >= n:
