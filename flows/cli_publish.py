@@ -65,3 +65,20 @@ def push(
         raise typer.Exit(1) from None
     typer.echo(f"pushed {len(result.files)} files in {len(result.commits)} commits to "
                f"{result.repo_url} (revision {result.revision})")
+
+
+@app.command("serve-flows")
+def serve_flows_cmd(
+    activate_schedules: Annotated[bool, typer.Option(
+        help="turn the example cron schedules of prefect.yaml on (default: served, but inactive)")] = False,
+    limit: Annotated[int | None, typer.Option(help="at most this many flow runs at once")] = None,
+    only: Annotated[list[str] | None, typer.Option(help="serve only these flows ('stage-read' or 'fineweb/default')")] = None,
+) -> None:
+    """Serve every deployment of prefect.yaml (all flows, their parameters and schedules) from one
+    process: for users without a work pool. Trigger runs with `prefect deployment run`."""
+    from flows import runtime
+
+    runtime.configure()
+    from flows.deployments import serve_flows
+
+    serve_flows(activate_schedules=activate_schedules, limit=limit, only=only or None)

@@ -1,0 +1,278 @@
+"""Deployments: prefect.yaml is complete and loadable; a REAL local Prefect server runs a stage.
+
+Fast tests check prefect.yaml against the flows (every stage has a deployment, parameters match
+the flow signatures, example schedules are inactive) and the retry policy. The slow test starts
+``prefect server start`` on 127.0.0.1 (temporary PREFECT_HOME, SQLite, free port, analytics
+off), applies prefect.yaml with ``prefect --no-prompt deploy --all``, starts a process worker,
+runs the ``stage-read/default`` deployment on the real WARC files with
+``prefect deployment run``, waits for COMPLETED and checks the outputs; then runs it again and
+checks that finished shards are skipped. Every process it starts is killed (process groups).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from flows.deployments import PREFECT_YAML, load_specs
+from flows.retry import is_transient_exception
+
+REPO = Path(__file__).resolve().parents[1]
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+# ---------------------------------------------------------------- prefect.yaml, fast
+
+
+def test_every_stage_and_end_to_end_flow_has_a_deployment() -> None:
+    from flows.fineweb import STAGE_FLOWS
+
+    flows = {spec.load_flow().name: spec for spec in load_specs()}
+    for stage_flow in STAGE_FLOWS.values():
+        assert stage_flow.name in flows
+    assert {"fineweb", "dedup", "tokenize", "post-train"} <= set(flows)
+
+
+def test_deployment_parameters_fit_the_flows_and_schedules_are_inactive() -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    for spec in load_specs():
+        flow = spec.load_flow()
+        sig = inspect.signature(flow.fn)
+        assert set(spec.parameters) <= set(sig.parameters), spec.entrypoint
+        required = {n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty}
+        assert required <= set(spec.parameters), f"{spec.entrypoint} lacks {required - set(spec.parameters)}"
+        assert spec.schedules and all(s["active"] is False for s in spec.schedules), spec.entrypoint
+        for s in spec.schedules:
+            CronSchedule(cron=s["cron"], timezone=s["timezone"])  # raises on an invalid cron string
+        assert spec.concurrency_limit == 1
+
+
+def test_prefect_yaml_pull_step_sets_the_repository_as_working_directory() -> None:
+    import yaml
+
+    data = yaml.safe_load(PREFECT_YAML.read_text())
+    assert data["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ repo.stdout }}"}}]
+    assert data["build"][0]["prefect.deployments.steps.run_shell_script"]["id"] == "repo"
+    assert all(d["work_pool"]["name"] == "tokenmill" for d in data["deployments"])
+
+
+def test_serve_builds_runner_deployments_with_the_yaml_settings() -> None:
+    from flows.deployments import runner_deployments
+
+    deps = runner_deployments(only=["stage-read", "fineweb/default"])
+    assert sorted(d.flow_name for d in deps) == ["fineweb", "stage-read"]
+    read = next(d for d in deps if d.flow_name == "stage-read")
+    assert read.name == "default" and read.parameters["output"] == "out/read"
+    assert [s.active for s in read.schedules] == [False]
+    assert read.schedules[0].schedule.cron == "0 1 * * *"
+    active = runner_deployments(activate_schedules=True, only=["stage-read"])
+    assert [s.active for s in active[0].schedules] == [True]
+
+
+class _Resp:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.response = _Resp(status)
+
+
+@pytest.mark.parametrize("exc,expected", [
+    (OSError("disk"), True), (TimeoutError(), True), (ConnectionResetError(), True),
+    (_HTTPError(503), True), (_HTTPError(429), True), (_HTTPError(404), False), (_HTTPError(401), False),
+    (ValueError("bad input"), False), (FileNotFoundError("x"), False), (PermissionError(), False),
+    (KeyError("k"), False), (None, False),
+])
+def test_retry_policy_retries_only_transient_failures(exc, expected) -> None:
+    assert is_transient_exception(exc) is expected
+
+
+def test_retry_policy_follows_the_cause_chain() -> None:
+    try:
+        try:
+            raise ConnectionError("reset")
+        except ConnectionError as inner:
+            raise RuntimeError("shard failed") from inner
+    except RuntimeError as outer:
+        assert is_transient_exception(outer)
+
+
+# ---------------------------------------------------------------- a real server, slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """`prefect server start` on loopback with its own PREFECT_HOME; yields the env to talk to it."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
+               PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_LOGGING_LEVEL="INFO",
+               TOKENMILL_HOME=str(home), NO_PROXY="127.0.0.1,localhost")
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port), "--no-ui"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            if server.poll() is not None:
+                pytest.fail("prefect server exited:\n" + (home / "server.log").read_text()[-3000:])
+            try:
+                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("prefect server not healthy:\n" + (home / "server.log").read_text()[-3000:])
+            time.sleep(1)
+        yield env
+    finally:
+        _kill(server)
+        log.close()
+
+
+def _prefect(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out
+
+
+def _run_deployment(env: dict, name: str, params: dict[str, str], worker_log: Path) -> dict:
+    """`prefect deployment run NAME --param ...` with a process worker; returns the final flow run."""
+    args = ["deployment", "run", name]
+    for k, v in params.items():
+        args += ["--param", f"{k}={v}"]
+    out = _prefect(args, env)
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1)
+    with open(worker_log, "ab") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "tokenmill",
+                                   "--limit", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        try:
+            deadline = time.monotonic() + 480
+            while True:
+                run = httpx.get(f"{env['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10).json()
+                if run["state"]["type"] in TERMINAL:
+                    return run
+                if time.monotonic() > deadline:
+                    pytest.fail(f"flow run stuck in {run['state']['type']}:\n{worker_log.read_text()[-3000:]}")
+                time.sleep(2)
+        finally:
+            _kill(worker)
+
+
+@pytest.mark.slow
+def test_stage_deployment_runs_on_a_real_server(prefect_server, web_warcs, tmp_path: Path) -> None:
+    env = prefect_server
+    _prefect(["work-pool", "create", "tokenmill", "--type", "process"], env)
+    _prefect(["--no-prompt", "deploy", "--all"], env, timeout=600)
+    api = env["PREFECT_API_URL"]
+    for spec in load_specs():
+        flow_name = spec.load_flow().name
+        dep = httpx.get(f"{api}/deployments/name/{flow_name}/{spec.name}", timeout=10)
+        assert dep.status_code == 200, flow_name
+        assert [s["active"] for s in dep.json()["schedules"]] == [False]
+        assert dep.json()["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+                                             {"directory": str(REPO)}}]
+
+    out = tmp_path / "read"
+    params = {"inputs": json.dumps([str(p) for p in web_warcs]), "output": str(out), "workers": "1"}
+    run = _run_deployment(env, "stage-read/default", params, tmp_path / "worker.log")
+    assert run["state"]["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+
+    stats = json.loads((out / "stats.json").read_text())["stages"]["read"]
+    kept = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / "documents").glob("*.parquet"))
+    reasons = Counter()
+    for p in (out / "removed").glob("*.parquet"):
+        reasons.update(pq.read_table(p, columns=["reason"]).column(0).to_pylist())
+    assert kept == stats["kept"] > 0
+    assert dict(reasons) == stats["removed_by_reason"]
+    assert stats["in"] == stats["kept"] + sum(stats["removed_by_reason"].values())  # conservation
+    assert len(list((out / "documents").glob("*.parquet"))) == len(web_warcs)
+
+    # re-running the deployment skips the finished shards: their outputs are not rewritten
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "documents").glob("*.parquet")}
+    again = _run_deployment(env, "stage-read/default", params, tmp_path / "worker.log")
+    assert again["state"]["type"] == "COMPLETED"
+    assert {p: p.stat().st_mtime_ns for p in (out / "documents").glob("*.parquet")} == mtimes
+    assert json.loads((out / "stats.json").read_text())["stages"]["read"]["kept"] == stats["kept"]
+
+
+RETRY_SCRIPT = """
+import json
+from prefect import flow, task
+from flows.retry import retry_options
+
+calls = {"io": 0, "bad": 0}
+
+@task(**retry_options(retries=2, base_delay_s=0))
+def flaky_io():
+    calls["io"] += 1
+    if calls["io"] < 2:
+        raise OSError("transient disk error")
+    return calls["io"]
+
+@task(**retry_options(retries=2, base_delay_s=0))
+def bad_input():
+    calls["bad"] += 1
+    raise ValueError("malformed input")
+
+@flow
+def check():
+    first = flaky_io()
+    try:
+        bad_input()
+    except ValueError:
+        pass
+    return first
+
+print(json.dumps({"io_result": check(), "bad_calls": calls["bad"]}))
+"""
+
+
+@pytest.mark.slow
+def test_retry_policy_with_prefect_tasks(prefect_server) -> None:
+    """A task failing with OSError is retried; one failing on bad input runs exactly once."""
+    out = subprocess.run([sys.executable, "-c", RETRY_SCRIPT], cwd=REPO, env=prefect_server,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"io_result": 2, "bad_calls": 1}
