@@ -116,7 +116,7 @@ def process_shards(inputs: list[str], output: str, config: FinewebConfig,
     with _Progress(len(inputs), title) as bar:
         for _ in range(len(inputs) - len(pending)):
             bar.shard_done()
-        if workers == 1:  # in this process: no spawn cost, SIGALRM timeouts in the main thread
+        if workers == 1:  # in this process: no spawn cost, signal-based extract timeouts in the main thread
             for p in pending:
                 process_shard(p, output, config, stages, progress=bar.docs_read)
                 bar.shard_done()

@@ -6,9 +6,11 @@ The call is the one datatrove's ``Trafilatura`` extractor makes (``favor_precisi
 ``extract:error`` (trafilatura raised).
 
 Time limit: datatrove ships every document to a child process through a pipe (two pickles per
-document). In the main thread we use ``setitimer(ITIMER_REAL)`` + SIGALRM instead, which costs
+document). In the main thread we use ``setitimer(ITIMER_PROF)`` + SIGPROF instead, which costs
 ~2 us per document; the handler raises a BaseException subclass so trafilatura's own
-``except Exception`` blocks cannot swallow it. Signals only work in the main thread, so off it
+``except Exception`` blocks cannot swallow it. The limit is CPU time of the worker (not wall
+time, datatrove's choice): a page is removed for what it costs, so the decision is the same on
+an idle machine and on one where the worker shares its core, and reruns are reproducible. Signals only work in the main thread, so off it
 (Beam SDK worker threads, thread pools) we fall back to a child-process sandbox like datatrove's,
 which can be killed when a page hangs.
 """
@@ -25,7 +27,7 @@ from schemas.config import ExtractConfig
 
 
 class ExtractTimeout(BaseException):  # noqa: N818 - BaseException on purpose (see module doc)
-    """Raised inside trafilatura by the SIGALRM handler when a document runs out of time."""
+    """Raised inside trafilatura by the SIGPROF handler when a document runs out of time."""
 
 
 def extract_text(html: str, config: ExtractConfig) -> str | None:
@@ -106,12 +108,17 @@ class ExtractStep(Step):
         self._sandbox_lock = threading.Lock()
 
     def setup(self) -> None:
+        import logging
+
         import trafilatura  # noqa: F401 - import cost paid once, not on the first document
+
+        # trafilatura logs a WARNING per page it finds nothing in: those are extract:empty
+        logging.getLogger("trafilatura").setLevel(logging.ERROR)
 
     def _extract_main_thread(self, html: str) -> tuple[str, str | None]:
         timeout = self.config.timeout_s
-        old = signal.signal(signal.SIGALRM, _raise_timeout)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        old = signal.signal(signal.SIGPROF, _raise_timeout)
+        signal.setitimer(signal.ITIMER_PROF, timeout)
         try:
             return "ok", extract_text(html, self.config)
         except ExtractTimeout:
@@ -119,8 +126,8 @@ class ExtractStep(Step):
         except Exception as e:  # noqa: BLE001 - recorded as extract:error
             return "error", repr(e)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, old)
 
     def extract(self, html: str) -> tuple[str, str | None]:
         """Return ("ok", text|None) | ("timeout", None) | ("error", message)."""

@@ -42,6 +42,7 @@ _MAX_HEADER = 64 * 1024
 _MAX_MEMBER_RETAIN = 256 * 1024 * 1024
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SNIFF_HTML = (b"<!doctype html", b"<html", b"<head", b"<body", b"<title", b"<meta", b"<div", b"<p")
 
 
@@ -72,6 +73,20 @@ def _plain_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
         pos += len(chunk)
 
 
+def _salvage(raw: bytes, step: int = 64) -> bytes:
+    """Decompress a damaged gzip member in small steps, returning the output before the error."""
+    d = zlib.decompressobj(31)
+    out = bytearray()
+    for i in range(0, len(raw), step):
+        try:
+            out += d.decompress(raw[i:i + step])
+        except zlib.error:
+            break
+        if d.eof:
+            break
+    return bytes(out)
+
+
 def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
     """Decompress gzip member by member; yield ("data"|"member_end"|"corrupt", payload, offset).
 
@@ -84,6 +99,7 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
     d = None
     member_raw = bytearray()  # raw bytes of the current member (to rescan after an error)
     member_start = 0
+    member_out = 0  # decompressed bytes of the current member already yielded
     while True:
         if not pending:
             if eof:
@@ -111,16 +127,23 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
             d = zlib.decompressobj(31)
             member_start = pos
             member_raw = bytearray()
+            member_out = 0
         retain = len(member_raw) < _MAX_MEMBER_RETAIN
         if retain:
             member_raw += pending
         try:
             out = d.decompress(pending)
         except zlib.error as e:
-            yield "corrupt", f"gzip: {e}", member_start
             d = None
             if retain:
                 raw = bytes(member_raw)
+                # zlib drops the output of a failing call: salvage what precedes the damage, so
+                # the broken record's WARC header (its id and URL) names it in `removed`
+                salvage = _salvage(raw)
+                if len(salvage) > member_out:
+                    yield "salvage", salvage[member_out:], member_start
+            yield "corrupt", f"gzip: {e}", member_start
+            if retain:
                 idx = raw.find(GZIP_MAGIC, 1)
                 if idx >= 0:
                     pos = member_start + idx
@@ -134,6 +157,7 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
                 pending = pending[idx:] if idx >= 0 else b""
             continue
         if out:
+            member_out += len(out)
             yield "data", out, member_start
         if d.eof:
             unused = d.unused_data
@@ -206,17 +230,28 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
     region: _Corrupt | None = None
     at_boundary = False
 
+    salvaged: dict[str, str] | None = None  # header of a record whose member broke
+
     def corrupt(why: str, offset: int) -> None:
-        nonlocal region
+        nonlocal region, salvaged
         if region is None:
             region = _Corrupt(why, offset)
-        if hdr is not None and region.record_id is None:
-            region.record_id = hdr.get("warc-record-id")
-            region.url = hdr.get("warc-target-uri")
+        named = hdr if hdr is not None else salvaged
+        salvaged = None
+        if named is not None and region.record_id is None:
+            region.record_id = named.get("warc-record-id")
+            region.url = _strip_brackets(named.get("warc-target-uri"))
 
     for kind, payload, offset in events:
         if kind == "member_end":
             at_boundary = True
+            continue
+        if kind == "salvage":  # only used to name the broken record, never to complete one
+            if hdr is None:
+                tmp = (bytes(buf) + payload).lstrip(b"\r\n")  # type: ignore[operator]
+                end = tmp.find(b"\r\n\r\n")
+                if tmp.startswith(b"WARC/") and end > 0:
+                    salvaged = _parse_warc_headers(tmp[:end])
             continue
         if kind == "corrupt":
             corrupt(str(payload), offset)
@@ -349,7 +384,8 @@ def decode_html(body: bytes, declared: str | None = None) -> str | None:
 
     Order: strict UTF-8; the HTTP header charset; the ``<meta charset>``; UTF-8 with a few
     replaced bytes (<= 0.5%: mostly-UTF-8 pages with a stray byte, which detection would turn
-    into mojibake); charset_normalizer detection. ``None`` when nothing decodes.
+    into mojibake); charset_normalizer detection, unless the result is > 1% control characters
+    (binary data labelled as HTML). ``None`` when nothing decodes.
     """
     try:
         return body.decode("utf-8").lstrip("\ufeff")
@@ -373,16 +409,26 @@ def decode_html(body: bytes, declared: str | None = None) -> str | None:
     best = from_bytes(body[:200_000]).best()
     if best is not None and best.encoding.lower() not in tried:
         try:
-            return body.decode(best.encoding)
+            text = body.decode(best.encoding)
         except (UnicodeDecodeError, LookupError):
             return None
+        # binary data served as HTML "decodes" in any single-byte charset: reject control chars
+        if len(_CONTROL.findall(text)) <= 0.01 * len(text):
+            return text
     return None
+
+
+def _strip_brackets(url: str | None) -> str | None:
+    if url and url.startswith("<") and url.endswith(">"):  # WARC/1.0 writers (wget) bracket it
+        return url[1:-1]
+    return url
 
 
 def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dict, str | None]:
     h = rec.headers
+    url = _strip_brackets(h.get("warc-target-uri"))
     doc = {"id": h.get("warc-record-id") or f"<{source}#offset={rec.offset}>",
-           "url": h.get("warc-target-uri"), "date": h.get("warc-date"), "source": source, "text": None}
+           "url": url, "date": h.get("warc-date"), "source": source, "text": None}
     if rec.block is None:
         return doc, "read:too_large"
     block = rec.block
