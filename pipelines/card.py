@@ -86,10 +86,21 @@ class DataGroup:
     num_rows: int = 0
     num_bytes: int = 0  # uncompressed (Arrow) size, what the Hub calls num_bytes
     download_size: int = 0  # Parquet bytes on disk
+    empty_files: list[Path] = field(default_factory=list)  # 0-row files, left out of the configs
 
     @property
     def glob(self) -> str:
         return "*.parquet" if self.rel == "." else f"{self.rel}/*.parquet"
+
+    @property
+    def data_paths(self) -> list[str]:
+        """Paths for the card's data_files: the directory glob, or the files one by one when the
+        directory also holds 0-row files (``datasets`` 5.2 fails on those: ArrowInvalid
+        "BatchSize must be greater than 0")."""
+        if not self.empty_files:
+            return [self.glob]
+        prefix = "" if self.rel == "." else f"{self.rel}/"
+        return [f"{prefix}{f.name}" for f in self.files]
 
 
 @dataclass
@@ -121,13 +132,18 @@ def scan_groups(root: Path) -> list[DataGroup]:
         kind = classify_schema(schema)
         if kind is None:
             continue
-        g = DataGroup(kind, d, d.relative_to(root).as_posix() or ".", files, schema)
+        g = DataGroup(kind, d, d.relative_to(root).as_posix() or ".", [], schema)
         for f in files:
             md = pq.ParquetFile(f).metadata
+            if md.num_rows == 0:
+                g.empty_files.append(f)
+                continue
+            g.files.append(f)
             g.num_rows += md.num_rows
             g.num_bytes += sum(md.row_group(i).total_byte_size for i in range(md.num_row_groups))
             g.download_size += f.stat().st_size
-        groups.append(g)
+        if g.files:
+            groups.append(g)
     return groups
 
 
@@ -196,6 +212,10 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
     config: dict[str, Any] = {}
     for p in files:
         payload = json.loads(p.read_text())
+        if "stages" not in payload and "generator" in payload:  # a synthesis generator's stats
+            rel = p.parent.relative_to(root).as_posix()
+            config.setdefault(f"generator:{rel}", payload)
+            continue
         for name, st in (payload.get("stages") or {}).items():
             stages.setdefault(name, st)
         cfg = payload.get("config")
@@ -336,8 +356,9 @@ def configs_yaml(configs: list[ConfigSpec]) -> list[dict[str, Any]]:
     for c in configs:
         entry: dict[str, Any] = {
             "config_name": c.name,
-            "data_files": [{"split": split, "path": [g.glob for g in gs] if len(gs) > 1 else gs[0].glob}
-                           for split, gs in c.splits.items()],
+            "data_files": [{"split": split, "path": paths if len(paths) > 1 else paths[0]}
+                           for split, gs in c.splits.items()
+                           for paths in [[p for g in gs for p in g.data_paths]]],
         }
         if c.default:
             entry["default"] = True
@@ -406,7 +427,7 @@ def _structure(s: DatasetSummary) -> list[str]:
             lines.append(f"| `{c.name}`{' (default)' if c.default else ''} | {split} | "
                          f"{_fmt(sum(g.num_rows for g in gs))} | {sum(len(g.files) for g in gs)} | "
                          f"{_bytes(sum(g.download_size for g in gs))} | "
-                         f"{', '.join(f'`{g.glob}`' for g in gs)} |")
+                         f"{', '.join(f'`{p}`' for g in gs for p in g.data_paths)} |")
     lines.append("")
     for c in s.configs:
         schema = next(iter(c.splits.values()))[0].schema
@@ -433,9 +454,10 @@ def _how_made(s: DatasetSummary) -> list[str]:
         for reason, n in sorted((st.get("removed_by_reason") or {}).items(), key=lambda kv: -kv[1]):
             lines.append(f"| {name} | `{reason}` | {n:,} |")
     lines += ["", "### Settings", ""]
-    if s.run_config:
+    run_config = {k: v for k, v in s.run_config.items() if not k.startswith("generator:")}
+    if run_config:
         lines += ["The configuration recorded by the run:", "", "<details><summary>settings</summary>", "",
-                  "```json", json.dumps(s.run_config, indent=2, sort_keys=True, default=str), "```", "",
+                  "```json", json.dumps(run_config, indent=2, sort_keys=True, default=str), "```", "",
                   "</details>", ""]
     else:
         from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig
@@ -462,7 +484,7 @@ def _tokens(s: DatasetSummary) -> list[str]:
         lines.append(f"Tokenizer: `{name}`" + (f", vocabulary of {vocab:,} tokens" if isinstance(vocab, int) else "")
                      + f" (from `{rel}/manifest.json`). Each document ends with `<|endoftext|>`; "
                      "decoding `input_ids` gives back the document text.")
-        specials = m.get("special_tokens") or m.get("special_token_ids")
+        specials = m.get("special_tokens") or m.get("special_ids") or m.get("special_token_ids")
         if specials:
             lines.append(f"Special tokens: `{json.dumps(specials)}`.")
         lines.append("")
@@ -472,6 +494,19 @@ def _tokens(s: DatasetSummary) -> list[str]:
         docs = sum(g.num_rows for g in tok_cfg.splits[split])
         lines.append(f"| {split} | {docs:,} | {n:,} |")
     lines += [f"| **total** | {tok_cfg.num_rows:,} | {sum(s.tokens_per_split.values()):,} |", ""]
+    return lines
+
+
+def _generators(s: DatasetSummary) -> list[str]:
+    gens = {k.split(":", 1)[1]: v for k, v in s.run_config.items() if k.startswith("generator:")}
+    if not gens:
+        return []
+    lines = ["## How it was made", "", "Every generator is reproducible from its seed; its statistics "
+             "(from `stats.json`):", ""]
+    for rel, payload in gens.items():
+        lines += [f"- `{rel}`: generator `{payload.get('generator')}`, seed {payload.get('seed')}", "",
+                  "<details><summary>statistics</summary>", "", "```json",
+                  json.dumps(payload, indent=2, default=str), "```", "", "</details>", ""]
     return lines
 
 
@@ -504,7 +539,7 @@ def _how_to_load(s: DatasetSummary, repo_id: str | None) -> list[str]:
     lines += ["```", "", "From a local copy, with the generic Parquet loader:", "", "```python",
               "from datasets import load_dataset", ""]
     for c in s.configs:
-        files = {split: [g.glob for g in gs] for split, gs in c.splits.items()}
+        files = {split: [p for g in gs for p in g.data_paths] for split, gs in c.splits.items()}
         lines.append(f'{c.name} = load_dataset("parquet", data_files={json.dumps(files)})')
     lines += ["```", "", "Streaming works too: add `streaming=True`.", ""]
     return lines
@@ -559,7 +594,7 @@ def render_body(s: DatasetSummary, *, pretty_name: str, plots: list[str], repo_i
     configs = ", ".join(f"`{c.name}` ({c.num_rows:,} rows)" for c in s.configs)
     lines = [f"# {pretty_name}", "", f"This dataset is {what}.", "", f"Configs: {configs}.", ""]
     lines += _structure(s)
-    lines += _how_made(s)
+    lines += _how_made(s) if s.family == "corpus" or s.stages else _generators(s)
     lines += _tokens(s)
     lines += _post_training(s)
     if s.languages:

@@ -204,3 +204,23 @@ def test_card_rows_equal_parquet_rows(tmp_path: Path) -> None:
     info = {i["config_name"]: i for i in meta["dataset_info"]}
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (root / "dedup/documents").glob("*.parquet"))
     assert info["documents"]["splits"][0]["num_examples"] == rows == 8
+
+
+def test_zero_row_files_are_left_out_so_the_config_still_loads(tmp_path: Path) -> None:
+    """`datasets` 5.2 cannot read a 0-row Parquet file (BatchSize 0): the card must not list one."""
+    import datasets
+
+    root = make_corpus(tmp_path / "corpus", shards=2)
+    atomic_write_parquet(root / "dedup/removed/part-00009.parquet", removed_table([]))
+    atomic_write_parquet(root / "tokenize/val/shard-00001.parquet", pa.Table.from_pylist([], TOKEN_SHARD_SCHEMA))
+    meta = _front_matter(write_card(root, plots=False).path)
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    removed_paths = configs["removed"]["data_files"][0]["path"]
+    assert "dedup/removed/part-00009.parquet" not in removed_paths
+    assert "dedup/removed/part-00000.parquet" in removed_paths  # listed one by one now
+    removed = datasets.load_dataset(str(root), "removed", split="train", cache_dir=str(tmp_path / "cache"))
+    assert removed.num_rows == 4
+    tokens = datasets.load_dataset(str(root), "tokens", split="validation", cache_dir=str(tmp_path / "cache"))
+    assert tokens.num_rows == 1
+    assert "dedup/removed/part-00009.parquet" not in {
+        p.relative_to(root).as_posix() for p in publishable_files(root)}
