@@ -155,6 +155,7 @@ def manifest_from_shards(out: Path, config: TokenizeConfig, tok_info: dict) -> d
     """manifest.json from the shard files on disk (engines that write shards in parallel)."""
     splits = {}
     for split in SPLITS:
+        (out / split).mkdir(parents=True, exist_ok=True)
         shards = []
         for f in parquet_files(out / split):
             t = pq.read_table(f, columns=["num_tokens"])
@@ -222,6 +223,7 @@ def write_shards(partitions: Iterator[pa.Table], out: Path, config: TokenizeConf
     """Pass 2: key-ordered partitions -> train/val shards + manifest.json (written last)."""
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)  # a crashed pass 2 restarts cleanly
+        (out / split).mkdir(parents=True)  # present even when a split gets no document
     writers = {s: ShardWriter(out / s, config.shard_tokens) for s in SPLITS}
     for table in partitions:
         val = table.column("val")
