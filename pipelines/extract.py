@@ -114,6 +114,13 @@ class ExtractStep(Step):
 
         # trafilatura logs a WARNING per page it finds nothing in: those are extract:empty
         logging.getLogger("trafilatura").setLevel(logging.ERROR)
+        # deduplicate=True drops paragraphs seen before in this PROCESS (a global LRU cache):
+        # start every shard from an empty cache so its output depends on the shard alone, not on
+        # which shards the worker did before (as in datatrove, where each task extracts in a
+        # fresh sandbox process). Resumed runs then give byte-identical documents.
+        from trafilatura.deduplication import LRU_TEST
+
+        LRU_TEST.clear()
 
     def _extract_main_thread(self, html: str) -> tuple[str, str | None]:
         timeout = self.config.timeout_s
