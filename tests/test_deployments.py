@@ -43,7 +43,29 @@ def test_every_stage_and_end_to_end_flow_has_a_deployment() -> None:
     flows = {spec.load_flow().name: spec for spec in load_specs()}
     for stage_flow in STAGE_FLOWS.values():
         assert stage_flow.name in flows
-    assert {"fineweb", "dedup", "tokenize", "post-train"} <= set(flows)
+    assert {"fineweb", "corpus-pipeline", "dedup", "tokenize", "post-train"} <= set(flows)
+    from flows.synth import FLOWS as SYNTH_FLOWS
+
+    assert {f.name for f in SYNTH_FLOWS.values()} <= set(flows)
+
+
+def test_synthesis_deployment_configs_validate() -> None:
+    """The example `config` of each synthesis deployment is accepted by the generator's model."""
+    from pipelines.synth.mix import MixConfig
+    from pipelines.synth.refusal import RefusalConfig
+    from pipelines.synth.rl import PrefsConfig, RLConfig
+    from pipelines.synth.sft import SFTConfig
+    from pipelines.synth.tooluse import ToolUseConfig
+
+    models = {"synth-sft": SFTConfig, "synth-refusal": RefusalConfig, "synth-tooluse": ToolUseConfig,
+              "synth-rl": RLConfig, "synth-prefs": PrefsConfig, "synth-mix": MixConfig}
+    seen = set()
+    for spec in load_specs():
+        name = spec.load_flow().name
+        if name in models:
+            models[name](**spec.parameters["config"])
+            seen.add(name)
+    assert seen == set(models)
 
 
 def test_deployment_parameters_fit_the_flows_and_schedules_are_inactive() -> None:
