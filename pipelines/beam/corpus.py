@@ -60,6 +60,13 @@ class FinewebDoFn(beam.DoFn):
 
         path = readable.metadata.path
         shard = shard_name(path)
+        # trafilatura's deduplicate=True keeps a per-process paragraph cache; the local engine
+        # starts every shard with an empty one, so a file here must too (fresh extract state)
+        for _, steps in self.groups:
+            for step in steps:
+                if step.name == "extract":
+                    getattr(step, "close", lambda: None)()
+                    step.setup()
         for doc, reason in read_warc(path, self.config.read, self.config.limit):
             if reason is not None:
                 yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": "read", "reason": reason}))
