@@ -119,7 +119,7 @@ class _StreamingParquet:
     def flush(self) -> None:
         if self.rows:
             cols = {c: [r.get(c) for r in self.rows] for c in self.columns}
-            self.writer.write_table(pa.table(cols, schema=self.schema))
+            self.writer.write_table(pa.Table.from_pydict(cols, schema=self.schema))  # pa.table() imports pandas
             self.rows, self.bytes = [], 0
 
     def commit(self) -> None:

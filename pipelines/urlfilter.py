@@ -15,6 +15,7 @@ A false positive needs a 64-bit hash collision with one of 4.6 M entries (p ~ 2.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tarfile
@@ -91,6 +92,16 @@ def _read_urls(tarball: Path) -> set[str]:
     return set()
 
 
+@functools.cache
+def _tld_extractor():
+    """One per process (parsing the suffix list costs ~0.1 s); no network: the bundled snapshot."""
+    from tldextract import TLDExtract
+
+    extractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+    extractor("http://warm.example.com")  # load the list now, not inside the first document
+    return extractor
+
+
 class URLFilterStep(Step):
     name = "urlfilter"
     reason_prefix = "url"
@@ -102,11 +113,8 @@ class URLFilterStep(Step):
     def setup(self) -> None:
         if self._ready:
             return
-        from tldextract import TLDExtract
-
         c = self.config
-        # no network: the public suffix list snapshot bundled with tldextract
-        self._tld = TLDExtract(suffix_list_urls=(), cache_dir=None)
+        self._tld = _tld_extractor()
         self.domains = _parse_list(c.extra_domains, do_normalize=False)
         self.urls = _parse_list(c.extra_urls, do_normalize=False)
         self.banned_words = _parse_list(c.banned_words)
