@@ -33,6 +33,7 @@ runtime.configure()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from flows.retry import RETRY  # noqa: E402
 from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
 from pipelines.io import expand_inputs  # noqa: E402
 from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
@@ -107,7 +108,9 @@ class _Progress:
         self.progress.advance(self.task)
 
 
-@task(name="process-shards", cache_policy=NO_CACHE)
+# Transient failures (I/O, object-store timeouts) are retried; a retry skips the shards that
+# finished, so it only redoes the one that failed.
+@task(name="process-shards", cache_policy=NO_CACHE, **RETRY)
 def process_shards(inputs: list[str], output: str, config: FinewebConfig,
                    stages: list[str] | None, workers: int, title: str = "fineweb") -> list[str]:
     """Run every pending shard; in ``workers`` spawned processes when more than one."""
