@@ -110,7 +110,7 @@ TOOL_CONV = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "What is 2+3?"},
     {"role": "assistant", "content": "Let me compute. " + tool_call("python", "print(2+3)")},
-    {"role": "tool", "content": "5"},
+    {"role": "tool", "content": "5\n"},  # the sandbox's stdout, as tool-use synthesis stores it
     {"role": "assistant", "content": "Answer: 5"},
 ]
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from tests.test_trainer_data import TOOL_CONV, tiny_checkpoint, write_conversations
-from trainer.chat import assistant_turn, repl
+from trainer.chat import assistant_turn, python_tool, repl
 from trainer.config import TrainConfig
 from trainer.inference import LocalModel
 from trainer.sft import sft
@@ -59,18 +59,22 @@ def test_sample_cli_is_deterministic(tool_run, tool_model):
 
 
 def test_chat_runs_the_tool_and_continues_the_same_turn(tool_model):
+    real_python = python_tool()  # the real sandbox (pipelines.sandbox)
     calls = []
 
-    def python_stub(code: str) -> str:  # pipelines.sandbox is another helper's module; see report
+    def python(code: str) -> str:
         calls.append(code)
-        return "5"
+        return real_python(code)
 
-    turn = assistant_turn(tool_model, TOOL_CONV[:2], {"python": python_stub}, max_tokens=40)
+    turn = assistant_turn(tool_model, TOOL_CONV[:2], {"python": python}, max_tokens=40)
     assert calls == ["print(2+3)"]
     assert [m["role"] for m in turn] == ["assistant", "tool", "assistant"]
     assert turn[0]["content"] == TOOL_CONV[2]["content"]
-    assert turn[1]["content"] == "5"
+    assert turn[1]["content"] == "5\n"  # computed by the sandbox, injected into the same turn
     assert turn[2]["content"] == "Answer: 5"
+    # a tool the session lacks is reported to the model instead of crashing the turn
+    missing = assistant_turn(tool_model, TOOL_CONV[:2], {}, max_tokens=40, max_calls=1)
+    assert missing[1]["content"].startswith("error: the python tool")
     # the REPL shows the call, the output and the answer
     lines = iter(["What is 2+3?"])
     out: list[str] = []
@@ -81,8 +85,9 @@ def test_chat_runs_the_tool_and_continues_the_same_turn(tool_model):
         except StopIteration:
             raise EOFError from None
 
-    history = repl(tool_model, {"python": python_stub}, read=read, write=out.append, max_tokens=40)
+    history = repl(tool_model, {"python": python}, read=read, write=out.append, max_tokens=40)
     assert len(history) == 4 and out[-1] == "assistant> Answer: 5"
+    assert out[0].startswith("[tool call]") and "print(2+3)" in out[0]
 
 
 def _free_port() -> int:

@@ -23,22 +23,28 @@ from trainer.inference import LocalModel
 Tool = Callable[[str], str]
 
 
-def python_tool(timeout_s: float = 5, memory_mb: int = 256) -> Tool:
-    def run(code: str) -> str:
-        from pipelines.sandbox import run_python
+def python_tool() -> Tool:
+    """The python sandbox, with the limits and output format the tool-use synthesis trains on."""
+    from pipelines.sandbox import SandboxConfig, run_python
 
-        r = run_python(code, timeout_s=timeout_s, memory_mb=memory_mb)
+    sandbox = SandboxConfig()
+
+    def run(code: str) -> str:
+        r = run_python(code, config=sandbox)
         return r.output if r.ok else "\n".join(x for x in (r.output, r.error or "error") if x)
     return run
 
 
-def search_tool(index_dir: str, k: int = 3) -> Tool:
-    from pipelines.search import SearchIndex
+def search_tool(index_dir: str) -> Tool:
+    """The search index; results formatted exactly as in the tool-use training data."""
+    from pipelines.search import SearchIndex, format_results
+    from pipelines.synth.tooluse import ToolUseConfig
 
-    index = SearchIndex.load(index_dir)
+    index, fields = SearchIndex.load(index_dir), ToolUseConfig.model_fields
+    k, chars = fields["top_k"].default, fields["result_chars"].default
 
     def run(query: str) -> str:
-        return "\n\n".join(f"[{h.doc_id}] {h.text}" for h in index.search(query, k))
+        return format_results(index.search(query, k=k), chars)
     return run
 
 

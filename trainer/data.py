@@ -29,12 +29,19 @@ from pipelines.tokenizer import Tokenizer
 IGNORE = -100
 
 
+#: Where each split may live, first match wins: token shards and ``synth mix`` write train/val,
+#: single generators write DIR/data, ``synth rl`` writes train/test (test is then the eval set).
+SPLIT_DIRS = {"train": ("train", "data", "."), "val": ("val", "test")}
+
+
 def split_files(directory: str | Path, split: str) -> list[Path]:
-    """Shards of ``split`` (``DIR/split/*.parquet``); a flat DIR counts as the train split."""
+    """The Parquet files of ``split`` (see ``SPLIT_DIRS``); [] when the split is absent."""
     d = Path(directory)
-    if (d / split).is_dir():
-        return parquet_files(d / split)
-    return parquet_files(d) if split == "train" else []
+    for sub in SPLIT_DIRS[split]:
+        files = parquet_files(d / sub) if (d / sub).is_dir() else []
+        if files:
+            return files
+    return []
 
 
 def read_manifest(directory: str | Path) -> dict:
