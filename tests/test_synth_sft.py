@@ -41,6 +41,8 @@ def test_arithmetic_steps_compute_the_true_result():
         assert multiplication(a, b).answer == str(a * b)
     p = count_letter("strawberry", "r")
     assert p.answer == "3" and p.steps.count("-> match") == 3
+    assert "in the word \"strawberry\"" in p.prompt
+    assert "in the phrase \"red barn\"" in count_letter("red barn", "r").prompt  # not a "word"
     assert spell("cat", backwards=True).answer == "t-a-c"
 
 

@@ -101,7 +101,8 @@ def count_letter(word: str, letter: str) -> Problem:
         n += hit
         lines.append(f"{i}. {ch}" + (f" -> match, count = {n}" if hit else ""))
     lines.append(f"The letter \"{letter}\" appears {n} time{'s' if n != 1 else ''} in \"{word}\".")
-    prompt = f"How many times does the letter \"{letter}\" appear in the word \"{word}\"?"
+    noun = "phrase" if " " in word.strip() else "word"
+    prompt = f"How many times does the letter \"{letter}\" appear in the {noun} \"{word}\"?"
     return Problem("counting", prompt, str(n), "\n".join(lines), f"print({word.lower()!r}.count({letter!r}))")
 
 
