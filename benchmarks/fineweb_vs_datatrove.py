@@ -1,0 +1,380 @@
+"""tokenmill's FineWeb pass vs datatrove's FineWeb filtering, side by side on the same WARC files.
+
+    python benchmarks/fineweb_vs_datatrove.py [--input DIR] [--workers 2] [--repeat 3]
+        [--extract-timeout 5] [--no-append]
+
+Each repeat runs, in alternating order so neither side always gets the warmer cache:
+
+- anchor: ``benchmarks/_datatrove_fineweb.py`` (WarcReader -> URLFilter -> Trafilatura ->
+  LanguageFilter(en) -> Gopher repetition -> Gopher quality -> C4 (no terminal-punct rule) ->
+  FineWeb quality, LocalPipelineExecutor with tasks = workers = N)
+- ours: ``python -m flows.cli fineweb --input DIR --output OUT --workers N --languages en``
+
+each as a subprocess, timed end to end (interpreter start, imports, Prefect's temporary server,
+datatrove's blocklist load: what a user waits for). A psutil sampler (every 50 ms) follows each
+process tree and records each process's peak RSS and the tree's peak total RSS.
+
+Reported: documents/second (WARC response records / wall seconds, median over repeats) for both,
+the ratio ours/anchor, peak RSS, and the keep/drop agreement over every input document (by
+WARC-Record-ID) with every disagreeing URL and both sides' reasons. Appends a dated entry to
+``benchmarks/RESULTS.md`` unless ``--no-append``.
+
+Extraction time limit: FineWeb uses 1 s. datatrove enforces it in a sandbox process whose start-up
+and warm-up must also fit in that 1 s; on a loaded 2-core machine that fails, and every document
+then times out in a cascade. Both sides therefore get ``--extract-timeout`` (default 5 s) so the
+decisions compared are about content, not machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = REPO.parent / "shared" / "data" / "web"
+MACHINE = "2-core x86_64 CPU, 24 GiB, shared/noisy"
+
+
+# --- running one side -------------------------------------------------------------------------
+
+class TreeSampler:
+    """Samples the RSS of a process and all its descendants until stopped."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_by_pid: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                break
+            total = 0
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                total += rss
+                if rss > self.peak_by_pid.get(p.pid, 0):
+                    self.peak_by_pid[p.pid] = rss
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_side(cmd: list[str], log: Path, timeout: float) -> dict:
+    """Run ``cmd``; wall seconds, peak RSS of the largest process and of the whole tree (MiB)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
+        with TreeSampler(proc.pid) as sampler:
+            try:
+                rc = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise RuntimeError(f"{cmd[:3]} ran over {timeout}s; see {log}") from None
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed (rc={rc}); see {log}")
+    peaks = sorted(sampler.peak_by_pid.values(), reverse=True)
+    return {"wall_s": wall, "peak_proc_mib": peaks[0] / 2**20 if peaks else 0.0,
+            "peak_tree_mib": sampler.peak_total / 2**20, "processes": len(peaks)}
+
+
+def pipeline_seconds(side: str, out: Path) -> float:
+    """Seconds inside the pipeline, start-up excluded: datatrove's ``executor.run()``; ours the
+    flow body (``stats.json`` seconds: worker start, setup and processing, after Prefect is up)."""
+    if side == "datatrove":
+        return json.loads((out / "timing.json").read_text())["run_seconds"]
+    return json.loads((out / "stats.json").read_text())["seconds"]
+
+
+def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
+    return [sys.executable, str(REPO / "benchmarks" / "_datatrove_fineweb.py"), "--input", str(inp),
+            "--output", str(out), "--workers", str(workers), "--extract-timeout", str(timeout)]
+
+
+def ours_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inp), "--output", str(out),
+            "--workers", str(workers), "--languages", "en", "--extract-timeout", str(timeout)]
+
+
+# --- decisions ----------------------------------------------------------------------------------
+
+def response_ids(inp: Path) -> dict[str, str]:
+    """WARC-Record-ID -> URL of every response record: the input documents."""
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    out: dict[str, str] = {}
+    for path in sorted(glob.glob(str(inp / "*.warc.gz"))):
+        with open(path, "rb") as f:
+            for rec in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=False):
+                out[rec.headers.get("WARC-Record-ID")] = rec.headers.get("WARC-Target-URI")
+    return out
+
+
+def _jsonl(folder: Path):
+    for path in sorted(folder.glob("*.jsonl.gz")):
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+ANCHOR_FOLDERS = {"1_url": "url", "2_lang": "langid", "3_gopher_rep": "gopher_repetition",
+                  "4_gopher_qual": "gopher_quality", "5_c4": "c4", "6_fineweb_qual": "fineweb_quality"}
+
+
+def datatrove_reader_skips(inp: Path) -> dict[str, str]:
+    """id -> why datatrove's WarcReader skips a response record (it keeps no record of these).
+
+    Calls datatrove's own ``process_record``; the reason is reconstructed from its rules: the
+    WARC-Identified-Payload-Type header, else libmagic's guess from the payload, else decoding.
+    """
+    import magic
+    from datatrove.pipeline.readers.warc import process_record
+    from warcio.archiveiterator import ArchiveIterator
+
+    skips: dict[str, str] = {}
+    for path in sorted(glob.glob(str(inp / "*.warc.gz"))):
+        with open(path, "rb") as f:
+            for rec in ArchiveIterator(f):
+                if rec.rec_type != "response":
+                    continue
+                rid = rec.rec_headers["WARC-Record-ID"]
+                if process_record(rec) is not None:
+                    continue
+                declared = rec.rec_headers.get("WARC-Identified-Payload-Type")
+                if declared:
+                    skips[rid] = f"reader:payload_type={declared}"
+                else:
+                    with open(path, "rb") as g:  # re-read the payload for libmagic's verdict
+                        for r2 in ArchiveIterator(g):
+                            if r2.rec_type == "response" and r2.rec_headers["WARC-Record-ID"] == rid:
+                                mime = magic.from_buffer(r2.content_stream().read(), mime=True)
+                                break
+                    skips[rid] = f"reader:libmagic={mime}"
+    return skips
+
+
+def anchor_decisions(out: Path, ids: dict[str, str], reader_skips: dict[str, str]) -> dict[str, str | None]:
+    """id -> None (kept) or the removing step and reason. Absent from every output = skipped by
+    the reader (``reader_skips``) or dropped by the extractor (empty text or timeout)."""
+    dec: dict[str, str | None] = {}
+    for d in _jsonl(out / "output"):
+        dec[d["id"]] = None
+    for folder, step in ANCHOR_FOLDERS.items():
+        for d in _jsonl(out / "removed" / folder):
+            why = (d.get("metadata") or {}).get("filter_reason")
+            dec[d["id"]] = f"{step}:{why}" if why else step
+    for rid in ids:
+        dec.setdefault(rid, reader_skips.get(rid, "extractor:empty_or_timeout"))
+    return dec
+
+
+def our_decisions(out: Path, ids: dict[str, str]) -> dict[str, str | None]:
+    import pyarrow.parquet as pq
+
+    dec: dict[str, str | None] = {}
+    for path in sorted((out / "documents").glob("*.parquet")):
+        for rid in pq.read_table(path, columns=["id"]).column("id").to_pylist():
+            dec[rid] = None
+    for path in sorted((out / "removed").glob("*.parquet")):
+        t = pq.read_table(path, columns=["id", "reason"])
+        for rid, why in zip(t.column("id").to_pylist(), t.column("reason").to_pylist(), strict=True):
+            dec[rid] = why
+    for rid in ids:
+        dec.setdefault(rid, "missing")
+    return dec
+
+
+def compare(ids: dict[str, str], anchor: dict, ours: dict) -> dict:
+    same = sum((anchor[i] is None) == (ours[i] is None) for i in ids)
+    disagree = [{"url": ids[i], "id": i, "datatrove": anchor[i] or "kept", "tokenmill": ours[i] or "kept"}
+                for i in ids if (anchor[i] is None) != (ours[i] is None)]
+    both_read = [i for i in ids if not (anchor[i] or "").startswith("reader:")]
+    same_read = sum((anchor[i] is None) == (ours[i] is None) for i in both_read)
+    return {"documents": len(ids), "agree": same, "agreement": same / len(ids) if ids else 1.0,
+            "read_by_datatrove": len(both_read), "agree_read_by_datatrove": same_read,
+            "kept_datatrove": sum(anchor[i] is None for i in ids),
+            "kept_tokenmill": sum(ours[i] is None for i in ids), "disagreements": disagree}
+
+
+def by_stage(disagreements: list[dict]) -> Counter:
+    """Which stage made the difference: the side that dropped the document names it."""
+    c: Counter = Counter()
+    for d in disagreements:
+        dropped = d["datatrove"] if d["tokenmill"] == "kept" else d["tokenmill"]
+        side = "datatrove" if d["tokenmill"] == "kept" else "tokenmill"
+        c[f"{side} dropped at {dropped.split(':')[0]}"] += 1
+    return c
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="directory with *.warc.gz")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--extract-timeout", type=float, default=5.0)
+    ap.add_argument("--copies", type=int, default=1,
+                    help="process K copies of each input file (amortises start-up; agreement is "
+                    "computed over the distinct documents)")
+    ap.add_argument("--timeout", type=float, default=1800, help="limit per side per run (s)")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep outputs here (default: temp)")
+    ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument("--note", default="", help="free text for the RESULTS.md entry")
+    args = ap.parse_args(argv)
+
+    ids = response_ids(args.input)
+    if not ids:
+        raise SystemExit(f"no WARC response records under {args.input}")
+    skips = datatrove_reader_skips(args.input)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="fineweb-vs-datatrove-"))
+    work.mkdir(parents=True, exist_ok=True)
+    inp = args.input
+    if args.copies > 1:  # K links to every WARC: more documents, the same decisions
+        inp = work / "input"
+        inp.mkdir(exist_ok=True)
+        for path in sorted(args.input.glob("*.warc.gz")):
+            for k in range(args.copies):
+                link = inp / f"copy{k}-{path.name}"
+                if not link.exists():
+                    link.symlink_to(path.resolve())
+    n_docs = len(ids) * args.copies
+    runs: dict[str, list[dict]] = {"datatrove": [], "tokenmill": []}
+    result_cmp = None
+    for r in range(args.repeat):
+        order = ["datatrove", "tokenmill"] if r % 2 == 0 else ["tokenmill", "datatrove"]
+        outs = {}
+        for side in order:
+            out = work / f"{side}-{r}"
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)
+            make = anchor_cmd if side == "datatrove" else ours_cmd
+            res = run_side(make(inp, out, args.workers, args.extract_timeout),
+                           work / f"{side}-{r}.log", args.timeout)
+            res["docs_per_s"] = n_docs / res["wall_s"]
+            res["pipeline_s"] = pipeline_seconds(side, out)
+            res["pipeline_docs_per_s"] = n_docs / res["pipeline_s"]
+            runs[side].append(res)
+            outs[side] = out
+            print(f"run {r + 1}/{args.repeat} {side:9s}: {res['wall_s']:6.1f} s  "
+                  f"{res['docs_per_s']:6.2f} docs/s  (in-pipeline {res['pipeline_s']:.1f} s)  "
+                  f"peak RSS: largest process "
+                  f"{res['peak_proc_mib']:.0f} MiB, tree {res['peak_tree_mib']:.0f} MiB", flush=True)
+        cmp_r = compare(ids, anchor_decisions(outs["datatrove"], ids, skips),
+                        our_decisions(outs["tokenmill"], ids))
+        if result_cmp is None:
+            result_cmp = cmp_r
+        elif cmp_r["agree"] != result_cmp["agree"]:
+            print(f"note: agreement differs between runs ({cmp_r['agree']} vs {result_cmp['agree']}): "
+                  "load-dependent extraction timeouts?", flush=True)
+
+    med = {side: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k != "processes"}
+           for side, rs in runs.items()}
+    ratio = med["tokenmill"]["docs_per_s"] / med["datatrove"]["docs_per_s"]
+    ratio_pipeline = med["tokenmill"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
+    assert result_cmp is not None
+    summary = {"date": dt.date.today().isoformat(), "input": str(args.input), "documents": n_docs,
+               "distinct_documents": len(ids), "copies": args.copies,
+               "speed_ratio_in_pipeline": ratio_pipeline,
+               "workers": args.workers, "repeat": args.repeat, "extract_timeout_s": args.extract_timeout,
+               "median": med, "speed_ratio_ours_over_anchor": ratio, "runs": runs,
+               "agreement": {k: v for k, v in result_cmp.items() if k != "disagreements"},
+               "disagreement_by_stage": dict(by_stage(result_cmp["disagreements"])),
+               "disagreements": result_cmp["disagreements"]}
+    (work / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    print(f"\n{n_docs} documents ({args.copies} x {len(ids)}), {args.workers} workers, median of {args.repeat} runs "
+          f"(outputs: {work})")
+    for side in ("datatrove", "tokenmill"):
+        m = med[side]
+        print(f"  {side:9s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
+              f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB")
+    print(f"  speed ratio tokenmill/datatrove: {ratio:.2f}x end to end, {ratio_pipeline:.2f}x in-pipeline")
+    a = result_cmp
+    print(f"  keep/drop agreement: {a['agree']}/{a['documents']} = {a['agreement']:.1%} "
+          f"(kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); on the "
+          f"{a['read_by_datatrove']} documents datatrove's reader accepts: {a['agree_read_by_datatrove']}")
+    for k, v in by_stage(a["disagreements"]).most_common():
+        print(f"    {v:3d}  {k}")
+    for d in a["disagreements"]:
+        print(f"    {d['url']}\n        datatrove: {d['datatrove']}   tokenmill: {d['tokenmill']}")
+    if not args.no_append:
+        append_results(summary, args.note)
+    return summary
+
+
+def append_results(s: dict, note: str) -> None:
+    m = s["median"]
+    a = s["agreement"]
+    lines = [
+        f"\n## {s['date']} FineWeb pass: tokenmill vs datatrove 0.10.1 (`benchmarks/fineweb_vs_datatrove.py`)\n",
+        f"- machine: {MACHINE}; other engineers' jobs running at the same time",
+        f"- input: {s['input']} x {s['copies']} copies ({s['documents']} WARC response records), {s['workers']} workers, "
+        f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "
+        "end-to-end subprocess wall time (imports, Prefect temp server / datatrove blocklist load included)",
+        "",
+        "| side | wall s | docs/s end to end | in-pipeline s | docs/s in-pipeline | peak RSS largest process MiB | peak RSS process tree MiB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for side in ("datatrove", "tokenmill"):
+        x = m[side]
+        lines.append(f"| {side} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['pipeline_s']:.1f} | "
+                     f"{x['pipeline_docs_per_s']:.2f} | {x['peak_proc_mib']:.0f} | "
+                     f"{x['peak_tree_mib']:.0f} |")
+    lines += [
+        "",
+        f"- speed ratio tokenmill/datatrove: **{s['speed_ratio_ours_over_anchor']:.2f}x** end to end, "
+        f"**{s['speed_ratio_in_pipeline']:.2f}x** in-pipeline",
+        f"- keep/drop agreement over distinct documents: **{a['agree']}/{a['documents']} = {a['agreement']:.1%}** "
+        f"(kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); on the "
+        f"{a['read_by_datatrove']} documents datatrove's WarcReader accepts: {a['agree_read_by_datatrove']}"
+        f"/{a['read_by_datatrove']}",
+    ]
+    if s["disagreement_by_stage"]:
+        lines.append("- disagreements by stage: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(s["disagreement_by_stage"].items(), key=lambda kv: -kv[1])))
+    if note:
+        lines.append(f"- note: {note}")
+    path = REPO / "benchmarks" / "RESULTS.md"
+    if not path.exists():
+        path.write_text("# Benchmark results\n\nAppend-only; newest last.\n")
+    with open(path, "a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
