@@ -185,14 +185,25 @@ def datatrove_reader_skips(inp: Path) -> dict[str, str]:
     return skips
 
 
+def _first_copy(name: str | None) -> bool:
+    """With ``--copies`` only the first copy's decisions are compared: trafilatura's deduplication
+    remembers paragraphs per process, so a later copy of a page is extracted shorter by datatrove
+    (whose workers keep that memory across files; tokenmill resets it per WARC file)."""
+    base = os.path.basename(name or "")
+    return not base.startswith("copy") or base.startswith("copy0-")
+
+
 def anchor_decisions(out: Path, ids: dict[str, str], reader_skips: dict[str, str]) -> dict[str, str | None]:
     """id -> None (kept) or the removing step and reason. Absent from every output = skipped by
     the reader (``reader_skips``) or dropped by the extractor (empty text or timeout)."""
     dec: dict[str, str | None] = {}
     for d in _jsonl(out / "output"):
-        dec[d["id"]] = None
+        if _first_copy((d.get("metadata") or {}).get("file_path")):
+            dec[d["id"]] = None
     for folder, step in ANCHOR_FOLDERS.items():
         for d in _jsonl(out / "removed" / folder):
+            if not _first_copy((d.get("metadata") or {}).get("file_path")):
+                continue
             why = (d.get("metadata") or {}).get("filter_reason")
             dec[d["id"]] = f"{step}:{why}" if why else step
     for rid in ids:
@@ -205,12 +216,16 @@ def our_decisions(out: Path, ids: dict[str, str]) -> dict[str, str | None]:
 
     dec: dict[str, str | None] = {}
     for path in sorted((out / "documents").glob("*.parquet")):
-        for rid in pq.read_table(path, columns=["id"]).column("id").to_pylist():
-            dec[rid] = None
+        t = pq.read_table(path, columns=["id", "source"])
+        for rid, src in zip(t.column("id").to_pylist(), t.column("source").to_pylist(), strict=True):
+            if _first_copy(src):
+                dec[rid] = None
     for path in sorted((out / "removed").glob("*.parquet")):
-        t = pq.read_table(path, columns=["id", "reason"])
-        for rid, why in zip(t.column("id").to_pylist(), t.column("reason").to_pylist(), strict=True):
-            dec[rid] = why
+        t = pq.read_table(path, columns=["id", "reason", "source"])
+        for rid, why, src in zip(t.column("id").to_pylist(), t.column("reason").to_pylist(),
+                                 t.column("source").to_pylist(), strict=True):
+            if _first_copy(src):
+                dec[rid] = why
     for rid in ids:
         dec.setdefault(rid, "missing")
     return dec
@@ -248,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--extract-timeout", type=float, default=5.0)
     ap.add_argument("--copies", type=int, default=1,
                     help="process K copies of each input file (amortises start-up; agreement is "
-                    "computed over the distinct documents)")
+                    "computed over the first copy)")
     ap.add_argument("--timeout", type=float, default=1800, help="limit per side per run (s)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep outputs here (default: temp)")
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
