@@ -53,21 +53,24 @@ from schemas.config import (
 
 # --- shared word cache ----------------------------------------------------------------------
 
-_last_text: str | None = None
-_last_words: list[str] = []
+_last: tuple[str | None, list[str]] = (None, [])
 
 
 def words_of(text: str) -> list[str]:
     """Words of ``text``, split once and reused by the next step while the text is unchanged.
 
     Keyed by identity (``is``): the cache holds a reference to the text, so its id cannot be
-    reused, and a step that rewrites the text (C4) makes a new string object.
+    reused, and a step that rewrites the text (C4) makes a new string object. Text and words are
+    stored as one tuple (a single atomic assignment), so threads sharing it (Beam SDK workers)
+    can only miss, never get another text's words.
     """
-    global _last_text, _last_words
-    if text is not _last_text:
-        _last_words = split_into_words(text)
-        _last_text = text
-    return _last_words
+    global _last
+    cached = _last
+    if cached[0] is text:
+        return cached[1]
+    words = split_into_words(text)
+    _last = (text, words)
+    return words
 
 
 # --- Gopher repetition ------------------------------------------------------------------------
