@@ -9,7 +9,7 @@ the exact Jaccard of the 5-gram shingle sets of every pair of documents. We run 
 - link precision: of the links the dedup made (the colliding pairs it joined), the fraction
   with exact Jaccard >= 0.5 (>= 0.7 when run with ``min_similarity=0.7``).
 
-Run: ``python benchmarks/dedup_quality.py [--bases 60] [--record]``.
+Run: ``python benchmarks/dedup_quality.py [--bases 60] [--seeds 1,2,3,4] [--corpus-seeds 0,1] [--record]``.
 """
 
 from __future__ import annotations
@@ -136,24 +136,43 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--web", default=str(REPO.parent / "shared" / "data" / "web"))
     ap.add_argument("--bases", type=int, default=60)
+    ap.add_argument("--seeds", default="1", help="MinHash seeds, comma-separated (pooled figures when several)")
+    ap.add_argument("--corpus-seeds", default="0", help="edit seeds of the near-duplicate corpus, comma-separated")
     ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
-    docs = make_corpus(real_texts(args.web, limit=args.bases))
+    base = real_texts(args.web, limit=args.bases)
+    seeds = [int(x) for x in args.seeds.split(",")]
+    corpus_seeds = [int(x) for x in args.corpus_seeds.split(",")]
     lines = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for ms in (None, 0.7):
-            r = evaluate(docs, DedupConfig(min_similarity=ms), Path(tmp))
-            line = (f"min_similarity={ms}: docs={r['docs']} recall(J>=0.8)={r['recall_j>=0.8']:.3f} "
-                    f"over {r['pairs_j>=0.8']} pairs; links={r['links']} with J>={r['link_threshold']}: "
-                    f"{r['link_precision']:.3f}")
+    pooled: dict = {}
+    for cs in corpus_seeds:
+        docs = make_corpus(base, seed=cs)
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                for ms in (None, 0.7):
+                    r = evaluate(docs, DedupConfig(min_similarity=ms, seed=seed), Path(tmp))
+                    line = (f"corpus seed {cs}, minhash seed {seed}, min_similarity={ms}: docs={r['docs']} "
+                            f"recall(J>=0.8)={r['recall_j>=0.8']:.3f} over {r['pairs_j>=0.8']} pairs; "
+                            f"links={r['links']} with J>={r['link_threshold']}: {r['link_precision']:.3f}")
+                    print(line, flush=True)
+                    lines.append(line)
+                    p = pooled.setdefault(ms, [0.0, 0, 0.0, 0])
+                    p[0] += r["recall_j>=0.8"] * r["pairs_j>=0.8"]
+                    p[1] += r["pairs_j>=0.8"]
+                    p[2] += r["link_precision"] * r["links"]
+                    p[3] += r["links"]
+    if len(seeds) * len(corpus_seeds) > 1:
+        for ms, (found, pairs, good, links) in pooled.items():
+            line = (f"pooled over {len(seeds) * len(corpus_seeds)} runs, min_similarity={ms}: "
+                    f"recall(J>=0.8)={found / pairs:.4f}; links with J>={0.5 if ms is None else ms}: {good / links:.4f}")
             print(line)
             lines.append(line)
     if args.record:
         with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {dt.date.today()} dedup quality (benchmarks/dedup_quality.py)\n"
-                    "machine: 2-core x86_64 CPU, 24 GiB, shared/noisy\n"
+            f.write(f"\n## {dt.date.today()} dedup quality (benchmarks/dedup_quality.py --seeds {args.seeds} "
+                    f"--corpus-seeds {args.corpus_seeds})\n"
+                    "machine: 2-core x86_64 CPU, 24 GiB, shared/noisy (other jobs running)\n"
                     + "".join(f"- {x}\n" for x in lines))
-
 
 if __name__ == "__main__":
     main()

@@ -1,21 +1,36 @@
 """MinHash signatures/second on one core: ours vs datasketch vs datatrove, same texts, one run.
 
-- ours: ``pipelines.minhash.MinHasher.signatures`` (normalize + 5-gram shingles + xxh64 +
-  112 affine64 permutations, batched through numpy);
-- datasketch: the same shingles (our normalization, which datasketch lacks) into
-  ``MinHash(num_perm=112, scheme="affine64", hashfunc=xxh64)`` + ``update_batch`` per doc;
-  signatures are checked equal to ours;
-- datatrove: ``MinhashDedupSignature``'s per-document signature routine when importable
-  (needs spaCy for its word tokenizer; reported as skipped otherwise).
+Every side gets the same input texts (real pages from ../shared/data/web, trafilatura, repeated
+to ``--docs``), 112 permutations, 5-gram word shingles, one process. Two measurements:
 
-Texts: real pages from ../shared/data/web (trafilatura), repeated to ~``--docs`` documents.
-Median of ``--repeat`` runs. ``--record`` appends to benchmarks/RESULTS.md.
+(a) end to end, text -> signature:
+  - ours: ``MinHasher().signatures(texts)`` (numpy normalization + word split + vectorized
+    ``shingle_hash`` + 112 affine64 permutations, whole batches per numpy call);
+  - ours, xxh64 mode: ``MinHasher(shingle_hash="xxh64")`` (one xxh64 call per shingle);
+  - datasketch: our reference shingles (``pipelines.minhash.shingles``: datasketch has no
+    normalization of its own) into ``MinHash(num_perm=112, scheme="affine64",
+    hashfunc=xxh64)`` + ``update_batch``, one MinHash per document (its usual setup and its
+    fastest hash here). Checked bit-identical to ours in xxh64 mode, and datasketch with
+    ``hashfunc=shingle_hash`` checked bit-identical to ours in the default mode;
+  - datatrove: ``MinhashDedupSignature.get_signature(get_shingles(text))`` (its own
+    normalization, spaCy word splitting, xxh64 of each shingle, 112 permutations mod 2**61-1).
+    Fix of the call: its xxhash wrapper passes ``str`` to ``xxhash.xxh64_intdigest``, which
+    xxhash >= 3.5 refuses, so its hash function is replaced by the same xxh64 of the UTF-8
+    bytes (what older xxhash did with a str).
+(b) signature from shingles: every side gets the same precomputed 64-bit shingle hash values
+  (ours, per document): ours ``signatures_from_hashes``; datasketch ``update_batch`` of the
+  values with ``hashfunc=int`` (identity; checked bit-identical to ours); datatrove
+  ``get_signature`` of the (N, 1) uint64 array (its own permutation family).
+
+Runs are interleaved round-robin (noise hits every side alike); the median of ``--repeat``
+runs is reported with the load average. ``--record`` appends to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import statistics
 import sys
 import time
@@ -28,14 +43,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.dedup_quality import real_texts  # noqa: E402
-from pipelines.minhash import MinHasher, shingles  # noqa: E402
+from pipelines.minhash import MinHasher, hash_shingles, shingle_hash, shingles  # noqa: E402
+
+MACHINE = "2-core x86_64 CPU, 24 GiB, shared/noisy (other jobs running)"
 
 
-def run_ours(texts: list[str]) -> np.ndarray:
-    return MinHasher().signatures(texts)
-
-
-def run_datasketch(texts: list[str]) -> np.ndarray:
+def datasketch_e2e(texts: list[str]) -> np.ndarray:
     from datasketch import MinHash
 
     out = []
@@ -46,24 +59,39 @@ def run_datasketch(texts: list[str]) -> np.ndarray:
     return np.stack(out)
 
 
-def datatrove_runner():
+def datasketch_from_values(values: list[list[int]], hashfunc=int) -> np.ndarray:
+    from datasketch import MinHash
+
+    out = []
+    for v in values:
+        m = MinHash(num_perm=112, seed=1, scheme="affine64", hashfunc=hashfunc)
+        m.update_batch(v)
+        out.append(m.hashvalues)
+    return np.stack(out)
+
+
+def datatrove_signer():
+    """datatrove's signature step with the str->bytes fix described above, or (None, why)."""
     try:
         from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupSignature
 
         sig = MinhashDedupSignature(output_folder="/tmp/tokenmill-dt-sig", config=MinhashConfig())
-        sig.get_signature("warm up the tokenizer " * 20)
+        sig._hash_func = lambda s: xxhash.xxh64_intdigest(s.encode("utf-8"))
+        sig.get_signature(sig.get_shingles("warm up the word tokenizer " * 20))
     except Exception as e:  # noqa: BLE001
         return None, f"skipped ({type(e).__name__}: {e})"[:160]
-    return (lambda texts: [sig.get_signature(t) for t in texts]), None
+    return sig, None
 
 
-def median_rate(fn, texts, repeat) -> float:
-    times = []
+def measure(fns: dict, repeat: int) -> dict[str, float]:
+    """Median seconds of each function, runs interleaved round-robin."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn(texts)
-        times.append(time.perf_counter() - t0)
-    return len(texts) / statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -75,20 +103,48 @@ def main() -> None:
     args = ap.parse_args()
     base = real_texts(args.web, min_words=1)
     texts = (base * (args.docs // len(base) + 1))[: args.docs]
-    assert np.array_equal(run_ours(texts[:50]), run_datasketch(texts[:50]))
-    ours = median_rate(run_ours, texts, args.repeat)
-    ds = median_rate(run_datasketch, texts, args.repeat)
-    dt_fn, why = datatrove_runner()
-    dtr = median_rate(dt_fn, texts, max(1, args.repeat // 2)) if dt_fn else None
+    ours, ours_xxh = MinHasher(), MinHasher(shingle_hash="xxh64")
+
+    # identical semantics where the hash function is the same
+    check = texts[:40]
+    assert np.array_equal(ours_xxh.signatures(check), datasketch_e2e(check))
+    assert np.array_equal(ours.signatures(check[:10]),
+                          datasketch_from_values([shingles(t, 5) for t in check[:10]], shingle_hash))
+    hashes = [hash_shingles(shingles(t, 5)) for t in texts]  # (b) inputs, untimed
+    assert all(np.array_equal(h, ours.hashes([t])[0]) for h, t in zip(hashes[:40], check, strict=True))
+    values = [h.tolist() for h in hashes]
+    columns = [h.reshape(-1, 1) for h in hashes]
+    assert np.array_equal(ours.signatures_from_hashes(hashes), datasketch_from_values(values))
+
+    signer, why = datatrove_signer()
+    e2e = {"ours": lambda: ours.signatures(texts), "ours (xxh64 mode)": lambda: ours_xxh.signatures(texts),
+           "datasketch": lambda: datasketch_e2e(texts)}
+    shg = {"ours": lambda: ours.signatures_from_hashes(hashes),
+           "datasketch": lambda: datasketch_from_values(values)}
+    if signer is not None:
+        e2e["datatrove"] = lambda: [signer.get_signature(s) for s in map(signer.get_shingles, texts) if len(s)]
+        shg["datatrove"] = lambda: [signer.get_signature(c) for c in columns if len(c)]
+    load0 = os.getloadavg()[0]
+    ta = measure(e2e, args.repeat)
+    tb = measure(shg, args.repeat)
+    load1 = os.getloadavg()[0]
+
     words = statistics.mean(len(t.split()) for t in texts)
-    lines = [f"texts: {len(texts)} real pages, mean {words:.0f} words; 112 perms, 5-gram shingles",
-             f"ours: {ours:,.0f} signatures/s", f"datasketch: {ds:,.0f} signatures/s (ours/datasketch = {ours / ds:.2f}x)",
-             f"datatrove: {f'{dtr:,.0f} signatures/s (ours/datatrove = {ours / dtr:.2f}x)' if dtr else why}"]
+    lines = [f"texts: {len(texts)} real pages ({len(base)} distinct), mean {words:.0f} words, "
+             f"{sum(map(len, hashes)):,} shingles; 112 perms, 5-gram shingles; 1 process; "
+             f"load average {load0:.1f} -> {load1:.1f}"]
+    for title, t in (("(a) end to end, text -> signature", ta), ("(b) signature from shingle hashes", tb)):
+        rate = {k: len(texts) / v for k, v in t.items()}
+        parts = [f"{k} {r:,.0f}/s" for k, r in rate.items()]
+        ratios = [f"ours/{k} = {rate['ours'] / r:.1f}x" for k, r in rate.items() if k != "ours"]
+        lines.append(f"{title}: " + ", ".join(parts) + "; " + ", ".join(ratios))
+    if signer is None:
+        lines.append(f"datatrove: {why}")
     print("\n".join(lines))
     if args.record:
         with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {dt.date.today()} MinHash signature speed, 1 process (benchmarks/minhash_speed.py)\n"
-                    "machine: 2-core x86_64 CPU, 24 GiB, shared/noisy\n" + "".join(f"- {x}\n" for x in lines))
+            f.write(f"\n## {dt.date.today()} MinHash signature speed, signatures/s on 1 core "
+                    f"(benchmarks/minhash_speed.py)\nmachine: {MACHINE}\n" + "".join(f"- {x}\n" for x in lines))
 
 
 if __name__ == "__main__":

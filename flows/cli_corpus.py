@@ -24,7 +24,9 @@ def _prefect() -> None:
 
 @stage_app.command("dedup")
 def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
-          min_similarity: Annotated[float | None, typer.Option(help="verify colliding pairs by estimated Jaccard")] = None,
+          min_similarity: Annotated[float | None, typer.Option(
+              help="link a colliding pair only if its signature-estimated Jaccard is >= this + 0.02 "
+                   "(pipelines.dedup.SIMILARITY_MARGIN), e.g. 0.7")] = None,
           workers: Workers = 1) -> None:
     """MinHash near-duplicate removal (FineWeb: 5-gram shingles, 14 bands x 8 rows).
 
@@ -85,7 +87,8 @@ def pipeline(
     shard_tokens: int = 10_000_000,
     val_fraction: float = 0.01,
     seed: int = 0,
-    min_similarity: float | None = None,
+    min_similarity: Annotated[float | None, typer.Option(
+        help="dedup: link a colliding pair only if its estimated Jaccard is >= this + 0.02")] = None,
     limit: Annotated[int | None, typer.Option(help="stop after N records per WARC")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig JSON/YAML")] = None,
     engine: Annotated[str, typer.Option(help="local (Prefect + processes) or beam")] = "local",

@@ -22,7 +22,6 @@ from flows.dedup import parallel  # noqa: E402
 from pipelines import tokenize as tk  # noqa: E402
 from pipelines.io import documents_dir, parquet_files  # noqa: E402
 from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
-from pipelines.tokenizer import load_tokenizer  # noqa: E402
 from schemas.config import TokenizeConfig  # noqa: E402
 
 
@@ -37,7 +36,7 @@ def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: i
     if (out / "manifest.json").exists():
         return json.loads((out / "manifest.json").read_text())
     runs = [out / "_work" / "runs" / f"{f.stem}.parquet" for f in files]
-    info = tk.tokenizer_info(load_tokenizer(config.tokenizer))
+    info = tk.tokenizer_info(tk.cached_tokenizer(config.tokenizer))
     return tk.write_shards(tk._partition_tables(runs, parts), out, config, info)
 
 

@@ -12,7 +12,7 @@ from datasketch import MinHash
 
 from benchmarks.dedup_quality import evaluate, make_corpus, real_texts
 from pipelines.dedup import components, dedup, link_bucket, representatives
-from pipelines.minhash import MinHasher, normalize, shingles
+from pipelines.minhash import MinHasher, normalize, shingle_hash, shingles, word_hash
 from schemas.config import DedupConfig
 
 
@@ -28,13 +28,51 @@ def test_normalization_folds_case_accents_digits_punctuation_space():
 
 
 def test_signatures_equal_datasketch_affine64(texts):
+    """Default shingle hash: datasketch given the same shingle hash values (``shingle_hash``,
+    the pure-Python reference, as its ``hashfunc``) computes bit-identical signatures."""
     mh = MinHasher(ngram=5, bands=14, rows=8, seed=7)
     sigs = mh.signatures(texts)
     for text, sig in zip(texts, sigs, strict=True):
-        ref = MinHash(num_perm=112, seed=7, scheme="affine64", hashfunc=xxhash.xxh64_intdigest)
+        ref = MinHash(num_perm=112, seed=7, scheme="affine64", hashfunc=shingle_hash)
         ref.update_batch(shingles(text, 5))
         assert np.array_equal(ref.hashvalues, sig)
     assert not np.array_equal(sigs, MinHasher(seed=8).signatures(texts))
+
+
+def test_signatures_equal_datasketch_xxh64_mode(texts):
+    mh = MinHasher(seed=7, shingle_hash="xxh64", block=500)  # small blocks: docs span blocks
+    for text, sig in zip(texts, mh.signatures(texts), strict=True):
+        ref = MinHash(num_perm=112, seed=7, scheme="affine64", hashfunc=xxhash.xxh64_intdigest)
+        ref.update_batch(shingles(text, 5))
+        assert np.array_equal(ref.hashvalues, sig)
+
+
+EDGE_TEXTS = ["", None, "a b", "one two three four five", "one two three four five six",
+              "Héllo,  WÖRLD!\n It's 2024 —\u00a0café", "  ,,, ", "x\x00y \x1c z",
+              "ΟΔΟΣ ΣΟΦΟΣ Σ", "İstanbul ǅ ﬁ Å ≠", "한국어 텍스트 ᄀ", "क्षि ि", "漢字 🙂 𐐀",
+              "ༀ ༹ ཾ 𝅥𝅮", "tiếng Việt ٣ ۳ عَرَبِيّ", "\u2028\u3000\x85 ①½"]
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_vectorized_shingle_hashes_equal_reference(texts, n, monkeypatch):
+    """The numpy path (normalize, split, hash, n-grams) == the reference functions, per
+    document and in order, for real pages and Unicode edge cases (final sigma, Hangul,
+    reordered/surviving marks, supplementary planes), also across small numpy groups."""
+    import pipelines.minhash as m
+
+    docs = EDGE_TEXTS + texts + EDGE_TEXTS
+    expected = [m.hash_shingles(shingles(t or "", n)) for t in docs]
+    for group in (m._GROUP_CHARS, 700):
+        monkeypatch.setattr(m, "_GROUP_CHARS", group)
+        flat, offsets = m.batch_shingle_hashes(docs, n)
+        for i, ref in enumerate(expected):
+            assert np.array_equal(flat[offsets[i]:offsets[i + 1]], ref), (n, docs[i])
+
+
+def test_shingle_hash_is_a_function_of_the_words():
+    assert shingle_hash(b"a b c") == shingle_hash("a b c") != shingle_hash("a c b")
+    assert word_hash("ab") != word_hash("ba") and shingle_hash("ab c") != shingle_hash("a bc")
+    assert len({shingle_hash(f"w{i} x") for i in range(20000)}) == 20000
 
 
 def test_link_bucket_star_and_verified():
@@ -71,12 +109,20 @@ def test_dedup_removes_near_duplicates_with_conservation(texts, tmp_path):
 
 
 def test_min_similarity_links_fewer_and_truer(texts, tmp_path):
-    docs = make_corpus(texts[:6])
-    plain = evaluate(docs, DedupConfig(), tmp_path)
-    strict = evaluate(docs, DedupConfig(min_similarity=0.7), tmp_path)
-    assert strict["recall_j>=0.8"] >= 0.95
-    assert strict["link_precision"] >= 0.9  # of links at exact J >= 0.7
-    assert strict["removed"] <= plain["removed"]
+    """The issue's targets for ``--min-similarity 0.7`` on a fixed seed set (3 hash seeds over
+    near-duplicates of 12 real pages): >= 95% of links at exact Jaccard >= 0.7 (pooled), recall
+    of J >= 0.8 pairs >= 0.95 and within 0.01 of the unverified run's."""
+    docs = make_corpus(texts)
+    good = links = 0
+    for seed in (1, 2, 3):
+        plain = evaluate(docs, DedupConfig(seed=seed), tmp_path / str(seed))
+        strict = evaluate(docs, DedupConfig(seed=seed, min_similarity=0.7), tmp_path / str(seed))
+        assert strict["recall_j>=0.8"] >= 0.95
+        assert strict["recall_j>=0.8"] >= plain["recall_j>=0.8"] - 0.01
+        assert strict["removed"] <= plain["removed"] and strict["links"] < plain["links"]
+        good += strict["link_precision"] * strict["links"]  # links at exact J >= 0.7
+        links += strict["links"]
+    assert good / links >= 0.95
 
 
 def test_resume_skips_finished_steps(texts, tmp_path):
