@@ -4,8 +4,8 @@ Both train the same GPT shape (tiny and small presets, a ~1k-token BPE) with Ada
 the same batch; each step is timed from fetching the batch to the optimizer step. Ours is the
 real ``trainer.pretrain.pretrain`` reading Parquet token shards (progress bar, metrics.jsonl and
 checkpoint included); the reference is a nanoGPT-style model and loop written here on purpose
-from scratch, with batches sliced from an in-memory tensor. Runs alternate, the figure is the
-median over runs of each run's median step throughput.
+from scratch, with batches sliced from an in-memory tensor. Runs alternate (and which goes
+first alternates); the figure is the median over runs of each run's median step throughput.
 
     python benchmarks/trainer_cpu.py [--runs 3] [--steps 12] [--append]
 """
@@ -137,9 +137,13 @@ def main() -> None:
             write_shards(tmp / preset, tokens)
             data = torch.from_numpy(tokens)
             ref_r, our_r = [], []
-            for run in range(args.runs):
-                ref_r.append(reference(preset, args.steps, data))
-                our_r.append(ours(preset, args.steps, tmp / preset, tmp / f"run-{preset}-{run}", str(tmp / "tok.json")))
+            for run in range(args.runs):  # alternate which goes first: the machine's load drifts
+                for which in ("ref", "ours") if run % 2 == 0 else ("ours", "ref"):
+                    if which == "ref":
+                        ref_r.append(reference(preset, args.steps, data))
+                    else:
+                        our_r.append(ours(preset, args.steps, tmp / preset, tmp / f"run-{preset}-{run}",
+                                          str(tmp / "tok.json")))
             ref, our = statistics.median(ref_r), statistics.median(our_r)
             lines.append(f"| {preset} | {ref:,.0f} | {our:,.0f} | {our / ref:.2f}x |")
             print(lines[-1], flush=True)

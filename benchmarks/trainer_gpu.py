@@ -67,7 +67,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ids = rng.integers(0, tok.eot_id, n_tokens, dtype=np.int64)
+        ordinary = np.setdiff1d(np.arange(tok.vocab_size), list(tok.special_ids.values()))
+        ids = rng.choice(ordinary, n_tokens)
         docs = np.array_split(ids, max(1, n_tokens // 2000))
         for split in ("train", "val"):
             table = pa.table({"id": [str(i) for i in range(len(docs))], "input_ids": [d.tolist() for d in docs],
@@ -84,8 +85,8 @@ def main() -> None:
     flops = mcfg.flops_per_token()
     peak = peak_flops(args.device, args.peak_tflops)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"device {name} | preset {args.preset} (N={mcfg.num_params() / 1e6:.1f}M, T={T}, vocab {mcfg.vocab_size})"
-          f" | batch {args.batch_size}x{args.grad_accum} | compile {not args.no_compile}")
+    print(f"device {name} | preset {args.preset} ({mcfg.num_params() / 1e6:.1f}M params, T={T}, vocab {mcfg.vocab_size})"
+          f" | batch {args.batch_size}x{args.grad_accum} | compile {name != 'cpu' and not args.no_compile}")
     print(f"tokens/s {tps:,.0f} | model TFLOP/s {flops * tps / 1e12:.2f}"
           + (f" | MFU {flops * tps / peak:.1%} of {peak / 1e12:.0f} TFLOP/s bf16" if peak else " | MFU n/a (no peak)"))
 

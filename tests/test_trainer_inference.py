@@ -135,3 +135,14 @@ def test_server_answers_openai_style_requests(tool_model):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_sampling_never_emits_undecodable_ids():
+    from pipelines.tokenizer import load_tokenizer
+    from trainer.sample import allowed_ids
+
+    tok = load_tokenizer("cl100k_base")
+    allowed = allowed_ids(tok, 100352)  # the model's padded vocab
+    assert allowed[tok.encode("hello")[0]] and allowed[tok.eot_id] and allowed[tok.special("<|im_start|>")]
+    assert not allowed[100261]  # a hole in cl100k's id space: tiktoken cannot decode it
+    assert not allowed[tok.vocab_size:].any()  # embedding padding

@@ -15,7 +15,7 @@ import torch
 from pipelines.chat import IM_END, render_prompt
 from trainer import checkpoint as ckpt
 from trainer.model import GPT
-from trainer.sample import generate
+from trainer.sample import allowed_ids, generate
 
 
 @dataclass
@@ -31,6 +31,7 @@ class LocalModel:
     def __init__(self, model: GPT, tokenizer, name: str = "tokenmill"):
         self.model, self.tok, self.name = model.eval(), tokenizer, name
         self._lock = threading.Lock()  # one generation at a time (server threads share the model)
+        self.allowed = allowed_ids(tokenizer, model.cfg.vocab_size).to(model.wte.weight.device)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LocalModel:
@@ -39,8 +40,9 @@ class LocalModel:
         if device == "cpu":
             torch.set_flush_denormal(True)
         model, state = load_gpt(path, device)
-        return cls(model, ckpt.tokenizer_from_ref(state["tokenizer"]), name=Path(path).stem
-                   if Path(path).is_file() else Path(path).name)
+        p = ckpt.resolve(path)  # name: the run directory for RUN/checkpoint.pt, else the file stem
+        return cls(model, ckpt.tokenizer_from_ref(state["tokenizer"]),
+                   name=p.parent.name if p.name == ckpt.CKPT_NAME else p.stem)
 
     @property
     def block_size(self) -> int:
@@ -57,7 +59,7 @@ class LocalModel:
         stops = (self.tok.eot_id,) if stop_ids is None else tuple(stop_ids)
         with self._lock:
             return generate(self.model, prompt_ids, 1, max_tokens, temperature, top_k, stops, gen,
-                            vocab_limit=self.tok.vocab_size)[0]
+                            allowed=self.allowed)[0]
 
     def _finish(self, prompt_ids: list[int], out: list[int], stops: tuple[int, ...]) -> Completion:
         stopped = bool(out) and out[-1] in stops

@@ -21,7 +21,7 @@ from trainer.config import RLConfig, TrainConfig
 from trainer.data import IGNORE, PromptBatches, read_rows
 from trainer.loop import fit, setup
 from trainer.model import GPT
-from trainer.sample import generate
+from trainer.sample import allowed_ids, generate
 from trainer.sft import load_gpt
 
 COLUMNS = ["prompt", "answer"]
@@ -46,14 +46,17 @@ def prompt_ids(tok, prompt: str, block_size: int, max_new: int) -> list[int]:
     return ids[-(block_size - max_new):]
 
 
-def rollouts(model: GPT, tok, rows: list[dict], rl: RLConfig, generator=None) -> list[dict]:
+def rollouts(model: GPT, tok, rows: list[dict], rl: RLConfig, generator=None,
+             allowed: torch.Tensor | None = None) -> list[dict]:
     """For each prompt: its ids, ``k`` sampled completions, their rewards and advantages."""
     stops = (tok.special(IM_END), tok.eot_id)
+    if allowed is None:
+        allowed = allowed_ids(tok, model.cfg.vocab_size).to(model.wte.weight.device)
     groups = []
     for row in rows:
         pids = prompt_ids(tok, row["prompt"], model.cfg.block_size, rl.max_new_tokens)
         outs = generate(model, pids, rl.k, rl.max_new_tokens, rl.temperature, rl.top_k, stops,
-                        generator, vocab_limit=tok.vocab_size)
+                        generator, allowed=allowed)
         texts = [tok.decode(o[:-1] if o and o[-1] in stops else o) for o in outs]
         rewards = [float(is_correct(t, row["answer"])) for t in texts]
         groups.append({"prompt": pids, "completions": outs, "texts": texts, "rewards": rewards,
@@ -85,10 +88,11 @@ def policy_loss(fwd, groups: list[dict], device) -> tuple[torch.Tensor, int]:
 
 
 @torch.no_grad()
-def evaluate_prompts(model: GPT, tok, rows: list[dict], rl: RLConfig, seed: int) -> dict:
+def evaluate_prompts(model: GPT, tok, rows: list[dict], rl: RLConfig, seed: int,
+                     allowed: torch.Tensor | None = None) -> dict:
     """Mean reward and pass@k on ``rows`` (own generator: evaluation never moves training RNG)."""
     gen = torch.Generator(device=model.wte.weight.device).manual_seed(seed)
-    groups = rollouts(model, tok, rows, rl, gen)
+    groups = rollouts(model, tok, rows, rl, gen, allowed)
     rewards = [g["rewards"] for g in groups]
     return {"val_reward": sum(map(sum, rewards)) / max(1, sum(map(len, rewards))),
             f"val_pass@{rl.k}": pass_at_k(rewards)}
@@ -105,9 +109,10 @@ def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl
     rows = read_rows(data, "train", COLUMNS)
     val_rows = (read_rows(data, "val", COLUMNS) or rows)[:eval_prompts]
     loader = PromptBatches(rows, cfg.batch_size, seed=cfg.seed)
+    allowed = allowed_ids(tok, model.cfg.vocab_size).to(env.device)
 
     def step_fn(fwd, batch):
-        groups = rollouts(model, tok, batch, rl_cfg)  # global RNG: checkpointed with the run
+        groups = rollouts(model, tok, batch, rl_cfg, None, allowed)  # global RNG: checkpointed with the run
         model.train()
         loss, n = policy_loss(fwd, groups, env.device)
         rewards = [g["rewards"] for g in groups]
@@ -115,6 +120,6 @@ def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl
                       f"pass@{rl_cfg.k}": pass_at_k(rewards)}
 
     return fit(run_dir=out, kind="rl", cfg=cfg, env=env, model=model, model_cfg=model.cfg, data=loader,
-               step_fn=step_fn, evaluate=lambda m: evaluate_prompts(m, tok, val_rows, rl_cfg, cfg.seed),
+               step_fn=step_fn, evaluate=lambda m: evaluate_prompts(m, tok, val_rows, rl_cfg, cfg.seed, allowed),
                tokenizer=state["tokenizer"], resume=resume,
                extra={"init": str(init), "data": str(data), "rl": rl_cfg.model_dump()})

@@ -22,12 +22,22 @@ def pick(logits: torch.Tensor, temperature: float, top_k: int | None,
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def allowed_ids(tok, vocab_size: int) -> torch.Tensor:
+    """True for the ids a model may emit: real tokens (non-empty bytes) and the special tokens."""
+    lengths = tok.token_byte_lengths()
+    mask = torch.zeros(vocab_size, dtype=torch.bool)
+    mask[:len(lengths)] = torch.from_numpy(lengths > 0)
+    mask[list(tok.special_ids.values())] = True
+    return mask
+
+
 @torch.no_grad()
 def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64, temperature: float = 0.0,
              top_k: int | None = None, stop_ids: Iterable[int] = (), generator: torch.Generator | None = None,
-             vocab_limit: int | None = None) -> list[list[int]]:
+             allowed: torch.Tensor | None = None) -> list[list[int]]:
     """``n`` continuations of one prompt. Each stops after its first stop id (which it includes)
-    or after ``max_tokens``. ``vocab_limit`` masks the embedding rows past the tokenizer's vocab.
+    or after ``max_tokens``. ``allowed`` (bool per id, see ``allowed_ids``) masks ids that cannot
+    be decoded: embedding padding and holes in the tokenizer's id space.
 
     The prompt keeps its last ``block_size - 1`` tokens; when the context fills up, the cache is
     rebuilt from the last half window (learned positions cannot go past ``block_size``).
@@ -44,8 +54,8 @@ def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64
     out: list[list[int]] = [[] for _ in range(n)]
     done = [False] * n
     for i in range(max_tokens):
-        if vocab_limit is not None:
-            logits[:, vocab_limit:] = float("-inf")
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed, float("-inf"))
         nxt = pick(logits, temperature, top_k, generator)
         for j, t in enumerate(nxt.tolist()):
             if not done[j]:
