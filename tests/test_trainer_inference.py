@@ -146,3 +146,17 @@ def test_sampling_never_emits_undecodable_ids():
     assert allowed[tok.encode("hello")[0]] and allowed[tok.eot_id] and allowed[tok.special("<|im_start|>")]
     assert not allowed[100261]  # a hole in cl100k's id space: tiktoken cannot decode it
     assert not allowed[tok.vocab_size:].any()  # embedding padding
+
+
+def test_search_tool_reads_a_real_index_formatted_like_training_data(tmp_path):
+    from pipelines.search import SearchIndex, format_results
+    from trainer.chat import default_tools
+
+    docs = [{"id": "d1", "text": "The Eiffel Tower is in Paris and was finished in 1889."},
+            {"id": "d2", "text": "Mount Everest is the highest mountain above sea level."},
+            {"id": "d3", "text": "The Danube flows through Vienna and Budapest."}]
+    index = SearchIndex.build(docs, tmp_path / "index")
+    tools = default_tools(str(tmp_path / "index"))
+    result = tools["search"]("When was the Eiffel Tower finished?")
+    assert result.startswith("[1] (doc d1)") and "1889" in result
+    assert result == format_results(index.search("When was the Eiffel Tower finished?", 3), 700)
