@@ -53,7 +53,7 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
     """
     _prefect()
     from flows import runtime
-    from flows.tokenize import tokenize_flow
+    from flows.tokenize_flow import tokenize_flow
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)

@@ -41,7 +41,7 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
     """The flow body (a plain function too)."""
     from flows.dedup import run_dedup
     from flows.fineweb import run_fineweb
-    from flows.tokenize import run_tokenize
+    from flows.tokenize_flow import run_tokenize
 
     fw, dc, tc = fineweb or FinewebConfig(), dedup or DedupConfig(), tokenize or TokenizeConfig()
     out = Path(output)

@@ -53,3 +53,13 @@ def test_shell_glob_inputs_reach_the_flow(tmp_path, web_warcs):
     stats = json.loads((out / "stats.json").read_text())
     assert len(stats["inputs"]) == 2
     assert stats["stages"]["read"]["in"] >= 2
+
+
+def test_no_flow_module_shadows_the_standard_library():
+    """Prefect inserts an entrypoint's folder (flows/) into sys.path when it loads a deployment; a
+    ``flows/tokenize.py`` then replaced the stdlib ``tokenize`` in spawned workers and broke them."""
+    from pathlib import Path
+
+    flows_dir = Path(__file__).resolve().parents[1] / "flows"
+    clashes = sorted(p.stem for p in flows_dir.glob("*.py") if p.stem in sys.stdlib_module_names)
+    assert clashes == []

@@ -1,6 +1,9 @@
 """Prefect flow of the tokenize stage (``pipelines.tokenize`` does the work).
+(Named ``tokenize_flow`` rather than ``tokenize``: Prefect puts an entrypoint's folder on
+``sys.path``, where a ``tokenize.py`` would shadow the standard library's and break every
+process that imports ``linecache``.)
 
-Flow object ``tokenize_flow`` (name "tokenize", entrypoint ``flows/tokenize.py:tokenize_flow``):
+Flow object ``tokenize_flow`` (name "tokenize", entrypoint ``flows/tokenize_flow.py:tokenize_flow``):
 pass 1 tokenizes input shards in ``workers`` spawned processes (finished runs are skipped),
 pass 2 writes the shuffled train/val shards and ``manifest.json`` (skipped when present).
 """
