@@ -191,15 +191,28 @@ def manifest_from_shards(out: Path, config: TokenizeConfig, tok_info: dict) -> d
                            "tokens": int(pc.sum(t.column("num_tokens")).as_py() or 0)})
         splits[split] = {"documents": sum(s["documents"] for s in shards),
                          "tokens": sum(s["tokens"] for s in shards), "shards": shards}
-    manifest = _manifest_head(config, tok_info)
+    manifest = _manifest_head(config, tok_info, out)
     manifest["splits"] = splits
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
     return manifest
 
 
-def _manifest_head(config: TokenizeConfig, tok_info: dict) -> dict:
+def _bundle_tokenizer(name: str, out: Path) -> str:
+    """A trained tokenizer file is copied next to the shards and named relative to them, so the
+    dataset is self-contained (moved, pushed to the Hub, or read from another directory);
+    tiktoken encodings are referred to by name."""
+    src = Path(name)
+    if not src.is_file():
+        return name
+    dest = out / "tokenizer.json"
+    if src.resolve() != dest.resolve():
+        atomic_write_text(dest, src.read_text(encoding="utf-8"))
+    return dest.name
+
+
+def _manifest_head(config: TokenizeConfig, tok_info: dict, out: Path) -> dict:
     return {
-        "tokenizer": tok_info["name"], "vocab_size": tok_info["vocab_size"],
+        "tokenizer": _bundle_tokenizer(tok_info["name"], out), "vocab_size": tok_info["vocab_size"],
         "special_ids": tok_info["special_ids"], "eot_id": tok_info["eot_id"],
         "seed": config.seed, "val_fraction": config.val_fraction, "shard_tokens": config.shard_tokens,
         "shuffle": "documents ordered by xxh64(id, seed); val iff xxh64(id, 0x7E575A17) < val_fraction * 2**64",
@@ -257,7 +270,7 @@ def write_shards(partitions: Iterator[pa.Table], out: Path, config: TokenizeConf
         val = table.column("val")
         writers["val"].add(table.filter(val))
         writers["train"].add(table.filter(pc.invert(val)))
-    manifest = _manifest_head(config, tok_info)
+    manifest = _manifest_head(config, tok_info, out)
     for split, w in writers.items():
         w.close()
         manifest["splits"][split] = {"documents": sum(s["documents"] for s in w.shards),

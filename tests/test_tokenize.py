@@ -62,11 +62,19 @@ def test_cl100k_round_trip_shards_and_manifest(docs_dir, tmp_path):
     assert order != sorted(order)
 
 
-def test_trained_bpe_round_trip(docs_dir, tmp_path):
+def test_trained_bpe_round_trip(docs_dir, tmp_path, monkeypatch):
     d, texts = docs_dir
     tok = train_bpe((t for t in texts.values() if t), 600, tmp_path / "bpe.json")
-    tokenize(d, tmp_path / "out", TokenizeConfig(tokenizer=str(tmp_path / "bpe.json"), shard_tokens=50_000))
-    _check_round_trip(tmp_path / "out", texts, tok)
+    monkeypatch.chdir(tmp_path)  # the tokenizer given by a RELATIVE path, as users type it
+    tokenize(d, tmp_path / "out", TokenizeConfig(tokenizer="bpe.json", shard_tokens=50_000))
+    m = _check_round_trip(tmp_path / "out", texts, tok)
+    # the dataset carries its tokenizer: readable from any working directory
+    assert m["tokenizer"] == "tokenizer.json"
+    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == (tmp_path / "bpe.json").read_bytes()
+    monkeypatch.chdir(d)
+    from trainer.data import manifest_tokenizer
+
+    assert load_tokenizer(manifest_tokenizer(tmp_path / "out")).encode("hello") == tok.encode("hello")
 
 
 def test_seed_changes_order_not_split_and_is_deterministic(docs_dir, tmp_path):
