@@ -19,6 +19,7 @@ runtime.configure()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
 from pipelines import dedup as dd  # noqa: E402
 from pipelines.stats import render_summary  # noqa: E402
 from schemas.config import DedupConfig  # noqa: E402
@@ -35,22 +36,22 @@ def parallel(fn: Callable, calls: list[tuple], workers: int) -> list:
         return list(pool.map(fn, *zip(*calls, strict=True)))
 
 
-@task(name="dedup-signatures", cache_policy=NO_CACHE)
+@task(name="dedup-signatures", cache_policy=NO_CACHE, **RETRY)
 def signatures_task(shards: list, work: str, config: DedupConfig, workers: int) -> None:
     parallel(dd.signature_step, [(p, n, o, Path(work), config) for n, p, o, _ in shards], workers)
 
 
-@task(name="dedup-buckets", cache_policy=NO_CACHE)
+@task(name="dedup-buckets", cache_policy=NO_CACHE, **RETRY)
 def buckets_task(shards: list, work: str, config: DedupConfig, workers: int) -> None:
     parallel(dd.bucket_step, [(b, shards, Path(work), config) for b in range(config.bands)], workers)
 
 
-@task(name="dedup-clusters", cache_policy=NO_CACHE)
+@task(name="dedup-clusters", cache_policy=NO_CACHE, **RETRY)
 def clusters_task(shards: list, work: str) -> None:
     dd.cluster_step(shards, Path(work))
 
 
-@task(name="dedup-filter", cache_policy=NO_CACHE)
+@task(name="dedup-filter", cache_policy=NO_CACHE, **RETRY)
 def filter_task(shards: list, work: str, output: str, workers: int) -> list:
     calls = [(p, n, o, r, Path(work), Path(output)) for n, p, o, r in shards]
     return [{dd.STAGE: st} for st in parallel(dd.filter_step, calls, workers)]

@@ -22,18 +22,19 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.dedup import parallel  # noqa: E402
+from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
 from pipelines import tokenize as tk  # noqa: E402
 from pipelines.io import documents_dir, parquet_files  # noqa: E402
 from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
 from schemas.config import TokenizeConfig  # noqa: E402
 
 
-@task(name="tokenize-runs", cache_policy=NO_CACHE)
+@task(name="tokenize-runs", cache_policy=NO_CACHE, **RETRY)
 def runs_task(files: list[Path], work: str, config: TokenizeConfig, parts: int, workers: int) -> list:
     return parallel(tk.tokenize_shard, [(f, Path(work), config, parts) for f in files], workers)
 
 
-@task(name="tokenize-shards", cache_policy=NO_CACHE)
+@task(name="tokenize-shards", cache_policy=NO_CACHE, **RETRY)
 def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: int) -> dict:
     out = Path(output)
     if (out / "manifest.json").exists():
