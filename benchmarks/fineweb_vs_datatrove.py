@@ -1,23 +1,30 @@
 """tokenmill's FineWeb pass vs datatrove's FineWeb filtering, side by side on the same WARC files.
 
     python benchmarks/fineweb_vs_datatrove.py [--input DIR] [--workers 2] [--repeat 3]
-        [--extract-timeout 5] [--no-append]
+        [--extract-timeout 5] [--copies K] [--payload-types http,libmagic] [--no-append]
 
 Each repeat runs, in alternating order so neither side always gets the warmer cache:
 
 - anchor: ``benchmarks/_datatrove_fineweb.py`` (WarcReader -> URLFilter -> Trafilatura ->
   LanguageFilter(en) -> Gopher repetition -> Gopher quality -> C4 (no terminal-punct rule) ->
   FineWeb quality, LocalPipelineExecutor with tasks = workers = N)
-- ours: ``python -m flows.cli fineweb --input DIR --output OUT --workers N --languages en``
+- ours, once per read mode: ``python -m flows.cli fineweb --input DIR --output OUT --workers N
+  --languages en --payload-type MODE``. ``http`` is tokenmill's default (records without
+  ``WARC-Identified-Payload-Type`` are typed by their HTTP Content-Type); ``libmagic`` is
+  datatrove's WarcReader rule (libmagic sniffs the payload): the "same settings" comparison.
 
 each as a subprocess, timed end to end (interpreter start, imports, Prefect's temporary server,
 datatrove's blocklist load: what a user waits for). A psutil sampler (every 50 ms) follows each
 process tree and records each process's peak RSS and the tree's peak total RSS.
 
-Reported: documents/second (WARC response records / wall seconds, median over repeats) for both,
-the ratio ours/anchor, peak RSS, and the keep/drop agreement over every input document (by
-WARC-Record-ID) with every disagreeing URL and both sides' reasons. Appends a dated entry to
-``benchmarks/RESULTS.md`` unless ``--no-append``.
+Reported: documents/second (WARC response records / wall seconds, median over repeats) for each
+side, the ratios ours/anchor, peak RSS, seconds and docs/s per stage, and for each read mode the
+keep/drop agreement over every input document (by WARC-Record-ID) with every disagreeing URL and
+both sides' reasons. Appends a dated entry to ``benchmarks/RESULTS.md`` unless ``--no-append``.
+
+In-pipeline seconds: datatrove's ``executor.run()`` (worker start, blocklist load, processing);
+ours ``stats.json`` seconds: from the moment the CLI hands the first shard to its worker pool
+(before Prefect is up: eager dispatch, see ``flows/workers.py``) to the end of the flow body.
 
 Extraction time limit: FineWeb uses 1 s. datatrove enforces it in a sandbox process whose start-up
 and warm-up must also fit in that 1 s; on a loaded 2-core machine that fails, and every document
@@ -123,9 +130,42 @@ def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
             "--output", str(out), "--workers", str(workers), "--extract-timeout", str(timeout)]
 
 
-def ours_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
+def ours_cmd(inp: Path, out: Path, workers: int, timeout: float, payload_type: str = "http") -> list[str]:
     return [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inp), "--output", str(out),
-            "--workers", str(workers), "--languages", "en", "--extract-timeout", str(timeout)]
+            "--workers", str(workers), "--languages", "en", "--extract-timeout", str(timeout),
+            "--payload-type", payload_type]
+
+
+# --- where the time goes: per-stage seconds (summed over workers) and docs/s -------------------
+
+_DT_STAGES = {"READER": "read", "Url-filter": "urlfilter", "Trafilatura": "extract",
+              "Language ID": "langid", "Gopher Repetition": "quality", "Gopher Quality": "quality",
+              "C4 Quality": "quality", "FineWeb Quality": "quality"}
+STAGE_ORDER = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
+
+
+def stage_breakdown(side: str, out: Path) -> dict[str, dict]:
+    """stage -> {docs, seconds, docs_per_s}: datatrove's per-step ``time_stats`` (its URL filter
+    time includes loading the blocklist on the first document), ours from ``stats.json`` (stage
+    seconds summed over shards; step set-up is done before, in the worker initializer)."""
+    res: dict[str, dict] = {}
+    if side == "datatrove":
+        for step in json.loads((out / "logs" / "stats.json").read_text()):
+            name = next((v for k, v in _DT_STAGES.items() if k in step["name"]), None)
+            if name is None:
+                continue
+            ts = step.get("time_stats") or {}
+            r = res.setdefault(name, {"docs": 0, "seconds": 0.0})
+            if not r["docs"]:
+                r["docs"] = ts.get("n", 0)  # the first quality filter sees every quality input
+            r["seconds"] += ts.get("total", 0.0)
+    else:
+        st = json.loads((out / "stats.json").read_text())["stages"]
+        for name, v in st.items():
+            res[name] = {"docs": v["in"], "seconds": v["seconds"]}
+    for r in res.values():
+        r["docs_per_s"] = r["docs"] / r["seconds"] if r["seconds"] else None
+    return res
 
 
 # --- decisions ----------------------------------------------------------------------------------
@@ -268,7 +308,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workdir", type=Path, default=None, help="keep outputs here (default: temp)")
     ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
     ap.add_argument("--note", default="", help="free text for the RESULTS.md entry")
+    ap.add_argument("--payload-types", default="http,libmagic",
+                    help="tokenmill read modes to run (comma-separated; the first is the one "
+                    "whose speed is the headline): 'http' = tokenmill's default, 'libmagic' = "
+                    "datatrove's WarcReader rule (the same settings as the anchor)")
     args = ap.parse_args(argv)
+    modes = [m.strip() for m in args.payload_types.split(",") if m.strip()]
 
     ids = response_ids(args.input)
     if not ids:
@@ -286,67 +331,95 @@ def main(argv: list[str] | None = None) -> dict:
                 if not link.exists():
                     link.symlink_to(path.resolve())
     n_docs = len(ids) * args.copies
-    runs: dict[str, list[dict]] = {"datatrove": [], "tokenmill": []}
-    result_cmp = None
+    sides = ["datatrove", *(f"tokenmill:{m}" for m in modes)]
+    runs: dict[str, list[dict]] = {side: [] for side in sides}
+    cmp_by_mode: dict[str, dict] = {}
+    breakdown: dict[str, dict] = {}
     for r in range(args.repeat):
-        order = ["datatrove", "tokenmill"] if r % 2 == 0 else ["tokenmill", "datatrove"]
+        order = sides if r % 2 == 0 else sides[::-1]
         outs = {}
         for side in order:
-            out = work / f"{side}-{r}"
+            out = work / f"{side.replace(':', '-')}-{r}"
             if out.exists():
                 import shutil
 
                 shutil.rmtree(out)
-            make = anchor_cmd if side == "datatrove" else ours_cmd
-            res = run_side(make(inp, out, args.workers, args.extract_timeout),
-                           work / f"{side}-{r}.log", args.timeout)
+            if side == "datatrove":
+                cmd = anchor_cmd(inp, out, args.workers, args.extract_timeout)
+            else:
+                cmd = ours_cmd(inp, out, args.workers, args.extract_timeout, side.split(":", 1)[1])
+            res = run_side(cmd, work / f"{side.replace(':', '-')}-{r}.log", args.timeout)
+            kind = "datatrove" if side == "datatrove" else "tokenmill"
             res["docs_per_s"] = n_docs / res["wall_s"]
-            res["pipeline_s"] = pipeline_seconds(side, out)
+            res["pipeline_s"] = pipeline_seconds(kind, out)
             res["pipeline_docs_per_s"] = n_docs / res["pipeline_s"]
             runs[side].append(res)
             outs[side] = out
-            print(f"run {r + 1}/{args.repeat} {side:9s}: {res['wall_s']:6.1f} s  "
+            breakdown[side] = stage_breakdown(kind, out)
+            print(f"run {r + 1}/{args.repeat} {side:18s}: {res['wall_s']:6.1f} s  "
                   f"{res['docs_per_s']:6.2f} docs/s  (in-pipeline {res['pipeline_s']:.1f} s)  "
                   f"peak RSS: largest process "
                   f"{res['peak_proc_mib']:.0f} MiB, tree {res['peak_tree_mib']:.0f} MiB", flush=True)
-        cmp_r = compare(ids, anchor_decisions(outs["datatrove"], ids, skips),
-                        our_decisions(outs["tokenmill"], ids))
-        if result_cmp is None:
-            result_cmp = cmp_r
-        elif cmp_r["agree"] != result_cmp["agree"]:
-            print(f"note: agreement differs between runs ({cmp_r['agree']} vs {result_cmp['agree']}): "
-                  "load-dependent extraction timeouts?", flush=True)
+        anchor = anchor_decisions(outs["datatrove"], ids, skips)
+        for m in modes:
+            cmp_r = compare(ids, anchor, our_decisions(outs[f"tokenmill:{m}"], ids))
+            if m not in cmp_by_mode:
+                cmp_by_mode[m] = cmp_r
+            elif cmp_r["agree"] != cmp_by_mode[m]["agree"]:
+                print(f"note: agreement ({m}) differs between runs ({cmp_r['agree']} vs "
+                      f"{cmp_by_mode[m]['agree']}): load-dependent extraction timeouts?", flush=True)
 
     med = {side: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k != "processes"}
            for side, rs in runs.items()}
-    ratio = med["tokenmill"]["docs_per_s"] / med["datatrove"]["docs_per_s"]
-    ratio_pipeline = med["tokenmill"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
-    assert result_cmp is not None
+    head = f"tokenmill:{modes[0]}"
+    ratios = {m: med[f"tokenmill:{m}"]["docs_per_s"] / med["datatrove"]["docs_per_s"] for m in modes}
+    ratios_pipeline = {m: med[f"tokenmill:{m}"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
+                       for m in modes}
     summary = {"date": dt.date.today().isoformat(), "input": str(args.input), "documents": n_docs,
-               "distinct_documents": len(ids), "copies": args.copies,
-               "speed_ratio_in_pipeline": ratio_pipeline,
+               "distinct_documents": len(ids), "copies": args.copies, "modes": modes,
+               "speed_ratio_in_pipeline": ratios_pipeline[modes[0]],
                "workers": args.workers, "repeat": args.repeat, "extract_timeout_s": args.extract_timeout,
-               "median": med, "speed_ratio_ours_over_anchor": ratio, "runs": runs,
-               "agreement": {k: v for k, v in result_cmp.items() if k != "disagreements"},
-               "disagreement_by_stage": dict(by_stage(result_cmp["disagreements"])),
-               "disagreements": result_cmp["disagreements"]}
+               "median": med, "speed_ratio_ours_over_anchor": ratios[modes[0]],
+               "speed_ratio_by_mode": ratios, "speed_ratio_in_pipeline_by_mode": ratios_pipeline,
+               "runs": runs, "stage_breakdown_last_run": breakdown,
+               "agreement_by_mode": {m: {k: v for k, v in c.items() if k != "disagreements"}
+                                     for m, c in cmp_by_mode.items()},
+               "disagreement_by_stage_by_mode": {m: dict(by_stage(c["disagreements"]))
+                                                 for m, c in cmp_by_mode.items()},
+               "disagreements_by_mode": {m: c["disagreements"] for m, c in cmp_by_mode.items()}}
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
 
     print(f"\n{n_docs} documents ({args.copies} x {len(ids)}), {args.workers} workers, median of {args.repeat} runs "
           f"(outputs: {work})")
-    for side in ("datatrove", "tokenmill"):
+    for side in sides:
         m = med[side]
-        print(f"  {side:9s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
+        print(f"  {side:18s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
               f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB")
-    print(f"  speed ratio tokenmill/datatrove: {ratio:.2f}x end to end, {ratio_pipeline:.2f}x in-pipeline")
-    a = result_cmp
-    print(f"  keep/drop agreement: {a['agree']}/{a['documents']} = {a['agreement']:.1%} "
-          f"(kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); on the "
-          f"{a['read_by_datatrove']} documents datatrove's reader accepts: {a['agree_read_by_datatrove']}")
-    for k, v in by_stage(a["disagreements"]).most_common():
-        print(f"    {v:3d}  {k}")
-    for d in a["disagreements"]:
-        print(f"    {d['url']}\n        datatrove: {d['datatrove']}   tokenmill: {d['tokenmill']}")
+    for m in modes:
+        print(f"  speed ratio tokenmill ({m})/datatrove: {ratios[m]:.2f}x end to end, "
+              f"{ratios_pipeline[m]:.2f}x in-pipeline")
+    print("  per stage, last run (seconds summed over workers, docs/s):")
+    print(f"    {'stage':10s} {'datatrove':>22s} {head:>26s}")
+    for st in STAGE_ORDER:
+        a, b = breakdown["datatrove"].get(st), breakdown[head].get(st)
+        fa = f"{a['seconds']:6.2f} s {a['docs_per_s'] or 0:8.1f}/s" if a else "-"
+        fb = f"{b['seconds']:6.2f} s {b['docs_per_s'] or 0:8.1f}/s" if b else "-"
+        print(f"    {st:10s} {fa:>22s} {fb:>26s}")
+    for m in modes:
+        a = cmp_by_mode[m]
+        print(f"  keep/drop agreement, tokenmill --payload-type {m}: {a['agree']}/{a['documents']} = "
+              f"{a['agreement']:.1%} (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
+              f"on the {a['read_by_datatrove']} documents datatrove's reader accepts: {a['agree_read_by_datatrove']}")
+        for k, v in by_stage(a["disagreements"]).most_common():
+            print(f"    {v:3d}  {k}")
+        for d in a["disagreements"]:
+            print(f"    {d['url']}\n        datatrove: {d['datatrove']}   tokenmill: {d['tokenmill']}")
+        if m == "http" and any(d["datatrove"].startswith("reader:libmagic") for d in a["disagreements"]):
+            print("    why: these WARCs (wget-made) lack WARC-Identified-Payload-Type, so datatrove's "
+                  "WarcReader asks libmagic, which calls HTML pages with big inline scripts "
+                  "'application/javascript' and skips them; tokenmill's default trusts the server's "
+                  "HTTP Content-Type (text/html) and keeps them. --payload-type libmagic makes "
+                  "datatrove's decision (Common Crawl WARCs carry the header: no difference there).")
     if not args.no_append:
         append_results(summary, args.note)
     return summary
@@ -354,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def append_results(s: dict, note: str) -> None:
     m = s["median"]
-    a = s["agreement"]
+    modes = s["modes"]
     lines = [
         f"\n## {s['date']} FineWeb pass: tokenmill vs datatrove 0.10.1 (`benchmarks/fineweb_vs_datatrove.py`)\n",
         f"- machine: {MACHINE}; other engineers' jobs running at the same time",
@@ -365,25 +438,37 @@ def append_results(s: dict, note: str) -> None:
         "| side | wall s | docs/s end to end | in-pipeline s | docs/s in-pipeline | peak RSS largest process MiB | peak RSS process tree MiB |",
         "|---|---|---|---|---|---|---|",
     ]
-    for side in ("datatrove", "tokenmill"):
-        x = m[side]
-        lines.append(f"| {side} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['pipeline_s']:.1f} | "
+    for side, x in m.items():
+        label = side if side == "datatrove" else f"tokenmill (--payload-type {side.split(':', 1)[1]})"
+        lines.append(f"| {label} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['pipeline_s']:.1f} | "
                      f"{x['pipeline_docs_per_s']:.2f} | {x['peak_proc_mib']:.0f} | "
                      f"{x['peak_tree_mib']:.0f} |")
-    lines += [
-        "",
-        f"- speed ratio tokenmill/datatrove: **{s['speed_ratio_ours_over_anchor']:.2f}x** end to end, "
-        f"**{s['speed_ratio_in_pipeline']:.2f}x** in-pipeline",
-        f"- keep/drop agreement over distinct documents: **{a['agree']}/{a['documents']} = {a['agreement']:.1%}** "
-        f"(kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); on the "
-        f"{a['read_by_datatrove']} documents datatrove's WarcReader accepts: {a['agree_read_by_datatrove']}"
-        f"/{a['read_by_datatrove']}",
-    ]
-    if s["disagreement_by_stage"]:
-        lines.append("- disagreements by stage: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(s["disagreement_by_stage"].items(), key=lambda kv: -kv[1])))
+    lines.append("")
+    for mode in modes:
+        lines.append(f"- speed ratio tokenmill ({mode})/datatrove: **{s['speed_ratio_by_mode'][mode]:.2f}x** end to "
+                     f"end, **{s['speed_ratio_in_pipeline_by_mode'][mode]:.2f}x** in-pipeline")
+    for mode in modes:
+        a = s["agreement_by_mode"][mode]
+        line = (f"- keep/drop agreement, `--payload-type {mode}`: **{a['agree']}/{a['documents']} = "
+                f"{a['agreement']:.1%}** (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
+                f"on the {a['read_by_datatrove']} documents datatrove's WarcReader accepts: "
+                f"{a['agree_read_by_datatrove']}/{a['read_by_datatrove']}")
+        by = s["disagreement_by_stage_by_mode"][mode]
+        if by:
+            line += "; disagreements: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
+        lines.append(line)
+    bd = s["stage_breakdown_last_run"]
+    head = f"tokenmill:{modes[0]}"
+    lines += ["", f"Per stage, last run (seconds summed over workers; docs/s = documents in / seconds; "
+              f"tokenmill = `--payload-type {modes[0]}`):", "",
+              "| stage | datatrove s | datatrove docs/s | tokenmill s | tokenmill docs/s |", "|---|---|---|---|---|"]
+    for st in STAGE_ORDER:
+        a, b = bd["datatrove"].get(st), bd[head].get(st)
+        fa = f"{a['seconds']:.2f} | {a['docs_per_s'] or 0:.1f}" if a else "- | -"
+        fb = f"{b['seconds']:.2f} | {b['docs_per_s'] or 0:.1f}" if b else "- | -"
+        lines.append(f"| {st} | {fa} | {fb} |")
     if note:
-        lines.append(f"- note: {note}")
+        lines.append(f"\n- note: {note}")
     path = REPO / "benchmarks" / "RESULTS.md"
     if not path.exists():
         path.write_text("# Benchmark results\n\nAppend-only; newest last.\n")

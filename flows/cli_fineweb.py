@@ -23,11 +23,15 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="stop after N docu
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes", help="remove pages larger than this (read:too_large)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--extract-timeout", help="seconds per page before extract:timeout")]
+PayloadOpt = Annotated[str | None, typer.Option(
+    "--payload-type", help="records without WARC-Identified-Payload-Type: 'http' (HTTP Content-Type, "
+    "default) or 'libmagic' (sniff the payload like datatrove's WarcReader; needs python-magic)")]
 
 
 def load_config(path: Path | None = None, *, workers: int | None = None,
                 languages: list[str] | None = None, limit: int | None = None,
-                max_bytes: int | None = None, extract_timeout: float | None = None):
+                max_bytes: int | None = None, extract_timeout: float | None = None,
+                payload_type: str | None = None):
     """A FinewebConfig from an optional JSON/YAML file plus command-line overrides."""
     from schemas.config import FinewebConfig
 
@@ -52,43 +56,71 @@ def load_config(path: Path | None = None, *, workers: int | None = None,
         cfg.read.max_bytes = max_bytes
     if extract_timeout is not None:
         cfg.extract.timeout_s = extract_timeout
+    if payload_type is not None:  # validated (assignment is not)
+        cfg.read = type(cfg.read).model_validate({**cfg.read.model_dump(), "payload_type": payload_type})
     return cfg
 
 
 def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
+    """Start-up in overlap: Prefect's temporary server (a subprocess) boots while the worker
+    processes spawn and set up their steps and while this process imports Prefect.
+
+    With the temporary local server (no ``PREFECT_API_URL``), the workers also start on the
+    shards at once (eager dispatch, ``flows/workers.py``); the flow's task adopts that work.
+    ``TOKENMILL_EAGER=0`` turns this off (the pool then only warms up). With a configured API
+    nothing runs before the flow run exists.
+    """
+    import os
+
     from flows import runtime
 
-    runtime.prewarm_api()  # the temporary Prefect server starts while we import and expand
-    from flows import fineweb as fw
+    runtime.prewarm_api()  # the temporary Prefect server starts now, in its own process
+    from flows import workers as wk
+    from pipelines.fineweb import stats_path
     from pipelines.io import expand_inputs
 
-    expand_inputs(inputs)  # fail fast on a bad glob, before waiting for Prefect
-    runtime.ensure_api()
-    if stages is None:
-        return fw.fineweb_flow(inputs, str(output), cfg)
-    return fw.stage_flow(stages[0], inputs, str(output), cfg)
+    files = expand_inputs(inputs)  # fail fast on a bad glob, before waiting for Prefect
+    pending = [p for p in files if not stats_path(output, p).exists()]
+    procs = max(1, min(cfg.workers, len(pending)))
+    eager = runtime.is_temporary_api() and os.environ.get("TOKENMILL_EAGER", "1") != "0"
+    try:
+        if procs > 1:  # spawn + imports + step setup (+ the shards, eager) before Prefect
+            wk.start_pool(cfg.workers, cfg, stages, str(output), pending, procs, eager=eager)
+        from flows import fineweb as fw
+
+        if procs == 1 and pending:
+            wk.cached_steps(cfg.model_dump_json(), stages)  # set up in-process while the server boots
+        runtime.ensure_api()
+        with runtime.local_run_settings():
+            if stages is None:
+                return fw.fineweb_flow(inputs, str(output), cfg)
+            return fw.stage_flow(stages[0], inputs, str(output), cfg)
+    finally:
+        wk.discard_prestarted()  # no-op once the flow took the pool
 
 
 @app.command("fineweb")
 def fineweb(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None, languages: LangOpt = None,
             limit: LimitOpt = None, config: ConfigOpt = None, max_bytes: MaxBytesOpt = None,
-            extract_timeout: TimeoutOpt = None) -> None:
+            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None) -> None:
     """The FineWeb pass: read -> urlfilter -> extract -> langid -> quality -> pii.
 
     Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
     OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
     """
     cfg = load_config(config, workers=workers, languages=languages, limit=limit,
-                      max_bytes=max_bytes, extract_timeout=extract_timeout)
+                      max_bytes=max_bytes, extract_timeout=extract_timeout, payload_type=payload_type)
     _run(None, input, output, cfg)
 
 
 def _stage_command(name: str, doc: str) -> None:
     def command(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None,
                 languages: LangOpt = None, limit: LimitOpt = None, config: ConfigOpt = None,
-                max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None) -> None:
+                max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None,
+                payload_type: PayloadOpt = None) -> None:
         cfg = load_config(config, workers=workers, languages=languages, limit=limit,
-                          max_bytes=max_bytes, extract_timeout=extract_timeout)
+                          max_bytes=max_bytes, extract_timeout=extract_timeout,
+                          payload_type=payload_type)
         _run([name], input, output, cfg)
 
     command.__doc__ = doc + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."

@@ -12,8 +12,10 @@ Flow objects (deployable by entrypoint ``flows/fineweb.py:<object>``):
     STAGE_FLOWS             {stage name: flow object}; ``stage_flow(name, ...)`` calls one
 
 The flows only move data: each input file is a shard handed to ``pipelines.fineweb.
-process_shard`` in a worker PROCESS (spawn context, ``workers`` of them) inside one Prefect
-task, so CPU-bound extraction scales past the GIL and Prefect's threads stay idle. Shards whose
+process_shard`` in a worker PROCESS (spawn context, ``workers`` of them; ``flows/workers.py``,
+which imports no Prefect) inside one Prefect task, so CPU-bound extraction scales past the GIL
+and Prefect's threads stay idle. Largest shards go first. The CLI starts and warms that pool
+before Prefect is even imported (``flows.workers.start_pool``); the task adopts it. Shards whose
 ``stats/<shard>.json`` exists are done and skipped: a crashed run resumes. At the end the
 per-shard stats are merged into ``OUT/stats.json`` and printed.
 """
@@ -21,7 +23,6 @@ per-shard stats are merged into ``OUT/stats.json`` and printed.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import threading
 import time
 from pathlib import Path
@@ -33,48 +34,18 @@ runtime.configure()
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
+from flows import workers as wk  # noqa: E402
 from flows.retry import RETRY  # noqa: E402
 from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
 from pipelines.io import expand_inputs  # noqa: E402
 from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
 from schemas.config import FinewebConfig  # noqa: E402
 
-_progress_queue = None
-
-
-def _die_with_parent() -> None:
-    """Linux: a worker gets SIGKILL when the run that started it dies (kill -9 included), so an
-    orphan never keeps writing into an output directory that a re-run is resuming."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort (not Linux)
-        pass
-
-
-def _init_worker(queue) -> None:
-    global _progress_queue
-    _die_with_parent()
-    _progress_queue = queue
-
-
-def _report(n: int) -> None:
-    if _progress_queue is not None:
-        _progress_queue.put(n)
-
-
-def _run_one(input_path: str, output: str, config_json: str, stages: list[str] | None) -> str:
-    config = FinewebConfig.model_validate_json(config_json)
-    process_shard(input_path, output, config, stages, progress=_report)
-    return input_path
-
 
 class _Progress:
     """A rich progress bar: shards done / total, documents read and docs/s."""
 
-    def __init__(self, total_shards: int, title: str) -> None:
+    def __init__(self, total_shards: int, title: str, since: float | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -84,7 +55,7 @@ class _Progress:
             TimeElapsedColumn,
         )
 
-        self.t0 = time.perf_counter()
+        self.t0 = since or time.perf_counter()  # perf_counter() when the work began
         self.docs = 0
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -113,21 +84,30 @@ class _Progress:
 @task(name="process-shards", cache_policy=NO_CACHE, **RETRY)
 def process_shards(inputs: list[str], output: str, config: FinewebConfig,
                    stages: list[str] | None, workers: int, title: str = "fineweb") -> list[str]:
-    """Run every pending shard; in ``workers`` spawned processes when more than one."""
-    pending = [p for p in inputs if not stats_path(output, p).exists()]
-    workers = max(1, min(workers, len(pending)))
-    with _Progress(len(inputs), title) as bar:
-        for _ in range(len(inputs) - len(pending)):
+    """Run every pending shard; in ``workers`` spawned processes when more than one.
+
+    Adopts the pool the CLI started for this run (``flows.workers.start_pool``) with the shards
+    it already dispatched; the rest (or everything, without one) is submitted here.
+    """
+    pre = wk.take_pool(workers, config, stages, output)
+    adopted = pre.futures if pre is not None else {}
+    pending = wk.order_by_size([p for p in inputs if p not in adopted
+                                and not stats_path(output, p).exists()])
+    n_work = len(adopted) + len(pending)
+    procs = max(1, min(workers, n_work))
+    with _Progress(len(inputs), title, pre.dispatched_at if pre is not None else None) as bar:
+        for _ in range(len(inputs) - n_work):
             bar.shard_done()
-        if workers == 1:  # in this process: no spawn cost, signal-based extract timeouts in the main thread
+        if pre is None and procs == 1:  # in this process: no spawn cost, signal-based extract timeouts in the main thread
+            groups = wk.cached_steps(config.model_dump_json(), stages) if pending else []
             for p in pending:
-                process_shard(p, output, config, stages, progress=bar.docs_read)
+                process_shard(p, output, config, stages, progress=bar.docs_read, groups=groups)
                 bar.shard_done()
             return pending
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        ctx = mp.get_context("spawn")  # fork after Prefect started threads is unsafe
-        queue = ctx.Queue()
+        # the CLI started (and warmed) the pool while Prefect was starting; else start it now
+        pool, queue = (pre.pool, pre.queue) if pre is not None else wk.new_pool(procs, config, stages)
         stop = threading.Event()
 
         def drain() -> None:
@@ -144,17 +124,17 @@ def process_shards(inputs: list[str], output: str, config: FinewebConfig,
         drainer = threading.Thread(target=drain, daemon=True)
         drainer.start()
         try:
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                     initargs=(queue,)) as pool:
+            with pool:
                 cfg = config.model_dump_json()
-                futures = [pool.submit(_run_one, p, output, cfg, stages) for p in pending]
+                futures = [*adopted.values(),
+                           *(pool.submit(wk.run_one, p, output, cfg, stages) for p in pending)]
                 for fut in as_completed(futures):
                     fut.result()
                     bar.shard_done()
         finally:
             stop.set()
             drainer.join()
-    return pending
+    return [*adopted, *pending]
 
 
 def _merge(inputs: list[str], output: str, seconds: float) -> tuple[dict[str, StageStats], dict]:
@@ -185,7 +165,10 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     if not files:
         raise FileNotFoundError(f"no input files in {inputs}")
     Path(output).mkdir(parents=True, exist_ok=True)
-    process_shards(files, output, config, stages, workers or config.workers, title)
+    workers = workers or config.workers
+    # shards the CLI dispatched before Prefect was up count from their dispatch (honest docs/s)
+    t0 = min(t0, wk.dispatched_at(workers, config, stages, output) or t0)
+    process_shards(files, output, config, stages, workers, title)
     merged, extra = _merge(files, output, time.perf_counter() - t0)
     for st in merged.values():
         st.check_conservation()

@@ -156,11 +156,15 @@ def _source_units(input_path: str, config: FinewebConfig, counters: ReadCounters
 
 def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None = None,
                   stages: list[str] | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict[str, StageStats]:
+                  progress: Callable[[int], None] | None = None,
+                  groups: list[tuple[str, list[Step]]] | None = None) -> dict[str, StageStats]:
     """Run the steps over one input (WARC or documents Parquet); see the module docstring.
 
     ``progress(n)`` (optional) is called with the number of units read since its last call,
     every ``_PROGRESS_EVERY`` units and at the end (the flow's docs/s progress bar).
+    ``groups`` (optional): steps already built by ``build_stage_steps(config, stages)`` for the
+    same config and stages, reused across shards by a worker process (their ``setup()`` is
+    idempotent and resets per-shard state, so the output is the same as with fresh steps).
     """
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
@@ -171,7 +175,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     out = Path(output_dir)
     clean_stale_temps(out, name)
     t_start = time.perf_counter()
-    groups = build_stage_steps(config, stages)
+    if groups is None:
+        groups = build_stage_steps(config, stages)
     steps = [step for _, group in groups for step in group]
     setup_s: dict[str, float] = {}
     for step in steps:

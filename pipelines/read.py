@@ -6,7 +6,10 @@ records are not documents (they hold no crawled page): they are counted as *skip
 ``ReadCounters``), never as removed. Every unit is yielded as ``(doc, None)`` when kept or
 ``(doc, "read:<why>")`` when removed:
 
-- ``read:not_html``       the payload is not text/html or application/xhtml+xml
+- ``read:not_html``       the payload is not text/html or application/xhtml+xml: the WARC
+  ``WARC-Identified-Payload-Type`` header when present (as datatrove), else per
+  ``ReadConfig.payload_type``: the HTTP Content-Type (``"http"``, default) or libmagic's guess
+  from the payload bytes (``"libmagic"``, datatrove's WarcReader; see ``payload_mime``)
 - ``read:too_large``      the record block (HTTP headers + body) exceeds ``max_bytes``
 - ``read:undecodable``    no charset (UTF-8, declared, <meta>, detected) decodes the bytes
 - ``read:corrupt_record`` a broken gzip member, random bytes, a truncated record, a bad header
@@ -418,6 +421,31 @@ def decode_html(body: bytes, declared: str | None = None) -> str | None:
     return None
 
 
+_magic = None
+
+
+def require_libmagic():
+    """python-magic's ``from_buffer``, or a clear error naming what to install."""
+    global _magic
+    if _magic is None:
+        try:
+            import magic
+        except ImportError as e:  # python-magic missing, or it cannot find the libmagic library
+            raise RuntimeError(
+                "ReadConfig.payload_type='libmagic' needs python-magic and the libmagic library: "
+                "pip install python-magic (and e.g. apt-get install libmagic1); or use "
+                f"payload_type='http' (the default). Import error: {e}") from e
+        _magic = magic
+    return _magic
+
+
+def payload_mime(body: bytes) -> str:
+    """libmagic's MIME type for a payload, as datatrove's WarcReader gets it:
+    ``magic.from_buffer(payload, mime=True)`` over the whole (de-chunked, decompressed) payload.
+    """
+    return require_libmagic().from_buffer(body, mime=True)
+
+
 def _strip_brackets(url: str | None) -> str | None:
     if url and url.startswith("<") and url.endswith(">"):  # WARC/1.0 writers (wget) bracket it
         return url[1:-1]
@@ -448,11 +476,14 @@ def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dic
     else:
         http, body = {}, block
     content_type = http.get("content-type", "")
-    mime = (h.get("warc-identified-payload-type") or content_type.split(";")[0]).strip().lower()
-    if not mime:
-        head = body[:1024].lstrip().lower()
-        mime = "text/html" if head.startswith(_SNIFF_HTML) else "application/octet-stream"
-    if config.html_only and mime not in HTML_TYPES:
+    # the crawler's verdict when it gave one (Common Crawl always does); datatrove trusts it too
+    mime = (h.get("warc-identified-payload-type") or "").strip().lower()
+    if not mime and config.payload_type == "http":
+        mime = content_type.split(";")[0].strip().lower()
+        if not mime:
+            head = body[:1024].lstrip().lower()
+            mime = "text/html" if head.startswith(_SNIFF_HTML) else "application/octet-stream"
+    if config.html_only and mime and mime not in HTML_TYPES:
         return doc, "read:not_html"
     try:
         if "chunked" in http.get("transfer-encoding", "").lower():
@@ -467,6 +498,12 @@ def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dic
                 pass
     except Exception:  # noqa: BLE001
         return doc, "read:corrupt_record"
+    if config.html_only and not mime:  # libmagic mode, no WARC-Identified-Payload-Type
+        # datatrove reads with warcio, which splits off HTTP headers only for http(s) targets:
+        # for other schemes libmagic is shown the whole block, as here
+        seen = body if (url or "").lower().startswith(("http:", "https:")) else rec.block
+        if payload_mime(seen) not in HTML_TYPES:
+            return doc, "read:not_html"
     if len(body) > config.max_bytes:
         return doc, "read:too_large"
     text = decode_html(body, _charset_of(content_type))
@@ -491,6 +528,8 @@ def read_warc(path: str, config: ReadConfig | None = None, limit: int | None = N
     ``limit`` stops after that many units. Non-document records are tallied in ``counters``.
     """
     config = config or ReadConfig()
+    if config.payload_type == "libmagic" and config.html_only:
+        require_libmagic()  # fail before reading anything, with what to install
     source = config.source or shard_source(path)
     counters = counters if counters is not None else ReadCounters()
     # the block of a response record holds HTTP headers too: allow them some room

@@ -6,6 +6,8 @@ filters' own defaults), so a default run makes the same decisions as FineWeb.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -15,6 +17,13 @@ class ReadConfig(BaseModel):
     max_bytes: int = Field(2_000_000, description="HTTP payloads larger than this are removed (read:too_large)")
     html_only: bool = Field(True, description="keep only text/html and application/xhtml+xml responses")
     source: str | None = Field(None, description="value of the `source` column; default: the input file name")
+    payload_type: Literal["http", "libmagic"] = Field(
+        "http",
+        description="how a response's payload type is decided when the WARC record has no "
+        "WARC-Identified-Payload-Type header (Common Crawl always sets it, and it is always used "
+        "when present): 'http' = the HTTP Content-Type (else a look at the first bytes); "
+        "'libmagic' = libmagic's guess from the payload bytes, as datatrove's WarcReader does "
+        "(needs python-magic; calls HTML pages with large inline scripts application/javascript)")
 
 
 class URLFilterConfig(BaseModel):

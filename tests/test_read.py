@@ -133,3 +133,101 @@ def test_fsspec_url(tmp_path):
     units = list(read_warc("memory://crawl/sample.warc.gz", ReadConfig()))
     assert len(units) == len(sample_pages())
     assert units[0][0]["source"] == "sample"
+
+
+# --- payload type: WARC-Identified-Payload-Type first, then HTTP Content-Type or libmagic ---------
+
+def _response(url: str, body: bytes, content_type: str, payload_type: str | None = None,
+              encoding: str | None = None) -> bytes:
+    """One gzip member holding a WARC response record (optionally with the crawler's
+    WARC-Identified-Payload-Type header and a Content-Encoding)."""
+    http = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+    if encoding:
+        http += f"Content-Encoding: {encoding}\r\n"
+    block = (http + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+            f"WARC-Date: 2024-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{url}>\r\n"
+            "Content-Type: application/http; msgtype=response\r\n")
+    if payload_type:
+        head += f"WARC-Identified-Payload-Type: {payload_type}\r\n"
+    head += f"Content-Length: {len(block)}\r\n\r\n"
+    return gzip.compress(head.encode() + block + b"\r\n\r\n", mtime=0)
+
+
+def _script_page() -> bytes:
+    """A real-looking HTML page that libmagic calls JavaScript: leading blank lines, then an
+    inline ``(function() {...})`` handler (the pattern of the wget-made pages it misjudges)."""
+    from pipelines.sample_pages import ARTICLES, article_html
+
+    html = article_html(*ARTICLES["bees"]).replace(
+        "<body>", '<body><a href="/" onClick="return (function() { return true; })()">home</a>', 1)
+    return ("\n\n" + html).encode()
+
+
+def _payload_type_warc(tmp_path: Path) -> str:
+    from pipelines.sample_pages import ARTICLES, article_html
+
+    page = article_html(*ARTICLES["bread"]).encode()
+    records = [
+        # no crawler verdict: the HTTP header (http) or libmagic (libmagic) decides
+        _response("https://a.example/script-heavy", _script_page(), "text/html; charset=utf-8"),
+        _response("https://a.example/plain", page, "text/html"),
+        _response("https://a.example/gzipped", gzip.compress(page, mtime=0), "text/html", encoding="gzip"),
+        _response("https://a.example/mislabelled-pdf", b"%PDF-1.4\n%%EOF\n", "text/html"),
+        # the crawler's verdict wins over the HTTP header in both modes
+        _response("https://a.example/declared-pdf", page, "text/html", payload_type="application/pdf"),
+        _response("https://a.example/declared-html", _script_page(), "application/octet-stream",
+                  payload_type="text/html"),
+    ]
+    return _write(tmp_path / "types.warc.gz", b"".join(records))
+
+
+def _verdicts(path: str, mode: str) -> dict[str, str | None]:
+    return {d["url"].rsplit("/", 1)[1]: r for d, r in read_warc(path, ReadConfig(payload_type=mode))}
+
+
+def test_warc_identified_payload_type_wins_and_http_default(tmp_path):
+    got = _verdicts(_payload_type_warc(tmp_path), "http")
+    assert got == {"script-heavy": None, "plain": None, "gzipped": None,
+                   "mislabelled-pdf": None,  # the server said text/html (extract drops it later)
+                   "declared-pdf": "read:not_html", "declared-html": None}
+    assert ReadConfig().payload_type == "http"
+
+
+def test_libmagic_mode_sniffs_like_datatrove(tmp_path):
+    path = _payload_type_warc(tmp_path)
+    try:
+        import magic
+    except ImportError:  # python-magic or the libmagic library missing: a clear error, up front
+        with pytest.raises(RuntimeError, match="python-magic"):
+            next(read_warc(path, ReadConfig(payload_type="libmagic")))
+        return
+    from datatrove.pipeline.readers.warc import process_record
+    from warcio.archiveiterator import ArchiveIterator
+
+    got = _verdicts(path, "libmagic")
+    assert got == {"script-heavy": "read:not_html",  # libmagic: application/javascript
+                   "plain": None, "gzipped": None,  # sniffed after Content-Encoding is undone
+                   "mislabelled-pdf": "read:not_html",
+                   "declared-pdf": "read:not_html", "declared-html": None}
+    assert magic.from_buffer(_script_page(), mime=True) == "application/javascript"
+    # the very decisions datatrove's WarcReader makes on these records
+    with open(path, "rb") as f:
+        theirs = {r.rec_headers["WARC-Target-URI"].rsplit("/", 1)[1]: process_record(r) is not None
+                  for r in ArchiveIterator(f) if r.rec_type == "response"}
+    assert theirs == {k: v is None for k, v in got.items()}
+
+
+def test_libmagic_mode_sees_what_warcio_shows_for_non_http_targets(tmp_path):
+    """warcio (datatrove's WARC library) splits HTTP headers off http(s) targets only; for other
+    schemes libmagic is shown the whole block, and so it is here."""
+    pytest.importorskip("magic")
+    from pipelines.read import payload_mime
+
+    body = _script_page().lstrip()  # HTML to libmagic on its own
+    assert payload_mime(body) == "text/html"
+    data = _response("https://a.example/x", body, "text/html") + _response("urn:test:x", body, "text/html")
+    units = list(read_warc(_write(tmp_path / "s.warc.gz", data), ReadConfig(payload_type="libmagic")))
+    block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    assert payload_mime(block) == "application/javascript"  # no <!DOCTYPE at the start any more
+    assert [r for _, r in units] == [None, "read:not_html"]
