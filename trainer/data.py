@@ -204,6 +204,16 @@ def pad_supervised(seqs: list[tuple[list[int], list[int]]], pad_id: int,
     return x, y
 
 
+def drop_overlong(rows: list[dict], tok: Tokenizer, max_tokens: int) -> tuple[list[dict], int]:
+    """Conversations whose rendering exceeds ``max_tokens`` (the model's context + 1), removed.
+
+    Truncating them instead would silently cut the end of the conversation, usually the final
+    answer (or the "I don't know" of a refusal), so its loss would never be taken. The caller
+    reports how many were dropped."""
+    kept = [r for r in rows if len(render_conversation(r["messages"], tok).input_ids) <= max_tokens]
+    return kept, len(rows) - len(kept)
+
+
 class ConversationBatches(ShuffledRows):
     """SFT batches: (inputs, targets) with loss on assistant tokens only."""
 

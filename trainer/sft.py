@@ -8,7 +8,7 @@ import torch
 
 from trainer import checkpoint as ckpt
 from trainer.config import ModelConfig, TrainConfig
-from trainer.data import ConversationBatches, read_rows
+from trainer.data import ConversationBatches, drop_overlong, read_rows
 from trainer.loop import fit, setup
 from trainer.model import GPT
 from trainer.pretrain import byte_lengths, evaluate_lm
@@ -32,8 +32,17 @@ def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, r
     model, state = load_gpt(init, env.device)
     tok = ckpt.tokenizer_from_ref(state["tokenizer"])
     mcfg = model.cfg
-    rows = read_rows(data, "train", ["messages"])
-    val_rows = read_rows(data, "val", ["messages"]) or rows
+    rows, too_long = drop_overlong(read_rows(data, "train", ["messages"]), tok, mcfg.block_size + 1)
+    val_rows, val_too_long = drop_overlong(read_rows(data, "val", ["messages"]), tok, mcfg.block_size + 1)
+    val_rows = val_rows or rows
+    if too_long or val_too_long:
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"[yellow]sft: {too_long} train / {val_too_long} val conversations are longer than the "
+            f"model's context ({mcfg.block_size} tokens) and were left out (not truncated)[/yellow]")
+    if not rows:
+        raise ValueError(f"{data}: no conversation fits the model's context of {mcfg.block_size} tokens")
     pad = env.cuda and cfg.compile  # fixed shapes for torch.compile
     loader = ConversationBatches(rows, tok, cfg.batch_size, mcfg.block_size, seed=cfg.seed, pad_to_block=pad)
     lens = byte_lengths(tok, mcfg.vocab_size)
@@ -49,4 +58,5 @@ def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, r
 
     return fit(run_dir=out, kind="sft", cfg=cfg, env=env, model=model, model_cfg=mcfg, data=loader,
                step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
-               extra={"init": str(init), "data": str(data)})
+               extra={"init": str(init), "data": str(data), "conversations": len(rows),
+                      "dropped_too_long": too_long, "val_dropped_too_long": val_too_long})
