@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from flows import runtime
+
+runtime.configure()  # before Prefect is imported: PREFECT_HOME, analytics off, log level (user env wins)
+
+from prefect import flow  # noqa: E402
 
 
 @flow(name="train-pretrain", log_prints=True)
