@@ -13,13 +13,8 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import re
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,10 +24,14 @@ import pytest
 
 from flows.deployments import PREFECT_YAML, load_specs
 from flows.retry import is_transient_exception
-
-REPO = Path(__file__).resolve().parents[1]
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
+from tests.prefect_server import (
+    REPO,
+    kill_group,
+    prefect,
+    run_deployment,
+    running_server,
+    wait_flow_run,
+)
 
 # ---------------------------------------------------------------- prefect.yaml, fast
 
@@ -139,94 +138,31 @@ def test_retry_policy_follows_the_cause_chain() -> None:
 # ---------------------------------------------------------------- a real server, slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def prefect_server(tmp_path_factory):
     """`prefect server start` on loopback with its own PREFECT_HOME; yields the env to talk to it."""
-    home = tmp_path_factory.mktemp("prefect_home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-               PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_LOGGING_LEVEL="INFO",
-               TOKENMILL_HOME=str(home), NO_PROXY="127.0.0.1,localhost")
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed in teardown
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-ui"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if server.poll() is not None:
-                pytest.fail("prefect server exited:\n" + (home / "server.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("prefect server not healthy:\n" + (home / "server.log").read_text()[-3000:])
-            time.sleep(1)
+    with running_server(tmp_path_factory.mktemp("prefect_home")) as env:
         yield env
-    finally:
-        _kill(server)
-        log.close()
-
-
-def _prefect(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=timeout)
-    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-    return out
 
 
 def _run_deployment(env: dict, name: str, params: dict[str, str], worker_log: Path) -> dict:
     """`prefect deployment run NAME --param ...` with a process worker; returns the final flow run."""
-    args = ["deployment", "run", name]
-    for k, v in params.items():
-        args += ["--param", f"{k}={v}"]
-    out = _prefect(args, env)
-    run_id = re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1)
+    run_id = run_deployment(env, name, params)
     with open(worker_log, "ab") as log:
         worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "tokenmill",
                                    "--limit", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
         try:
-            deadline = time.monotonic() + 480
-            while True:
-                run = httpx.get(f"{env['PREFECT_API_URL']}/flow_runs/{run_id}", timeout=10).json()
-                if run["state"]["type"] in TERMINAL:
-                    return run
-                if time.monotonic() > deadline:
-                    pytest.fail(f"flow run stuck in {run['state']['type']}:\n{worker_log.read_text()[-3000:]}")
-                time.sleep(2)
+            return wait_flow_run(env, run_id, 480, worker_log)
         finally:
-            _kill(worker)
+            kill_group(worker)
 
 
 @pytest.mark.slow
 def test_stage_deployment_runs_on_a_real_server(prefect_server, web_warcs, tmp_path: Path) -> None:
     env = prefect_server
-    _prefect(["work-pool", "create", "tokenmill", "--type", "process"], env)
-    _prefect(["--no-prompt", "deploy", "--all"], env, timeout=600)
+    prefect(["work-pool", "create", "tokenmill", "--type", "process"], env)
+    prefect(["--no-prompt", "deploy", "--all"], env, timeout=600)
     api = env["PREFECT_API_URL"]
     for spec in load_specs():
         flow_name = spec.load_flow().name
