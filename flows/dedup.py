@@ -22,7 +22,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
 from pipelines import dedup as dd  # noqa: E402
 from pipelines.stats import render_summary  # noqa: E402
-from schemas.config import DedupConfig  # noqa: E402
+from schemas.config import DedupConfig, as_config  # noqa: E402
 
 
 def parallel(fn: Callable, calls: list[tuple], workers: int) -> list:
@@ -60,7 +60,7 @@ def filter_task(shards: list, work: str, output: str, workers: int) -> list:
 def run_dedup(input: str, output: str, config: DedupConfig | None = None, workers: int = 1,
               summary: bool = True) -> dict:
     """The flow body (a plain function too): returns the written stats.json."""
-    config = config or DedupConfig()
+    config = as_config(DedupConfig, config)
     t0 = time.perf_counter()
     shards = dd.plan(input)
     if not shards:

@@ -20,7 +20,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from pipelines.stats import merge_stats, render_summary, stats_from_json, write_stats  # noqa: E402
-from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig  # noqa: E402
+from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config  # noqa: E402
 
 
 def _done(stage_dir: Path) -> bool:
@@ -43,7 +43,8 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
     from flows.fineweb import run_fineweb
     from flows.tokenize_flow import run_tokenize
 
-    fw, dc, tc = fineweb or FinewebConfig(), dedup or DedupConfig(), tokenize or TokenizeConfig()
+    fw = as_config(FinewebConfig, fineweb)
+    dc, tc = as_config(DedupConfig, dedup), as_config(TokenizeConfig, tokenize)
     out = Path(output)
     t0 = time.perf_counter()
     if engine == "beam":

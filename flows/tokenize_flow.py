@@ -26,7 +26,7 @@ from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finis
 from pipelines import tokenize as tk  # noqa: E402
 from pipelines.io import documents_dir, parquet_files  # noqa: E402
 from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
-from schemas.config import TokenizeConfig  # noqa: E402
+from schemas.config import TokenizeConfig, as_config  # noqa: E402
 
 
 @task(name="tokenize-runs", cache_policy=NO_CACHE, **RETRY)
@@ -46,7 +46,7 @@ def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: i
 
 def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
                  summary: bool = True) -> dict:
-    config = config or TokenizeConfig()
+    config = as_config(TokenizeConfig, config)
     t0 = time.perf_counter()
     files = parquet_files(documents_dir(input))
     if not files:

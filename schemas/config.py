@@ -6,7 +6,7 @@ filters' own defaults), so a default run makes the same decisions as FineWeb.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -148,3 +148,21 @@ class TokenizeConfig(BaseModel):
     val_fraction: float = 0.01
     seed: int = 0
     batch_docs: int = 1024
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def as_config(cls: type[C], value: C | dict | str | None) -> C:
+    """A stage config from what a caller passes: the model itself, None (defaults), or the
+    dict / JSON string a Prefect deployment run delivers as a parameter (the flows skip Prefect's
+    own parameter validation, so a ``--param config='{...}'`` arrives as plain data)."""
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        return cls.model_validate_json(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    return cls.model_validate(value)
