@@ -18,7 +18,10 @@ datatrove's blocklist load: what a user waits for). A psutil sampler (every 50 m
 process tree and records each process's peak RSS and the tree's peak total RSS.
 
 Reported: documents/second (WARC response records / wall seconds, median over repeats) for each
-side, the ratios ours/anchor, peak RSS, seconds and docs/s per stage, and for each read mode the
+side, end to end and steady-state (start-up subtracted: each repeat also runs both commands on 2
+one-document WARC files, the sides' fixed cost; steady-state = (documents - 2) / (wall - that
+wall)), CPU seconds of each process tree and steady-state CPU ms per document, the ratios
+ours/anchor, peak RSS, seconds and docs/s per stage, and for each read mode the
 keep/drop agreement over every input document (by WARC-Record-ID) with every disagreeing URL and
 both sides' reasons. Appends a dated entry to ``benchmarks/RESULTS.md`` unless ``--no-append``.
 
@@ -97,9 +100,20 @@ class TreeSampler:
         self._thread.join()
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every reaped descendant of this process so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_side(cmd: list[str], log: Path, timeout: float) -> dict:
-    """Run ``cmd``; wall seconds, peak RSS of the largest process and of the whole tree (MiB)."""
+    """Run ``cmd``; wall seconds, CPU seconds of the whole process tree (every descendant is
+    reaped by its parent, so ``RUSAGE_CHILDREN`` counts them all), peak RSS of the largest
+    process and of the whole tree (MiB)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    cpu0 = _children_cpu()
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -110,10 +124,11 @@ def run_side(cmd: list[str], log: Path, timeout: float) -> dict:
                 proc.kill()
                 raise RuntimeError(f"{cmd[:3]} ran over {timeout}s; see {log}") from None
     wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed (rc={rc}); see {log}")
     peaks = sorted(sampler.peak_by_pid.values(), reverse=True)
-    return {"wall_s": wall, "peak_proc_mib": peaks[0] / 2**20 if peaks else 0.0,
+    return {"wall_s": wall, "cpu_s": cpu, "peak_proc_mib": peaks[0] / 2**20 if peaks else 0.0,
             "peak_tree_mib": sampler.peak_total / 2**20, "processes": len(peaks)}
 
 
@@ -180,6 +195,43 @@ def response_ids(inp: Path) -> dict[str, str]:
             for rec in ArchiveIterator(f, record_types=WarcRecordType.response, parse_http=False):
                 out[rec.headers.get("WARC-Record-ID")] = rec.headers.get("WARC-Target-URI")
     return out
+
+
+def startup_input(inp: Path, work: Path, reader_skips: dict[str, str], n: int = 2) -> Path:
+    """``n`` one-document WARC files (the first response record of the first ``n`` inputs that
+    datatrove's reader accepts): a run on them pays each side's whole fixed cost (interpreter,
+    imports, Prefect's temporary server / datatrove's executor, ``n`` = workers worker processes,
+    blocklists, fastText, trafilatura warm-up) for a negligible amount of work."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.warcwriter import WARCWriter
+
+    out = work / "startup-input"
+    out.mkdir(parents=True, exist_ok=True)
+    k = 0
+    for path in sorted(glob.glob(str(inp / "*.warc.gz"))):
+        if k >= n:
+            break
+        with open(path, "rb") as f:
+            for rec in ArchiveIterator(f):
+                if rec.rec_type == "response" and rec.rec_headers["WARC-Record-ID"] not in reader_skips:
+                    with open(out / f"startup{k}.warc.gz", "wb") as g:
+                        WARCWriter(g, gzip=True).write_record(rec)
+                    k += 1
+                    break
+    if k < n:
+        raise SystemExit(f"need {n} input files with a readable response record for the start-up run")
+    return out
+
+
+def steady_state(run: dict, startup: dict, n_docs: int, n_startup: int) -> dict:
+    """Per-document cost with each side's fixed start-up taken out: marginal documents / marginal
+    wall seconds over the start-up run (same side, same repeat), and marginal CPU per document."""
+    dw = run["wall_s"] - startup["wall_s"]
+    dc = run["cpu_s"] - startup["cpu_s"]
+    dn = n_docs - n_startup
+    return {"startup_wall_s": startup["wall_s"], "startup_cpu_s": startup["cpu_s"],
+            "steady_docs_per_s": dn / dw if dw > 0 else float("nan"),
+            "steady_cpu_ms_per_doc": 1000 * dc / dn if dn > 0 else float("nan")}
 
 
 def _jsonl(folder: Path):
@@ -335,9 +387,26 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[str, list[dict]] = {side: [] for side in sides}
     cmp_by_mode: dict[str, dict] = {}
     breakdown: dict[str, dict] = {}
+    start_inp = startup_input(args.input, work, skips, n=max(1, args.workers))
+    n_startup = len(response_ids(start_inp))
+    startups: dict[str, list[dict]] = {"datatrove": [], "tokenmill": []}
     for r in range(args.repeat):
         order = sides if r % 2 == 0 else sides[::-1]
         outs = {}
+        # each side's fixed cost, measured in this repeat: the same command on n_startup documents
+        start = {}
+        for kind in (["datatrove", "tokenmill"] if r % 2 == 0 else ["tokenmill", "datatrove"]):
+            out = work / f"startup-{kind}-{r}"
+            if out.exists():
+                import shutil
+
+                shutil.rmtree(out)
+            cmd = (anchor_cmd(start_inp, out, args.workers, args.extract_timeout) if kind == "datatrove"
+                   else ours_cmd(start_inp, out, args.workers, args.extract_timeout, modes[0]))
+            start[kind] = run_side(cmd, work / f"startup-{kind}-{r}.log", args.timeout)
+            startups[kind].append(start[kind])
+            print(f"run {r + 1}/{args.repeat} {kind + ' start-up':18s}: {start[kind]['wall_s']:6.1f} s  "
+                  f"CPU {start[kind]['cpu_s']:5.1f} s  ({n_startup} documents: fixed cost)", flush=True)
         for side in order:
             out = work / f"{side.replace(':', '-')}-{r}"
             if out.exists():
@@ -353,11 +422,13 @@ def main(argv: list[str] | None = None) -> dict:
             res["docs_per_s"] = n_docs / res["wall_s"]
             res["pipeline_s"] = pipeline_seconds(kind, out)
             res["pipeline_docs_per_s"] = n_docs / res["pipeline_s"]
+            res.update(steady_state(res, start[kind], n_docs, n_startup))
             runs[side].append(res)
             outs[side] = out
             breakdown[side] = stage_breakdown(kind, out)
             print(f"run {r + 1}/{args.repeat} {side:18s}: {res['wall_s']:6.1f} s  "
                   f"{res['docs_per_s']:6.2f} docs/s  (in-pipeline {res['pipeline_s']:.1f} s)  "
+                  f"CPU {res['cpu_s']:.1f} s  steady-state {res['steady_docs_per_s']:.2f} docs/s  "
                   f"peak RSS: largest process "
                   f"{res['peak_proc_mib']:.0f} MiB, tree {res['peak_tree_mib']:.0f} MiB", flush=True)
         anchor = anchor_decisions(outs["datatrove"], ids, skips)
@@ -373,6 +444,10 @@ def main(argv: list[str] | None = None) -> dict:
            for side, rs in runs.items()}
     head = f"tokenmill:{modes[0]}"
     ratios = {m: med[f"tokenmill:{m}"]["docs_per_s"] / med["datatrove"]["docs_per_s"] for m in modes}
+    ratios_steady = {m: med[f"tokenmill:{m}"]["steady_docs_per_s"] / med["datatrove"]["steady_docs_per_s"]
+                     for m in modes}
+    ratios_cpu = {m: med["datatrove"]["steady_cpu_ms_per_doc"] / med[f"tokenmill:{m}"]["steady_cpu_ms_per_doc"]
+                  for m in modes}
     ratios_pipeline = {m: med[f"tokenmill:{m}"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
                        for m in modes}
     summary = {"date": dt.date.today().isoformat(), "input": str(args.input), "documents": n_docs,
@@ -380,7 +455,9 @@ def main(argv: list[str] | None = None) -> dict:
                "speed_ratio_in_pipeline": ratios_pipeline[modes[0]],
                "workers": args.workers, "repeat": args.repeat, "extract_timeout_s": args.extract_timeout,
                "median": med, "speed_ratio_ours_over_anchor": ratios[modes[0]],
-               "speed_ratio_by_mode": ratios, "speed_ratio_in_pipeline_by_mode": ratios_pipeline,
+               "speed_ratio_by_mode": ratios, "steady_ratio_by_mode": ratios_steady,
+               "cpu_per_doc_ratio_by_mode": ratios_cpu, "startup_documents": n_startup,
+               "startup_runs": startups, "speed_ratio_in_pipeline_by_mode": ratios_pipeline,
                "runs": runs, "stage_breakdown_last_run": breakdown,
                "agreement_by_mode": {m: {k: v for k, v in c.items() if k != "disagreements"}
                                      for m, c in cmp_by_mode.items()},
@@ -395,8 +472,14 @@ def main(argv: list[str] | None = None) -> dict:
         m = med[side]
         print(f"  {side:18s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
               f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB")
+        print(f"  {'':18s}  CPU {m['cpu_s']:6.1f} s; fixed start-up ({n_startup}-document run) "
+              f"{m['startup_wall_s']:.1f} s wall / {m['startup_cpu_s']:.1f} s CPU; STEADY-STATE "
+              f"{m['steady_docs_per_s']:6.2f} docs/s = (documents - {n_startup}) / (wall - start-up wall), "
+              f"{m['steady_cpu_ms_per_doc']:.1f} CPU ms/doc")
     for m in modes:
         print(f"  speed ratio tokenmill ({m})/datatrove: {ratios[m]:.2f}x end to end, "
+              f"{ratios_steady[m]:.2f}x steady-state (start-up subtracted), "
+              f"{ratios_cpu[m]:.2f}x less CPU per document (steady-state), "
               f"{ratios_pipeline[m]:.2f}x in-pipeline")
     print("  per stage, last run (seconds summed over workers, docs/s):")
     print(f"    {'stage':10s} {'datatrove':>22s} {head:>26s}")
@@ -433,20 +516,31 @@ def append_results(s: dict, note: str) -> None:
         f"- machine: {MACHINE}; other engineers' jobs running at the same time",
         f"- input: {s['input']} x {s['copies']} copies ({s['documents']} WARC response records), {s['workers']} workers, "
         f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "
+        f"load average at the end {os.getloadavg()[0]:.1f}, "
         "end-to-end subprocess wall time (imports, Prefect temp server / datatrove blocklist load included)",
         "",
-        "| side | wall s | docs/s end to end | in-pipeline s | docs/s in-pipeline | peak RSS largest process MiB | peak RSS process tree MiB |",
-        "|---|---|---|---|---|---|---|",
+        f"- steady-state = (documents - {s['startup_documents']}) / (wall - start-up wall), start-up = the same "
+        f"command on {s['startup_documents']} one-document WARC files (each side's whole fixed cost: interpreter, "
+        "imports, Prefect's temporary server / datatrove's executor, worker processes, models and blocklists), "
+        "measured in every repeat; CPU = user + system seconds of the whole process tree",
+        "",
+        "| side | wall s | docs/s end to end | start-up wall s | docs/s steady-state | CPU s | start-up CPU s | CPU ms/doc steady-state "
+        "| in-pipeline s | docs/s in-pipeline | peak RSS largest process MiB | peak RSS process tree MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for side, x in m.items():
         label = side if side == "datatrove" else f"tokenmill (--payload-type {side.split(':', 1)[1]})"
-        lines.append(f"| {label} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['pipeline_s']:.1f} | "
+        lines.append(f"| {label} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['startup_wall_s']:.1f} | "
+                     f"{x['steady_docs_per_s']:.2f} | {x['cpu_s']:.1f} | {x['startup_cpu_s']:.1f} | "
+                     f"{x['steady_cpu_ms_per_doc']:.1f} | {x['pipeline_s']:.1f} | "
                      f"{x['pipeline_docs_per_s']:.2f} | {x['peak_proc_mib']:.0f} | "
                      f"{x['peak_tree_mib']:.0f} |")
     lines.append("")
     for mode in modes:
         lines.append(f"- speed ratio tokenmill ({mode})/datatrove: **{s['speed_ratio_by_mode'][mode]:.2f}x** end to "
-                     f"end, **{s['speed_ratio_in_pipeline_by_mode'][mode]:.2f}x** in-pipeline")
+                     f"end, **{s['steady_ratio_by_mode'][mode]:.2f}x** steady-state, "
+                     f"{s['cpu_per_doc_ratio_by_mode'][mode]:.2f}x less CPU per document (steady-state), "
+                     f"{s['speed_ratio_in_pipeline_by_mode'][mode]:.2f}x in-pipeline")
     for mode in modes:
         a = s["agreement_by_mode"][mode]
         line = (f"- keep/drop agreement, `--payload-type {mode}`: **{a['agree']}/{a['documents']} = "

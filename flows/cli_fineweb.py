@@ -62,8 +62,10 @@ def load_config(path: Path | None = None, *, workers: int | None = None,
 
 
 def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
-    """Start-up in overlap: Prefect's temporary server (a subprocess) boots while the worker
-    processes spawn and set up their steps and while this process imports Prefect.
+    """Start-up in overlap, with as little duplicated work as possible: the workers' forkserver
+    preloads the stage modules while this process imports Prefect; then Prefect's temporary
+    server is forked from this process (it inherits the Prefect import) and boots while the
+    workers fork warm and set up their steps.
 
     With the temporary local server (no ``PREFECT_API_URL``), the workers also start on the
     shards at once (eager dispatch, ``flows/workers.py``); the flow's task adopts that work.
@@ -74,7 +76,7 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
 
     from flows import runtime
 
-    runtime.prewarm_api()  # the temporary Prefect server starts now, in its own process
+    runtime.prewarm_api(defer=True)  # port + PREFECT_API_URL now; the server starts below
     from flows import workers as wk
     from pipelines.fineweb import stats_path
     from pipelines.io import expand_inputs
@@ -84,9 +86,15 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
     procs = max(1, min(cfg.workers, len(pending)))
     eager = runtime.is_temporary_api() and os.environ.get("TOKENMILL_EAGER", "1") != "0"
     try:
-        if procs > 1:  # spawn + imports + step setup (+ the shards, eager) before Prefect
-            wk.start_pool(cfg.workers, cfg, stages, str(output), pending, procs, eager=eager)
+        if procs > 1:  # the forkserver starts preloading the worker modules now, in parallel
+            wk.start_forkserver()
         from flows import fineweb as fw
+
+        # fork the server from this process now that it imported Prefect (the server skips that
+        # import) and before any thread exists here (the pool below starts one)
+        runtime.start_server()
+        if procs > 1:  # workers fork warm, set up their steps (+ run the shards, eager)
+            wk.start_pool(cfg.workers, cfg, stages, str(output), pending, procs, eager=eager)
 
         if procs == 1 and pending:
             wk.cached_steps(cfg.model_dump_json(), stages)  # set up in-process while the server boots
@@ -97,6 +105,7 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
             return fw.stage_flow(stages[0], inputs, str(output), cfg)
     finally:
         wk.discard_prestarted()  # no-op once the flow took the pool
+        wk.stop_forkserver()  # the pools are done: reap it now rather than orphan it at exit
 
 
 @app.command("fineweb")

@@ -12,12 +12,40 @@ Flow objects (deployable by entrypoint ``flows/fineweb.py:<object>``):
     STAGE_FLOWS             {stage name: flow object}; ``stage_flow(name, ...)`` calls one
 
 The flows only move data: each input file is a shard handed to ``pipelines.fineweb.
-process_shard`` in a worker PROCESS (spawn context, ``workers`` of them; ``flows/workers.py``,
-which imports no Prefect) inside one Prefect task, so CPU-bound extraction scales past the GIL
-and Prefect's threads stay idle. Largest shards go first. The CLI starts and warms that pool
-before Prefect is even imported (``flows.workers.start_pool``); the task adopts it. Shards whose
-``stats/<shard>.json`` exists are done and skipped: a crashed run resumes. At the end the
-per-shard stats are merged into ``OUT/stats.json`` and printed.
+process_shard`` in a worker PROCESS (``workers`` of them, forked from a forkserver that preloaded
+the stage modules; ``flows/workers.py``, which imports no Prefect) inside one Prefect task, so
+CPU-bound extraction scales past the GIL and Prefect's threads stay idle. Largest shards go
+first. The CLI starts and warms that pool before Prefect is even imported
+(``flows.workers.start_pool``); the task adopts it. Shards whose ``stats/<shard>.json`` exists
+are done and skipped: a crashed run resumes. At the end the per-shard stats are merged into
+``OUT/stats.json`` and printed.
+
+Eager dispatch (the CLI with Prefect's temporary local server only; ``TOKENMILL_EAGER=0`` turns
+it off): the CLI submits every pending shard to the pool before Prefect's flow run exists, and
+the ``process-shards`` task adopts those futures. Why it is sound:
+
+- Same work, same outputs: a shard is the same ``process_shard`` call on the same config and
+  stage list whoever submits it; outputs are per shard, temp file + rename, and the stats file,
+  written last, is what marks a shard done. ``take_pool`` hands the futures over only to a task
+  with exactly the run's key (workers, config, stages, output dir); anything else discards them.
+- Failures are not lost: a shard's exception stays in its future until the task waits on it
+  (``fut.result()``), so a shard that failed before Prefect was up fails the ``process-shards``
+  task and the ``fineweb`` flow run (state FAILED, the CLI exits non-zero with the error) exactly
+  as if the task had submitted it; the other shards still finish (the pool is shut down with
+  ``wait=True``) and are recorded, so a re-run resumes from them. Retries: the task's retry finds
+  the pool gone (adopted once) and resubmits the unfinished shards to a fresh pool; transient
+  errors are retried, deterministic ones (a missing file) are not (``flows/retry.py``). Tested in
+  ``tests/test_eager_dispatch.py`` (an input that vanished after listing, eager on and off).
+- Nothing runs unobserved: if the CLI fails before the flow takes the pool (Prefect could not
+  start), ``discard_prestarted`` cancels the queued shards and kills the workers; a shard cut
+  short leaves only temp files, removed on the next run. kill -9 of the CLI takes the workers
+  with it (``PR_SET_PDEATHSIG`` via the forkserver, which exits with the CLI), and the re-run's
+  output equals an uninterrupted run's (``tests/test_crash_resume.py``).
+- What a user sees differs only in timing: the flow run starts with shards already done or in
+  flight; its progress bar and ``stats.json`` seconds count from the first dispatch. In either
+  mode the shards are not Prefect task runs of their own: one ``process-shards`` task runs them.
+- With a configured API (``PREFECT_API_URL``, deployments) nothing is dispatched before the flow
+  run exists: a server may schedule, cancel or refuse the run, and work must not precede that.
 """
 
 from __future__ import annotations

@@ -11,12 +11,22 @@ first task, almost all of it importing and starting that server; a trivial flow 
   server start timeout for loaded machines. Every value is a default: the user's env wins.
 - ``prewarm_api()`` starts that temporary server right away, so its start overlaps with our own
   imports, input expansion and worker-process start-up; ``ensure_api()`` waits for it.
-  When Prefect is not imported yet and nothing configures an API URL (the CLI's case), we start
-  the very same server command Prefect would (``uvicorn prefect.server.api.server:create_app``
-  with ``PREFECT__SERVER_EPHEMERAL=1``) as a subprocess ourselves and point ``PREFECT_API_URL``
-  at it before Prefect is imported. That skips ~4 s of CPU Prefect spends importing its whole
-  server package into the CLI process just to launch that subprocess, and the server gets the
-  PDEATHSIG treatment (it dies with a kill -9'd run). It is stopped at exit like Prefect's.
+  When Prefect is not imported yet and nothing configures an API URL (the CLI's case), we run
+  the very same server Prefect would (``prefect.server.api.server:create_app`` under uvicorn
+  with ``PREFECT__SERVER_EPHEMERAL=1``) in a child process ourselves and point
+  ``PREFECT_API_URL`` at it before Prefect is imported. That skips ~4 s of CPU Prefect spends
+  importing its whole server package into the CLI process just to launch that subprocess, and
+  the server gets the PDEATHSIG treatment (it dies with a kill -9'd run). It is stopped at exit
+  like Prefect's. The CLI defers the launch (``prewarm_api(defer=True)`` binds the port, then
+  ``start_server()``) until it has imported Prefect itself, and then FORKS the server from its
+  own process: the child inherits that import (~1/3 of the server's start-up CPU, ~1.3 s on the
+  machine of record) and imports only the server package. Fork only while this process runs a
+  single thread (before the worker pool's manager thread exists); otherwise, or with
+  ``TOKENMILL_SERVER_FORK=0``, the server is a fresh ``python -m uvicorn`` process as before.
+  The forked server serves on the socket the parent bound, so no other process can take the
+  port in between. Migrations: the SQLite DB under ``PREFECT_HOME`` persists, Prefect's
+  ``create_db`` on an up-to-date DB costs ~0.1 s of CPU and block registration is memoized, so
+  neither is worth skipping (measured: the server's start-up is ~85% imports).
   Otherwise (Prefect already imported, a configured URL) Prefect's own ``SubprocessASGIServer``
   is started in a background thread; Prefect's client reuses that singleton, so no second
   server starts.
@@ -76,30 +86,142 @@ def _start_server() -> None:
         _warm_error.append(e)
 
 
-class _LocalServer:
-    """Prefect's temporary API server, launched without importing Prefect (see module doc)."""
+_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen | None = None
+
+class _Forked:
+    """The ``subprocess.Popen`` calls ``_LocalServer`` uses, for a child made with ``os.fork``."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        t0 = time.monotonic()
+        while self.poll() is None:
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode  # type: ignore[return-value]
+
+    def terminate(self) -> None:
+        import signal
+
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        import signal
+
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def _serve_in_fork(sock) -> None:
+    """The forked child: Prefect's server app under uvicorn, as Prefect's own command runs it,
+    on the socket the parent bound (no window in which another process can take the port)."""
+    code = 1
+    try:
+        _die_with_parent()
+        _close_multiprocessing_fds()
+        os.environ.update(_SERVER_ENV)
+        os.environ.pop("PREFECT_API_URL", None)
+        import uvicorn
+
+        config = uvicorn.Config("prefect.server.api.server:create_app", factory=True,
+                                host="127.0.0.1", port=sock.getsockname()[1], log_level="error",
+                                lifespan="on")
+        uvicorn.Server(config).run(sockets=[sock])
+        code = 0
+    except BaseException:  # noqa: BLE001 - reported, then the child exits (never returns)
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _close_multiprocessing_fds() -> None:
+    """A forked server must not hold the parent's end of the forkserver's / resource tracker's
+    pipes: they exit (and the parent's ``stop_forkserver`` waits) when every holder closed it."""
+    try:
+        from multiprocessing import forkserver, resource_tracker
+
+        for fd in (forkserver._forkserver._forkserver_alive_fd, resource_tracker._resource_tracker._fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+    except Exception:  # noqa: BLE001 - private attributes (CPython): best effort
+        pass
+
+
+def _can_fork_server() -> bool:
+    """Fork only a single-threaded process that already imported Prefect (the child then skips
+    that import, ~1/3 of the server's start-up CPU); never where fork is unsafe or unavailable."""
+    return (os.environ.get("TOKENMILL_SERVER_FORK", "1") != "0" and hasattr(os, "fork")
+            and "prefect" in sys.modules and threading.active_count() == 1)
+
+
+class _LocalServer:
+    """Prefect's temporary API server, launched without Prefect's launcher (see module doc).
+
+    ``defer``: only pick the port now (``PREFECT_API_URL`` can be set before Prefect is
+    imported); ``launch()`` starts the server later, by forking this process once it has
+    imported Prefect (``_can_fork_server``), else as a fresh ``python -m uvicorn`` process.
+    """
+
+    def __init__(self, defer: bool = False) -> None:
+        self.proc: subprocess.Popen | _Forked | None = None
         self.port = 0
+        self._sock = None  # bound (not listening) until a forked server takes it
         self.ready = False
-        self._launch()
+        self.forked = False
+        self._pick_port()
+        if not defer:
+            self.launch()
         atexit.register(self.stop)
 
-    def _launch(self) -> None:
+    def _pick_port(self) -> None:
         import socket
-        import sys
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-               "PREFECT__SERVER_FINAL": "1"}
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+
+    def launch(self) -> None:
+        """Start the server process (no-op once started)."""
+        if self.proc is not None:
+            return
+        sock, self._sock = self._sock, None
+        if sock is not None and _can_fork_server():
+            pid = os.fork()
+            if pid == 0:
+                _serve_in_fork(sock)  # never returns
+            sock.close()
+            self.proc, self.forked = _Forked(pid), True
+            return
+        if sock is not None:
+            sock.close()  # uvicorn binds the port itself (a short window another process may win)
+        env = {**os.environ, **_SERVER_ENV}
         env.pop("PREFECT_API_URL", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
              "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "error",
              "--lifespan", "on"], env=env, preexec_fn=_die_with_parent)
+
+    def _launch(self) -> None:
+        self.proc = None
+        self._pick_port()
+        self.launch()
 
     @property
     def api_url(self) -> str:
@@ -111,6 +233,7 @@ class _LocalServer:
         import urllib.request
 
         limit = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+        self.launch()
         t0 = time.monotonic()
         relaunched = False
         while not self.ready:
@@ -173,20 +296,30 @@ def _may_configure_api_url() -> bool:
     return False
 
 
-def prewarm_api() -> None:
-    """Start the temporary local API server in the background (no-op with a real API URL)."""
+def prewarm_api(defer: bool = False) -> None:
+    """Start the temporary local API server in the background (no-op with a real API URL).
+
+    ``defer`` (the CLI): when we launch the server ourselves, only reserve its port and set
+    ``PREFECT_API_URL`` now; ``start_server()`` (or ``ensure_api()``) launches it, by fork when
+    this process has imported Prefect by then and runs no other thread."""
     global _warm_thread, _local_server
     if _warm_thread is not None or _local_server is not None:
         return
     configure()
     if "prefect" not in sys.modules and not _may_configure_api_url():
-        _local_server = _LocalServer()
+        _local_server = _LocalServer(defer=defer)
         os.environ["PREFECT_API_URL"] = _local_server.api_url  # read when Prefect is imported
         return
     if api_url():
         return
     _warm_thread = threading.Thread(target=_start_server, name="prefect-api-prewarm", daemon=True)
     _warm_thread.start()
+
+
+def start_server() -> None:
+    """Launch the temporary server ``prewarm_api(defer=True)`` prepared (no-op otherwise)."""
+    if _local_server is not None:
+        _local_server.launch()
 
 
 def ensure_api() -> str | None:
