@@ -67,7 +67,7 @@ from flows.retry import RETRY  # noqa: E402
 from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
 from pipelines.io import expand_inputs  # noqa: E402
 from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
-from schemas.config import FinewebConfig  # noqa: E402
+from schemas.config import FinewebConfig, as_config  # noqa: E402
 
 
 class _Progress:
@@ -188,7 +188,7 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     from pipelines.stats import write_stats
 
     t0 = time.perf_counter()
-    config = config or FinewebConfig()
+    config = as_config(FinewebConfig, config)  # a deployment run passes plain JSON data
     files = expand_inputs(list(inputs))
     if not files:
         raise FileNotFoundError(f"no input files in {inputs}")

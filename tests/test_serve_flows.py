@@ -132,8 +132,6 @@ def _check_output(out: Path) -> dict:
     return stats
 
 
-@pytest.mark.xfail(raises=AssertionError, reason="flows/fineweb.py run_fineweb uses a JSON `config` parameter as-is (a dict, "
-                          "not FinewebConfig): AttributeError; the stage flows have validate_parameters=False")
 def test_served_stage_takes_a_config_parameter(prefect_server, web_warcs, tmp_path: Path) -> None:
     """`--param config=...` (JSON) reaches the stage: a domain blocklisted there is removed."""
     env = prefect_server
