@@ -62,7 +62,22 @@ def manifest_tokenizer(directory: str | Path) -> str | None:
     return tok or m.get("tokenizer_path") or m.get("tokenizer_name")
 
 
-class PackedTokens:
+class BatchSource:
+    """Iterating yields ``next_batch()`` until it raises StopIteration (a single-pass loader
+    ends; a looping one never does)."""
+
+    def next_batch(self):
+        raise NotImplementedError
+
+    def __iter__(self):
+        while True:
+            try:
+                yield self.next_batch()
+            except StopIteration:
+                return
+
+
+class PackedTokens(BatchSource):
     """Fixed windows of packed documents; ``loop=False`` stops after one pass (validation)."""
 
     def __init__(self, files: list[Path], batch_size: int, seq_len: int, eot_id: int,
@@ -137,15 +152,9 @@ class PackedTokens:
             raise StopIteration
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
-    def __iter__(self):
-        while True:
-            try:
-                yield self.next_batch()
-            except StopIteration:
-                return
 
 
-class ShuffledRows:
+class ShuffledRows(BatchSource):
     """Rows of a dataset in a per-epoch shuffled order, ``batch_size`` at a time, with a cursor."""
 
     def __init__(self, rows: list, batch_size: int, seed: int = 0, loop: bool = True):
@@ -175,12 +184,6 @@ class ShuffledRows:
             self.pos += len(take)
         return out
 
-    def __iter__(self):
-        while True:
-            try:
-                yield self.next_batch()
-            except StopIteration:
-                return
 
 
 def read_rows(directory: str | Path, split: str, columns: list[str]) -> list[dict]:
