@@ -153,7 +153,6 @@ class PackedTokens(BatchSource):
         return rows[:, :-1].contiguous(), rows[:, 1:].contiguous()
 
 
-
 class ShuffledRows(BatchSource):
     """Rows of a dataset in a per-epoch shuffled order, ``batch_size`` at a time, with a cursor."""
 
@@ -183,7 +182,6 @@ class ShuffledRows(BatchSource):
             out.extend(self.rows[i] for i in take)
             self.pos += len(take)
         return out
-
 
 
 def read_rows(directory: str | Path, split: str, columns: list[str]) -> list[dict]:
