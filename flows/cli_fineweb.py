@@ -105,7 +105,9 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
             return fw.stage_flow(stages[0], inputs, str(output), cfg)
     finally:
         wk.discard_prestarted()  # no-op once the flow took the pool
-        wk.stop_forkserver()  # the pools are done: reap it now rather than orphan it at exit
+        # the pools are done: the forkserver exits now (its teardown overlaps with ours), reaped
+        # at exit (atexit) or by the next pool rather than orphaned
+        wk.stop_forkserver(wait=False)
 
 
 @app.command("fineweb")

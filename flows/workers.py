@@ -134,6 +134,7 @@ def mp_context():
         method = "spawn"
     ctx = mp.get_context(method)
     if method == "forkserver":
+        _reap_stopping_forkserver()
         ctx.set_forkserver_preload(PRELOAD)  # no effect once the forkserver runs (same list anyway)
         if not _stop_registered:
             import atexit
@@ -146,6 +147,19 @@ def mp_context():
 _stop_registered = False
 
 
+def _reap_stopping_forkserver() -> None:
+    """Finish a ``stop_forkserver(wait=False)`` (reap it) so that the next pool starts a fresh
+    forkserver instead of connecting to one that is exiting."""
+    try:
+        from multiprocessing import forkserver
+
+        fs = forkserver._forkserver
+        if fs._forkserver_pid is not None and fs._forkserver_alive_fd is None:
+            stop_forkserver()
+    except Exception:  # noqa: BLE001 - private API: best effort
+        pass
+
+
 def start_forkserver() -> None:
     """Start the forkserver now (it imports ``PRELOAD`` while the caller does other work);
     no-op when workers are spawned instead. Starts no thread in this process."""
@@ -156,15 +170,32 @@ def start_forkserver() -> None:
         forkserver.ensure_running()
 
 
-def stop_forkserver() -> None:
-    """Stop this process's forkserver and reap it (at exit; the CLI calls it when its pools are
-    done). Python leaves it running until it notices our end of its pipe closed, by which time
-    we are gone: an orphan nobody waits for. Safe to call when none runs; a later pool starts a
-    new one."""
-    try:
-        from multiprocessing import forkserver
+def stop_forkserver(wait: bool = True) -> None:
+    """Stop this process's forkserver and reap it (at exit; the CLI asks it to stop when its
+    pools are done). Python leaves it running until it notices our end of its pipe closed, by
+    which time we are gone: an orphan nobody waits for. Safe to call when none runs; a later
+    pool starts a new one (after reaping this one, see ``mp_context``).
 
-        forkserver._forkserver._stop()
+    ``wait=False`` only closes our end of its pipe, so it starts exiting (its interpreter
+    teardown, ~0.2 s, then overlaps with ours); a later call (the atexit handler, or the next
+    ``mp_context``) reaps it."""
+    try:
+        from multiprocessing import forkserver, util
+
+        fs = forkserver._forkserver
+        with fs._lock:
+            if fs._forkserver_pid is None:
+                return
+            if fs._forkserver_alive_fd is not None:
+                os.close(fs._forkserver_alive_fd)  # asks the server to stop
+                fs._forkserver_alive_fd = None
+            if not wait:
+                return
+            os.waitpid(fs._forkserver_pid, 0)
+            fs._forkserver_pid = None
+            if not util.is_abstract_socket_namespace(fs._forkserver_address):
+                os.unlink(fs._forkserver_address)
+            fs._forkserver_address = None
     except Exception:  # noqa: BLE001 - private API (CPython 3.8-3.13): best effort
         pass
 
