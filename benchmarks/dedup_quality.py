@@ -15,7 +15,6 @@ Run: ``python benchmarks/dedup_quality.py [--bases 60] [--seeds 1,2,3,4] [--corp
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import glob
 import itertools
 import random
@@ -168,11 +167,10 @@ def main() -> None:
             print(line)
             lines.append(line)
     if args.record:
-        with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {dt.date.today()} dedup quality (benchmarks/dedup_quality.py --seeds {args.seeds} "
-                    f"--corpus-seeds {args.corpus_seeds})\n"
-                    "machine: 2-core x86_64 CPU, 24 GiB, shared/noisy (other jobs running)\n"
-                    + "".join(f"- {x}\n" for x in lines))
+        from benchmarks.results import MACHINE, append_bullets
+
+        append_bullets(f"dedup quality (benchmarks/dedup_quality.py --seeds {args.seeds} "
+                       f"--corpus-seeds {args.corpus_seeds})", lines, f"{MACHINE} (other jobs running)")
 
 if __name__ == "__main__":
     main()

@@ -56,8 +56,10 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "web"
-MACHINE = "2-core x86_64 CPU, 24 GiB, shared/noisy"
+sys.path.insert(0, str(REPO))
 
+from benchmarks.results import MACHINE  # noqa: E402
+from benchmarks.results import append_results as write_results  # noqa: E402
 
 # --- running one side -------------------------------------------------------------------------
 
@@ -563,11 +565,7 @@ def append_results(s: dict, note: str) -> None:
         lines.append(f"| {st} | {fa} | {fb} |")
     if note:
         lines.append(f"\n- note: {note}")
-    path = REPO / "benchmarks" / "RESULTS.md"
-    if not path.exists():
-        path.write_text("# Benchmark results\n\nAppend-only; newest last.\n")
-    with open(path, "a") as f:
-        f.write("\n".join(lines) + "\n")
+    write_results("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

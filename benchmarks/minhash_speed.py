@@ -29,7 +29,6 @@ runs is reported with the load average. ``--record`` appends to benchmarks/RESUL
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import statistics
 import sys
@@ -43,9 +42,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.dedup_quality import real_texts  # noqa: E402
+from benchmarks.results import MACHINE as _HOST  # noqa: E402
+from benchmarks.results import append_bullets  # noqa: E402
 from pipelines.minhash import MinHasher, hash_shingles, shingle_hash, shingles  # noqa: E402
 
-MACHINE = "2-core x86_64 CPU, 24 GiB, shared/noisy (other jobs running)"
+MACHINE = f"{_HOST} (other jobs running)"
 
 
 def datasketch_e2e(texts: list[str]) -> np.ndarray:
@@ -142,9 +143,8 @@ def main() -> None:
         lines.append(f"datatrove: {why}")
     print("\n".join(lines))
     if args.record:
-        with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {dt.date.today()} MinHash signature speed, signatures/s on 1 core "
-                    f"(benchmarks/minhash_speed.py)\nmachine: {MACHINE}\n" + "".join(f"- {x}\n" for x in lines))
+        append_bullets("MinHash signature speed, signatures/s on 1 core (benchmarks/minhash_speed.py)",
+                       lines, MACHINE)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -31,8 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.dedup_quality import real_texts  # noqa: E402
+from benchmarks.results import MACHINE as _HOST  # noqa: E402
+from benchmarks.results import append_bullets  # noqa: E402
 
-MACHINE = "2-core x86_64 CPU, 24 GiB, shared/noisy (other jobs running)"
+MACHINE = f"{_HOST} (other jobs running)"
 
 
 def corpus(web: str, mb: float) -> list[str]:
@@ -100,9 +101,7 @@ def main() -> None:
              f"Parquet read/write: {ours:,.0f} tokens/s; ours/raw = {ours / raw:.2f}x"]
     print("\n".join(lines))
     if args.record:
-        with open(REPO / "benchmarks" / "RESULTS.md", "a") as f:
-            f.write(f"\n## {dt.date.today()} tokenize stage speed, tokens/s on 1 core "
-                    f"(benchmarks/tokenize_speed.py)\nmachine: {MACHINE}\n" + "".join(f"- {x}\n" for x in lines))
+        append_bullets("tokenize stage speed, tokens/s on 1 core (benchmarks/tokenize_speed.py)", lines, MACHINE)
 
 
 if __name__ == "__main__":

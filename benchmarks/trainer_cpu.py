@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.results import append_results  # noqa: E402
 from pipelines.io import atomic_write_parquet  # noqa: E402
 from schemas.tokens import TOKEN_SHARD_SCHEMA  # noqa: E402
 from trainer.config import PRESETS, TrainConfig  # noqa: E402
@@ -161,8 +162,7 @@ def main() -> None:
                  f"{args.steps} steps per run, median of {args.runs} alternating runs of each run's "
                  "median step throughput (first 2 steps dropped); 'best step' = fastest single step of all runs, "
                  "the least contention-affected figure.\n", *table, ""]
-        with open(Path(__file__).parent / "RESULTS.md", "a") as f:
-            f.write("\n".join(entry) + "\n")
+        append_results("\n".join(entry) + "\n")
 
 
 if __name__ == "__main__":
