@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import zlib
 from collections import Counter
 
 import pyarrow.parquet as pq
@@ -15,20 +14,10 @@ from pipelines.extract import ExtractStep, measure
 from pipelines.fineweb import process_shard
 from pipelines.sample_pages import ARTICLES, article_html, build_warc_bytes, sample_pages
 from schemas.config import ExtractConfig, FinewebConfig, ReadConfig
+from tests.test_read import members
 
 MAX_BYTES = 2_500_000
 TIMEOUT_S = 0.3  # CPU seconds; the huge page needs several times that
-
-
-def _members(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(data):
-        d = zlib.decompressobj(31)
-        d.decompress(data[i:])
-        end = len(data) - len(d.unused_data)
-        out.append(data[i:end])
-        i = end
-    return out
 
 
 def huge_page() -> str:
@@ -52,7 +41,7 @@ def bad_shard(tmp_path_factory):
     ]
     assert len(specials[1]["body"]) > MAX_BYTES > len(specials[2]["body"])
     pages = good[:6] + [specials[0]] + good[6:12] + [specials[1]] + good[12:18] + [specials[2]] + good[18:]
-    ms = _members(build_warc_bytes(pages))
+    ms = members(build_warc_bytes(pages))
     garbage = random.Random(7).randbytes(3000)
     # member 2k is the response of page k (member 0 is warcinfo)
     truncated = ms[2 * 3][: len(ms[2 * 3]) // 3]
