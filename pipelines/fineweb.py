@@ -77,6 +77,25 @@ def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
     return out
 
 
+def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
+                  clock: Callable[[int, Step, float], None] | None = None) -> tuple[int, str] | None:
+    """Run the stage groups over ``doc`` in order, stopping at the first removal: returns
+    (index of the stage that removed it, reason), or None when every stage kept it. The one
+    definition of how stages chain, shared by ``process_shard`` and the Beam DoFn.
+    ``clock(stage_index, step, seconds)`` receives each step's time when given."""
+    for i, (_, steps) in enumerate(groups):
+        for step in steps:
+            if clock is None:
+                why = step.process(doc)
+            else:
+                t0 = time.perf_counter()
+                why = step.process(doc)
+                clock(i, step, time.perf_counter() - t0)
+            if why is not None:
+                return i, why
+    return None
+
+
 def build_steps(config: FinewebConfig, stages: list[str] | None = None) -> list[Step]:
     """The per-document steps for ``stages`` (``read`` is the source, not a step), in order."""
     return [step for _, steps in build_stage_steps(config, stages) for step in steps]
@@ -189,10 +208,14 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         stats["read"] = StageStats("read")
     for stage, _ in groups:
         stats[stage] = StageStats(stage)
-    chain = [(stage, group, stats[stage]) for stage, group in groups]
+    chain = [stats[stage] for stage, _ in groups]
     read_st = stats.get("read")
     # seconds per individual step (quality is several): stage seconds are their sum
     step_seconds: dict[str, float] = {}
+
+    def clock(i: int, step: Step, seconds: float) -> None:
+        chain[i].seconds += seconds
+        step_seconds[step.name] = step_seconds.get(step.name, 0.0) + seconds
 
     kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
     removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
@@ -220,24 +243,18 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
                     removed.add({**doc, "stage": "read", "reason": reason})
                     continue
                 read_st.kept += 1
-            for stage, group, st in chain:
+            hit = first_removal(doc, groups, clock)
+            passed = len(chain) if hit is None else hit[0]
+            for st in chain[:passed]:
                 st.docs_in += 1
-                why = None
-                for step in group:
-                    t0 = perf()
-                    why = step.process(doc)
-                    dt = perf() - t0
-                    st.seconds += dt
-                    step_seconds[step.name] = step_seconds.get(step.name, 0.0) + dt
-                    if why is not None:
-                        break
-                if why is not None:
-                    st.removed[why] += 1
-                    removed.add({**doc, "stage": stage, "reason": why})
-                    break
                 st.kept += 1
-            else:
+            if hit is None:
                 kept.add(doc)
+            else:
+                i, why = hit
+                chain[i].docs_in += 1
+                chain[i].removed[why] += 1
+                removed.add({**doc, "stage": groups[i][0], "reason": why})
         kept.commit()
         removed.commit()
         if progress is not None and n_units % _PROGRESS_EVERY:

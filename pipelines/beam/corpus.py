@@ -55,7 +55,7 @@ class FinewebDoFn(beam.DoFn):
                 step.setup()
 
     def process(self, readable):
-        from pipelines.fineweb import shard_name
+        from pipelines.fineweb import first_removal, shard_name
         from pipelines.read import read_warc
 
         path = readable.metadata.path
@@ -71,11 +71,10 @@ class FinewebDoFn(beam.DoFn):
             if reason is not None:
                 yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": "read", "reason": reason}))
                 continue
-            for stage, steps in self.groups:
-                why = next((w for w in (s.process(doc) for s in steps) if w is not None), None)
-                if why is not None:
-                    yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": stage, "reason": why}))
-                    break
+            hit = first_removal(doc, self.groups)
+            if hit is not None:
+                stage, why = self.groups[hit[0]][0], hit[1]
+                yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": stage, "reason": why}))
             else:
                 yield shard, {c: doc.get(c) for c in DOCUMENT_SCHEMA.names}
 
