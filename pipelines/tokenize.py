@@ -31,7 +31,7 @@ import xxhash
 
 from pipelines.io import atomic_write_parquet, atomic_write_text, documents_dir, parquet_files
 from pipelines.stats import StageStats
-from pipelines.tokenizer import TiktokenTokenizer, Tokenizer, load_tokenizer
+from pipelines.tokenizer import Tokenizer, load_tokenizer
 from schemas.config import TokenizeConfig
 from schemas.tokens import TOKEN_SHARD_SCHEMA
 
@@ -55,21 +55,6 @@ def partition_of(keys: np.ndarray, parts: int) -> np.ndarray:
     return ((keys >> np.uint64(32)) * np.uint64(parts)) >> np.uint64(32)
 
 
-def encode_arrays(tok: Tokenizer, texts: list[str]) -> list[np.ndarray]:
-    """Ordinary (special-token-free) encoding of each text as a uint32 array.
-
-    tiktoken: ``encode_to_numpy`` with no special token allowed nor checked, i.e. exactly
-    ``encode_ordinary``, but the ids come back as one buffer instead of a list of Python ints
-    (measured ~10% less time for the stage: benchmarks/tokenize_speed.py). Other tokenizers:
-    ``encode_batch``.
-    """
-    enc = getattr(tok, "_enc", None) if isinstance(tok, TiktokenTokenizer) else None
-    if enc is not None:
-        none: frozenset[str] = frozenset()
-        return [enc.encode_to_numpy(t, allowed_special=none, disallowed_special=none) for t in texts]
-    return [np.asarray(e, dtype=np.uint32) for e in tok.encode_batch(texts)]
-
-
 def cached_tokenizer(name: str) -> Tokenizer:
     """``load_tokenizer`` once per process and tokenizer (building cl100k_base's encoder with
     our special tokens takes ~50 ms; a worker tokenizes many shards). A tokenizer file is
@@ -89,7 +74,7 @@ _TOKENIZERS: dict[tuple[str, int | None], Tokenizer] = {}
 def tokenize_rows(ids: list[str], texts: list[str | None], tok: Tokenizer,
                   config: TokenizeConfig) -> pa.Table:
     """Documents -> RUN_SCHEMA rows (ids + EOT), unsorted: the tokenization of both engines."""
-    encoded = encode_arrays(tok, [t or "" for t in texts])
+    encoded = tok.encode_arrays([t or "" for t in texts])
     eot = np.array([tok.eot_id], dtype=np.uint32)
     lengths = np.fromiter((len(e) + 1 for e in encoded), dtype=np.int32, count=len(encoded))
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)

@@ -45,6 +45,10 @@ class Tokenizer:
     def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
         return [self.encode(t) for t in texts]
 
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """Ordinary encoding of each text as a uint32 array (what token shards store)."""
+        return [np.asarray(e, dtype=np.uint32) for e in self.encode_batch(texts)]
+
     def decode(self, ids: Iterable[int]) -> str:
         raise NotImplementedError
 
@@ -84,6 +88,13 @@ class TiktokenTokenizer(Tokenizer):
 
     def encode_batch(self, texts: list[str], num_threads: int = 1) -> list[list[int]]:
         return self._enc.encode_ordinary_batch(texts, num_threads=num_threads)
+
+    def encode_arrays(self, texts: list[str]) -> list[np.ndarray]:
+        """``encode_to_numpy`` with no special token allowed nor checked is exactly
+        ``encode_ordinary``, but the ids come back as one buffer instead of a list of Python ints
+        (~10% less time for the tokenize stage: benchmarks/tokenize_speed.py)."""
+        none: frozenset[str] = frozenset()
+        return [self._enc.encode_to_numpy(t, allowed_special=none, disallowed_special=none) for t in texts]
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode(list(ids))
