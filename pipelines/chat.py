@@ -115,3 +115,123 @@ def render_text(messages: list[dict]) -> str:
         else:
             out.append(f"{IM_START}{m['role']}{IM_SEP}{m['content']}{IM_END}")
     return "".join(out)
+
+
+# --- OpenAI chat format <-> our conversations --------------------------------------------------
+# One definition shared by serving (requests with ``tools`` / ``tool`` messages, responses with
+# ``tool_calls``), imports of OpenAI-format data and exports for TRL / OpenAI fine-tuning JSONL.
+# Our tools map to OpenAI "function" tools: ``search`` takes {"query": str}, ``python`` takes
+# {"code": str}. An assistant message whose content ends with one of our tool-call markups becomes
+# an OpenAI assistant message with the text before the call as ``content`` and one ``tool_calls``
+# entry; the ``tool`` message after it carries the matching ``tool_call_id``.
+
+TOOL_ARGUMENT = {"search": "query", "python": "code"}
+
+OPENAI_TOOLS = [
+    {"type": "function", "function": {
+        "name": "search", "description": "Search the corpus; returns the best matching passages.",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
+                       "required": ["query"]}}},
+    {"type": "function", "function": {
+        "name": "python", "description": "Run Python code in a sandbox; returns its output.",
+        "parameters": {"type": "object", "properties": {"code": {"type": "string"}},
+                       "required": ["code"]}}},
+]
+
+
+class OpenAIFormatError(ValueError):
+    """An OpenAI-format conversation that has no equivalent in ours (unknown tool, bad arguments,
+    several calls in one message, a tool result with no call)."""
+
+
+def to_openai_messages(messages: list[dict], id_prefix: str = "call_") -> list[dict]:
+    """Our messages -> OpenAI chat messages (assistant ``tool_calls`` + ``tool`` with
+    ``tool_call_id``). Call ids are deterministic (``call_0``, ``call_1``, ...) per conversation."""
+    import json
+
+    out: list[dict] = []
+    n_calls = 0
+    pending: str | None = None
+    for i, msg in enumerate(messages):
+        role, content = msg["role"], msg.get("content") or ""
+        if role == "tool":
+            if pending is None:
+                raise OpenAIFormatError(f"message {i}: a tool result must follow a tool call")
+            out.append({"role": "tool", "tool_call_id": pending, "content": content})
+            pending = None
+            continue
+        call = parse_tool_call(content) if role == "assistant" else None
+        if call is None:
+            out.append({"role": role, "content": content})
+            continue
+        kind, body = call
+        call_id = f"{id_prefix}{n_calls}"
+        n_calls += 1
+        text = content[: content.rindex(TOOL_CALLS[kind][0])]
+        out.append({"role": "assistant", "content": text or None, "tool_calls": [{
+            "id": call_id, "type": "function",
+            "function": {"name": kind, "arguments": json.dumps({TOOL_ARGUMENT[kind]: body})}}]})
+        pending = call_id
+    return out
+
+
+def from_openai_messages(messages: list[dict]) -> list[dict]:
+    """OpenAI chat messages -> ours. Content given as a list of text parts is joined; an
+    assistant ``tool_calls`` entry becomes our markup at the end of its content; a ``tool``
+    message must answer the call just made (by ``tool_call_id`` when it has one). Raises
+    ``OpenAIFormatError`` naming the message for anything that has no equivalent."""
+    import json
+
+    out: list[dict] = []
+    pending: str | None = None
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            raise OpenAIFormatError(f"message {i}: not an object")
+        role = msg.get("role")
+        content = msg.get("content")
+        if isinstance(content, list):  # [{"type": "text", "text": ...}, ...]
+            parts = []
+            for p in content:
+                if not isinstance(p, dict) or p.get("type") != "text":
+                    raise OpenAIFormatError(f"message {i}: only text content parts are supported")
+                parts.append(str(p.get("text", "")))
+            content = "".join(parts)
+        if content is not None and not isinstance(content, str):
+            raise OpenAIFormatError(f"message {i}: content must be a string")
+        content = content or ""
+        if role == "developer":
+            role = "system"
+        if role == "tool":
+            if pending is None:
+                raise OpenAIFormatError(f"message {i}: a tool message must answer a tool call")
+            tcid = msg.get("tool_call_id")
+            if tcid is not None and tcid != pending:
+                raise OpenAIFormatError(f"message {i}: tool_call_id {tcid!r} does not match the call {pending!r}")
+            out.append({"role": "tool", "content": content})
+            pending = None
+            continue
+        if pending is not None:
+            raise OpenAIFormatError(f"message {i}: the tool call {pending!r} has no tool result")
+        if role not in ("system", "user", "assistant"):
+            raise OpenAIFormatError(f"message {i}: unknown role {role!r}")
+        calls = msg.get("tool_calls") or []
+        if calls and role != "assistant":
+            raise OpenAIFormatError(f"message {i}: only assistant messages make tool calls")
+        if len(calls) > 1:
+            raise OpenAIFormatError(f"message {i}: {len(calls)} parallel tool calls (one per message is supported)")
+        if calls:
+            fn = (calls[0] or {}).get("function") or {}
+            name = fn.get("name")
+            if name not in TOOL_CALLS:
+                raise OpenAIFormatError(f"message {i}: unknown tool {name!r} (known: {sorted(TOOL_CALLS)})")
+            try:
+                args = json.loads(fn.get("arguments") or "{}")
+            except json.JSONDecodeError as e:
+                raise OpenAIFormatError(f"message {i}: tool arguments are not JSON ({e})") from None
+            key = TOOL_ARGUMENT[name]
+            if not isinstance(args, dict) or not isinstance(args.get(key), str):
+                raise OpenAIFormatError(f"message {i}: tool {name!r} needs a string argument {key!r}")
+            content = content + tool_call(name, args[key])
+            pending = calls[0].get("id") or f"call_{i}"
+        out.append({"role": role, "content": content})
+    return out
