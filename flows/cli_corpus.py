@@ -23,7 +23,9 @@ def _prefect() -> None:
 
 
 @stage_app.command("dedup")
-def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
+def dedup(input: Annotated[list[Path], typer.Option(
+              "--input", "-i", help="documents directories (a stage's OUT or OUT/documents); repeat: all are used")],
+          output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
           min_similarity: Annotated[float | None, typer.Option(
               help="link a colliding pair only if its signature-estimated Jaccard is >= this + 0.02 "
                    "(pipelines.dedup.SIMILARITY_MARGIN), e.g. 0.7")] = None,
@@ -31,7 +33,9 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
     """MinHash near-duplicate removal (FineWeb: 5-gram shingles, 14 bands x 8 rows).
 
     Writes OUT/documents (kept, with minhash_cluster), OUT/removed (reason dedup:minhash,
-    duplicate_of) and OUT/stats.json; work files in OUT/_work make re-runs resume.
+    duplicate_of) and OUT/stats.json; work files in OUT/_work make re-runs resume. Document
+    ids must be unique across the inputs: a copy with the same id and text is removed
+    (dedup:duplicate_id); the same id with a different text stops the run with an error.
     """
     _prefect()
     from flows import runtime
@@ -40,7 +44,7 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
     runtime.ensure_api()
-    dedup_flow(str(input), str(output), cfg, workers)
+    dedup_flow([str(i) for i in input], str(output), cfg, workers)
 
 
 @stage_app.command("tokenize")

@@ -1,82 +1,43 @@
 """Prefect flow of the MinHash dedup stage (``pipelines.dedup`` does the work).
 
-Flow object ``dedup_flow`` (name "dedup", entrypoint ``flows/dedup.py:dedup_flow``). Its four
-tasks are FineWeb's four steps; signatures, buckets (per band) and the filter (per shard) run
-in ``workers`` spawned processes. Finished step outputs are skipped, so a re-run resumes.
+Flow object ``dedup_flow`` (name "dedup", entrypoint ``flows/dedup.py:dedup_flow``). Its tasks
+are the passes of ``pipelines.dedup.dedup`` (the one pass driver); signatures, buckets (per band)
+and the filter (per shard) run in ``workers`` spawned processes. Finished step outputs are
+skipped, so a re-run resumes.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from flows import runtime
 
 runtime.configure()
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow  # noqa: E402
 
-from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
+from flows.passes import task_pass  # noqa: E402
 from pipelines import dedup as dd  # noqa: E402
+from pipelines.pool import parallel, processes  # noqa: E402,F401 (parallel: kept importable here)
 from pipelines.stats import render_summary  # noqa: E402
 from schemas.config import DedupConfig, as_config  # noqa: E402
 
 
-def parallel(fn: Callable, calls: list[tuple], workers: int) -> list:
-    """``fn(*args)`` for every args tuple, in ``workers`` spawned processes when more than one."""
-    if workers <= 1 or len(calls) <= 1:
-        return [fn(*a) for a in calls]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(min(workers, len(calls)), mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(fn, *zip(*calls, strict=True)))
-
-
-@task(name="dedup-signatures", cache_policy=NO_CACHE, **RETRY)
-def signatures_task(shards: list, work: str, config: DedupConfig, workers: int) -> None:
-    parallel(dd.signature_step, [(p, n, o, Path(work), config) for n, p, o, _ in shards], workers)
-
-
-@task(name="dedup-buckets", cache_policy=NO_CACHE, **RETRY)
-def buckets_task(shards: list, work: str, config: DedupConfig, workers: int) -> None:
-    parallel(dd.bucket_step, [(b, shards, Path(work), config) for b in range(config.bands)], workers)
-
-
-@task(name="dedup-clusters", cache_policy=NO_CACHE, **RETRY)
-def clusters_task(shards: list, work: str) -> None:
-    dd.cluster_step(shards, Path(work))
-
-
-@task(name="dedup-filter", cache_policy=NO_CACHE, **RETRY)
-def filter_task(shards: list, work: str, output: str, workers: int) -> list:
-    calls = [(p, n, o, r, Path(work), Path(output)) for n, p, o, r in shards]
-    return [{dd.STAGE: st} for st in parallel(dd.filter_step, calls, workers)]
-
-
-def run_dedup(input: str, output: str, config: DedupConfig | None = None, workers: int = 1,
+def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1,
               summary: bool = True) -> dict:
-    """The flow body (a plain function too): returns the written stats.json."""
+    """The flow body (a plain function too): ``pipelines.dedup.dedup``'s passes as task runs,
+    per-shard/per-band work in ``workers`` processes; returns the written stats.json.
+    ``input``: one documents directory or several (all used)."""
     config = as_config(DedupConfig, config)
-    t0 = time.perf_counter()
-    shards = dd.plan(input)
-    if not shards:
-        raise FileNotFoundError(f"no documents Parquet under {input}")
-    work = str(Path(output) / "_work")
-    signatures_task(shards, work, config, workers)
-    buckets_task(shards, work, config, workers)
-    clusters_task(shards, work)
-    parts = filter_task(shards, work, output, workers)
-    stats = dd.finish(Path(output), parts, time.perf_counter() - t0)
+    stats = dd.dedup(input, output, config, pmap=processes(workers), run_pass=task_pass)
     if summary:
         render_summary(stats, title=f"tokenmill dedup: {output}")
     return json.loads((Path(output) / "stats.json").read_text())
 
 
 @flow(name="dedup", log_prints=False, validate_parameters=False)
-def dedup_flow(input: str, output: str, config: DedupConfig | None = None, workers: int = 1) -> dict:
-    """MinHash near-duplicate removal of a documents directory into ``output``."""
+def dedup_flow(input: str | list[str], output: str, config: DedupConfig | None = None,
+               workers: int = 1) -> dict:
+    """MinHash near-duplicate removal of one or several documents directories into ``output``."""
     return run_dedup(input, output, config, workers)

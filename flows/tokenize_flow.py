@@ -11,53 +11,27 @@ pass 2 writes the shuffled train/val shards and ``manifest.json`` (skipped when 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from flows import runtime
 
 runtime.configure()
 
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow  # noqa: E402
 
-from flows.dedup import parallel  # noqa: E402
-from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
+from flows.passes import task_pass  # noqa: E402
 from pipelines import tokenize as tk  # noqa: E402
-from pipelines.io import documents_dir, parquet_files  # noqa: E402
-from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
+from pipelines.pool import processes  # noqa: E402
+from pipelines.stats import render_summary  # noqa: E402
 from schemas.config import TokenizeConfig, as_config  # noqa: E402
-
-
-@task(name="tokenize-runs", cache_policy=NO_CACHE, **RETRY)
-def runs_task(files: list[Path], work: str, config: TokenizeConfig, parts: int, workers: int) -> list:
-    return parallel(tk.tokenize_shard, [(f, Path(work), config, parts) for f in files], workers)
-
-
-@task(name="tokenize-shards", cache_policy=NO_CACHE, **RETRY)
-def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: int) -> dict:
-    out = Path(output)
-    if (out / "manifest.json").exists():
-        return json.loads((out / "manifest.json").read_text())
-    runs = [out / "_work" / "runs" / f"{f.stem}.parquet" for f in files]
-    info = tk.tokenizer_info(tk.cached_tokenizer(config.tokenizer))
-    return tk.write_shards(tk._partition_tables(runs, parts), out, config, info)
 
 
 def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
                  summary: bool = True) -> dict:
+    """The flow body (a plain function too): ``pipelines.tokenize.tokenize``'s passes as task
+    runs, pass 1 in ``workers`` processes; returns the written stats.json."""
     config = as_config(TokenizeConfig, config)
-    t0 = time.perf_counter()
-    files = parquet_files(documents_dir(input))
-    if not files:
-        raise FileNotFoundError(f"no documents Parquet under {input}")
-    parts = tk.plan_partitions(input, config)
-    stats = merge_stats([{tk.STAGE: st} for st in runs_task(files, str(Path(output) / "_work"), config, parts, workers)])
-    manifest = shards_task(files, output, config, parts)
-    stats[tk.STAGE].seconds = time.perf_counter() - t0
-    stats[tk.STAGE].check_conservation()
-    write_stats(Path(output) / "stats.json", stats,
-                {"tokens": {s: v["tokens"] for s, v in manifest["splits"].items()}})
+    stats = tk.tokenize(input, output, config, pmap=processes(workers), run_pass=task_pass)
     if summary:
         render_summary(stats, title=f"tokenmill tokenize: {output}")
     return json.loads((Path(output) / "stats.json").read_text())

@@ -27,6 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from schemas.tokens import TokenManifest
+
 #: Directory names that are splits rather than configs.
 SPLIT_DIRS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 #: Later stages first: the first documents directory matching one of these is the final corpus.
@@ -227,9 +229,9 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
     return stages, config
 
 
-def load_manifests(root: Path) -> dict[str, dict]:
+def load_manifests(root: Path) -> dict[str, TokenManifest]:
     root = Path(root)
-    return {p.parent.relative_to(root).as_posix(): json.loads(p.read_text())
+    return {p.parent.relative_to(root).as_posix(): TokenManifest.read(p.parent)
             for p in sorted(root.rglob("manifest.json")) if _visible(p, root)}
 
 
@@ -281,7 +283,7 @@ class DatasetSummary:
     configs: list[ConfigSpec]
     stages: dict[str, dict] = field(default_factory=dict)
     run_config: dict[str, Any] = field(default_factory=dict)
-    manifests: dict[str, dict] = field(default_factory=dict)
+    manifests: dict[str, TokenManifest] = field(default_factory=dict)
     languages: Counter = field(default_factory=Counter)
     doc_word_lengths: list[int] = field(default_factory=list)
     pii_docs: int = 0
@@ -478,13 +480,11 @@ def _tokens(s: DatasetSummary) -> list[str]:
         return []
     lines = ["## Tokens", ""]
     for rel, m in s.manifests.items():
-        tok = m.get("tokenizer")
-        name = tok.get("name") if isinstance(tok, dict) else tok
-        vocab = m.get("vocab_size") or (tok.get("vocab_size") if isinstance(tok, dict) else None)
-        lines.append(f"Tokenizer: `{name}`" + (f", vocabulary of {vocab:,} tokens" if isinstance(vocab, int) else "")
+        name, vocab = m.tokenizer, m.vocab_size
+        lines.append(f"Tokenizer: `{name}`" + f", vocabulary of {vocab:,} tokens"
                      + f" (from `{rel}/manifest.json`). Each document ends with `<|endoftext|>`; "
                      "decoding `input_ids` gives back the document text.")
-        specials = m.get("special_tokens") or m.get("special_ids") or m.get("special_token_ids")
+        specials = m.special_ids
         if specials:
             lines.append(f"Special tokens: `{json.dumps(specials)}`.")
         lines.append("")

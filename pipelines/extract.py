@@ -114,13 +114,17 @@ class ExtractStep(Step):
 
         # trafilatura logs a WARNING per page it finds nothing in: those are extract:empty
         logging.getLogger("trafilatura").setLevel(logging.ERROR)
+
+    def start_shard(self) -> None:
         # deduplicate=True drops paragraphs seen before in this PROCESS (a global LRU cache):
         # start every shard from an empty cache so its output depends on the shard alone, not on
         # which shards the worker did before (as in datatrove, where each task extracts in a
-        # fresh sandbox process). Resumed runs then give byte-identical documents.
+        # fresh sandbox process). Resumed runs then give byte-identical documents. A sandbox
+        # process (off the main thread) has its own cache: a fresh one serves the new shard.
         from trafilatura.deduplication import LRU_TEST
 
         LRU_TEST.clear()
+        self.close()
 
     def _extract_main_thread(self, html: str) -> tuple[str, str | None]:
         timeout = self.config.timeout_s

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.base import Step
+from pipelines.base import Step, all_steps, close_steps, end_shard, start_shard
 from pipelines.io import atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
@@ -182,8 +182,9 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     ``progress(n)`` (optional) is called with the number of units read since its last call,
     every ``_PROGRESS_EVERY`` units and at the end (the flow's docs/s progress bar).
     ``groups`` (optional): steps already built by ``build_stage_steps(config, stages)`` for the
-    same config and stages, reused across shards by a worker process (their ``setup()`` is
-    idempotent and resets per-shard state, so the output is the same as with fresh steps).
+    same config and stages, reused across shards by a worker process, which closes them. The
+    step lifecycle (``pipelines.base``): ``setup()`` (idempotent), ``start_shard()`` before the
+    first unit, ``end_shard()`` after the last, so the output is the same as with fresh steps.
     """
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
@@ -194,14 +195,16 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     out = Path(output_dir)
     clean_stale_temps(out, name)
     t_start = time.perf_counter()
+    own_steps = groups is None  # steps built here are closed here; a caller's steps by the caller
     if groups is None:
         groups = build_stage_steps(config, stages)
-    steps = [step for _, group in groups for step in group]
+    steps = all_steps(groups)
     setup_s: dict[str, float] = {}
-    for step in steps:
+    for step in steps:  # once per worker: a second call on a set-up step does nothing
         t = time.perf_counter()
         step.setup()
         setup_s[step.name] = round(setup_s.get(step.name, 0.0) + time.perf_counter() - t, 4)
+    start_shard(steps)
 
     stats: dict[str, StageStats] = {}
     if "read" in stages or not is_parquet_input(input_path):  # a WARC is always read
@@ -264,10 +267,9 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         removed.abort()
         raise
     finally:
-        for step in steps:
-            close = getattr(step, "close", None)
-            if close is not None:
-                close()
+        end_shard(steps)
+        if own_steps:
+            close_steps(steps)
     for st in stats.values():
         st.check_conservation()
     payload = {

@@ -1,17 +1,24 @@
 """Tokenization into shuffled Parquet token shards, an external sort that never holds the corpus.
 
-Order and split are functions of the document id only, so every engine gets the same shards:
+Order, split and shard are functions of the document id (and the split's token total) only, so
+every engine writes the same shards without a global list of documents:
 
 - shuffle key = ``xxh64(id, seed)``: the corpus is ordered by it (a deterministic
   document-level shuffle across all input shards);
-- split = val iff ``xxh64(id, VAL_SALT) / 2**64 < val_fraction``: stable whatever the seed.
+- split = val iff ``xxh64(id, VAL_SALT) / 2**64 < val_fraction``: stable whatever the seed;
+- shard = the key range of the document among ``n = ceil(split tokens / shard_tokens)`` equal
+  ranges of the key space (``partition_of``): shards hold ``shard_tokens`` tokens on average
+  (hashes spread documents evenly), and an engine needs only the split's token TOTAL (one
+  number, a combine in Beam) to place every document; a key range with no document writes no
+  file, so shard numbers may have gaps (the manifest lists the files).
 
 Pass 1 (``tokenize_shard``, one input shard at a time, parallel): texts -> ids + EOT, rows
 bucketed into ``P`` key ranges and written as one row group per range to
-``OUT/_work/runs/<shard>.parquet``. Pass 2 (``write_shards``): for each key range in order,
-read that row group from every run (memory ~ total / P), sort by key, and cut the stream of
-each split into shards of ``shard_tokens`` tokens (a document is never split; a shard closes
-when it reaches the budget). ``OUT/manifest.json`` is written last and marks the stage done.
+``OUT/_work/runs/<shard>.parquet``, with the shard's token count per split. Pass 2
+(``write_shards``): for each key range in order, read that row group from every run (memory ~
+total / P), sort by key, and write each split's documents to the shard of their key.
+``OUT/manifest.json`` (``schemas.tokens.TokenManifest``) is written last and marks the stage
+done. ``tokenize`` is the one pass driver: the plain function and the Prefect flow both run it.
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipelines.io import atomic_write_parquet, atomic_write_text, documents_dir, parquet_files
+from pipelines.pool import Mapper, PassRunner, run_direct, serial
 from pipelines.stats import StageStats
 from pipelines.tokenizer import Tokenizer, load_tokenizer
 from schemas.config import TokenizeConfig
-from schemas.tokens import TOKEN_SHARD_SCHEMA
+from schemas.tokens import SHARD_RULE, TOKEN_SHARD_SCHEMA, ShardEntry, SplitManifest, TokenManifest
 
 STAGE = "tokenize"
 VAL_SALT = 0x7E57_5A17
@@ -113,7 +121,9 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
     out = work / "runs" / f"{name}.parquet"
     stats_file = work / "runs" / f"{name}.json"
     if out.exists() and stats_file.exists():
-        return StageStats.from_dict(STAGE, json.loads(stats_file.read_text()))
+        done = json.loads(stats_file.read_text())
+        if "split_tokens" in done:  # older runs lack the per-split totals: redo them
+            return StageStats.from_dict(STAGE, done)
     t0 = time.perf_counter()
     tok = tok or cached_tokenizer(config.tokenizer)
     pieces = []
@@ -132,11 +142,38 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
                           row_group_size=int(bounds[p + 1] - bounds[p]))
     tmp.replace(out)
     st = StageStats(STAGE, len(table), len(table), seconds=time.perf_counter() - t0)
-    atomic_write_text(stats_file, json.dumps({**st.to_dict(), "tokens": int(pc.sum(table.column("num_tokens")).as_py() or 0)}))
+    atomic_write_text(stats_file, json.dumps({**st.to_dict(), **_token_counts(table)}))
     return st
 
 
-def _partition_tables(runs: list[Path], parts: int) -> Iterator[pa.Table]:
+def _token_counts(table: pa.Table) -> dict:
+    val = table.column("val")
+    split = {"train": int(pc.sum(table.filter(pc.invert(val)).column("num_tokens")).as_py() or 0),
+             "val": int(pc.sum(table.filter(val).column("num_tokens")).as_py() or 0)}
+    return {"tokens": split["train"] + split["val"], "split_tokens": split}
+
+
+def run_split_tokens(work: Path, names: list[str]) -> dict[str, int]:
+    """Token totals per split over the finished pass-1 runs ``names``."""
+    totals = dict.fromkeys(SPLITS, 0)
+    for name in names:
+        done = json.loads((work / "runs" / f"{name}.json").read_text())
+        for split in SPLITS:
+            totals[split] += int(done["split_tokens"][split])
+    return totals
+
+
+def shard_counts(split_tokens: dict[str, int], budget: int) -> dict[str, int]:
+    """Number of key ranges (shards) of each split: ``ceil(tokens / budget)``, at least 1."""
+    return {s: max(1, math.ceil(split_tokens.get(s, 0) / budget)) for s in SPLITS}
+
+
+def shard_of(keys: np.ndarray, n_shards: int) -> np.ndarray:
+    """Shard index of each shuffle key among ``n_shards`` equal key ranges (monotone)."""
+    return partition_of(keys, n_shards)
+
+
+def partition_tables(runs: list[Path], parts: int) -> Iterator[pa.Table]:
     """Pass 2 input: for each key range in order, its rows from every run, sorted by key."""
     index = []
     for r in runs:
@@ -149,37 +186,6 @@ def _partition_tables(runs: list[Path], parts: int) -> Iterator[pa.Table]:
         tables = [pf.read_row_group(groups[p]) for pf, groups in index if p in groups]
         if tables:
             yield sort_rows(pa.concat_tables(tables).replace_schema_metadata(None))
-
-
-def assign_shards(num_tokens: np.ndarray, budget: int) -> np.ndarray:
-    """Shard index of each document of one key-ordered split: a shard closes as soon as it
-    holds >= ``budget`` tokens (the same cut ``ShardWriter`` makes while streaming)."""
-    out = np.empty(len(num_tokens), dtype=np.int64)
-    shard, total = 0, 0
-    for i, n in enumerate(num_tokens.tolist()):
-        out[i] = shard
-        total += n
-        if total >= budget:
-            shard, total = shard + 1, 0
-    return out
-
-
-def manifest_from_shards(out: Path, config: TokenizeConfig, tok_info: dict) -> dict:
-    """manifest.json from the shard files on disk (engines that write shards in parallel)."""
-    splits = {}
-    for split in SPLITS:
-        (out / split).mkdir(parents=True, exist_ok=True)
-        shards = []
-        for f in parquet_files(out / split):
-            t = pq.read_table(f, columns=["num_tokens"])
-            shards.append({"file": f"{split}/{f.name}", "documents": len(t),
-                           "tokens": int(pc.sum(t.column("num_tokens")).as_py() or 0)})
-        splits[split] = {"documents": sum(s["documents"] for s in shards),
-                         "tokens": sum(s["tokens"] for s in shards), "shards": shards}
-    manifest = _manifest_head(config, tok_info, out)
-    manifest["splits"] = splits
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
-    return manifest
 
 
 def _bundle_tokenizer(name: str, out: Path) -> str:
@@ -195,14 +201,22 @@ def _bundle_tokenizer(name: str, out: Path) -> str:
     return dest.name
 
 
-def _manifest_head(config: TokenizeConfig, tok_info: dict, out: Path) -> dict:
-    return {
-        "tokenizer": _bundle_tokenizer(tok_info["name"], out), "vocab_size": tok_info["vocab_size"],
-        "special_ids": tok_info["special_ids"], "eot_id": tok_info["eot_id"],
-        "seed": config.seed, "val_fraction": config.val_fraction, "shard_tokens": config.shard_tokens,
-        "shuffle": "documents ordered by xxh64(id, seed); val iff xxh64(id, 0x7E575A17) < val_fraction * 2**64",
-        "splits": {},
-    }
+def make_manifest(config: TokenizeConfig, tok_info: dict, tokenizer_ref: str,
+                  shards: dict[str, list[ShardEntry]]) -> TokenManifest:
+    """The manifest of a finished tokenization (shards per split, in shard order)."""
+    splits = {s: SplitManifest(documents=sum(e.documents for e in shards.get(s, [])),
+                               tokens=sum(e.tokens for e in shards.get(s, [])),
+                               shards=sorted(shards.get(s, []), key=lambda e: e.file))
+              for s in SPLITS}
+    return TokenManifest(tokenizer=tokenizer_ref, vocab_size=tok_info["vocab_size"],
+                         special_ids=tok_info["special_ids"], eot_id=tok_info["eot_id"],
+                         seed=config.seed, val_fraction=config.val_fraction,
+                         shard_tokens=config.shard_tokens, shuffle=SHARD_RULE, splits=splits)
+
+
+def shard_file(split: str, shard: int) -> str:
+    """A shard's path relative to the tokenize output directory."""
+    return f"{split}/shard-{shard:05d}.parquet"
 
 
 def shard_table(rows: pa.Table) -> pa.Table:
@@ -210,57 +224,58 @@ def shard_table(rows: pa.Table) -> pa.Table:
     return sort_rows(rows).select(TOKEN_SHARD_SCHEMA.names).cast(TOKEN_SHARD_SCHEMA)
 
 
-class ShardWriter:
-    """Cuts a key-ordered stream of one split into shards of >= ``budget`` tokens (last: rest)."""
+def shard_entry(split: str, shard: int, table: pa.Table) -> ShardEntry:
+    return ShardEntry(file=shard_file(split, shard), documents=len(table),
+                      tokens=int(pc.sum(table.column("num_tokens")).as_py() or 0))
 
-    def __init__(self, directory: Path, budget: int):
-        self.dir, self.budget = directory, budget
+
+class ShardWriter:
+    """Writes a key-ordered stream of one split: rows go to the shard of their key range
+    (``shard_of``), a shard is written when the stream moves past its range."""
+
+    def __init__(self, out: Path, split: str, n_shards: int):
+        self.out, self.split, self.n = out, split, n_shards
         self.pending: list[pa.Table] = []
-        self.pending_tokens = 0
-        self.shards: list[dict] = []
+        self.current = -1
+        self.shards: list[ShardEntry] = []
 
     def add(self, table: pa.Table) -> None:
-        while len(table):
-            cum = np.cumsum(table.column("num_tokens").to_numpy()) + self.pending_tokens
-            cut = int(np.searchsorted(cum, self.budget, side="left"))
-            if cut >= len(table):  # budget not reached
-                self.pending.append(table)
-                self.pending_tokens = int(cum[-1])
-                return
-            self.pending.append(table.slice(0, cut + 1))
-            self._write()
-            table = table.slice(cut + 1)
+        if not len(table):
+            return
+        idx = shard_of(table.column("key").to_numpy(), self.n)
+        bounds = np.flatnonzero(np.diff(idx)) + 1
+        for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(table)], strict=True):
+            shard = int(idx[lo])
+            if shard != self.current:
+                self.close()
+                self.current = shard
+            self.pending.append(table.slice(lo, hi - lo))
 
     def close(self) -> None:
         if self.pending:
-            self._write()
-
-    def _write(self) -> None:
-        table = pa.concat_tables(self.pending).select(TOKEN_SHARD_SCHEMA.names).cast(TOKEN_SHARD_SCHEMA)
-        name = f"shard-{len(self.shards):05d}.parquet"
-        atomic_write_parquet(self.dir / name, table)
-        self.shards.append({"file": f"{self.dir.name}/{name}", "documents": len(table),
-                            "tokens": int(pc.sum(table.column("num_tokens")).as_py() or 0)})
-        self.pending, self.pending_tokens = [], 0
+            table = shard_table(pa.concat_tables(self.pending))
+            atomic_write_parquet(self.out / shard_file(self.split, self.current), table)
+            self.shards.append(shard_entry(self.split, self.current, table))
+        self.pending = []
 
 
 def write_shards(partitions: Iterator[pa.Table], out: Path, config: TokenizeConfig,
-                 tok_info: dict) -> dict:
+                 tok_info: dict, split_tokens: dict[str, int]) -> TokenManifest:
     """Pass 2: key-ordered partitions -> train/val shards + manifest.json (written last)."""
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)  # a crashed pass 2 restarts cleanly
         (out / split).mkdir(parents=True)  # present even when a split gets no document
-    writers = {s: ShardWriter(out / s, config.shard_tokens) for s in SPLITS}
+    counts = shard_counts(split_tokens, config.shard_tokens)
+    writers = {s: ShardWriter(out, s, counts[s]) for s in SPLITS}
     for table in partitions:
         val = table.column("val")
         writers["val"].add(table.filter(val))
         writers["train"].add(table.filter(pc.invert(val)))
-    manifest = _manifest_head(config, tok_info, out)
-    for split, w in writers.items():
+    for w in writers.values():
         w.close()
-        manifest["splits"][split] = {"documents": sum(s["documents"] for s in w.shards),
-                                     "tokens": sum(s["tokens"] for s in w.shards), "shards": w.shards}
-    atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2))
+    manifest = make_manifest(config, tok_info, _bundle_tokenizer(tok_info["name"], out),
+                             {s: w.shards for s, w in writers.items()})
+    atomic_write_text(out / "manifest.json", manifest.model_dump_json(indent=2))
     return manifest
 
 
@@ -269,22 +284,36 @@ def tokenizer_info(tok: Tokenizer) -> dict:
             "eot_id": tok.eot_id}
 
 
-def tokenize(input_dir: str | Path, output_dir: str | Path,
-             config: TokenizeConfig | None = None) -> dict[str, StageStats]:
-    """Whole local tokenization, sequentially (the Prefect flow runs pass 1 in parallel)."""
+def tokenize(input_dir: str | Path, output_dir: str | Path, config: TokenizeConfig | None = None,
+             pmap: Mapper = serial, run_pass: PassRunner = run_direct) -> dict[str, StageStats]:
+    """The tokenize pass driver: pass 1 over every input shard (``pmap`` may run them in worker
+    processes), then pass 2 (skipped when ``manifest.json`` exists); writes ``stats.json`` with
+    the token totals. ``run_pass(name, fn, *args)`` runs each pass (the Prefect flow makes it a
+    task run)."""
     from pipelines.stats import merge_stats, write_stats
 
     config = config or TokenizeConfig()
     out = Path(output_dir)
+    work = out / "_work"
     t0 = time.perf_counter()
-    tok = cached_tokenizer(config.tokenizer)
-    parts = plan_partitions(input_dir, config)
     files = parquet_files(documents_dir(input_dir))
-    stats = merge_stats([{STAGE: tokenize_shard(f, out / "_work", config, parts, tok)} for f in files])
-    stats = stats or {STAGE: StageStats(STAGE)}
-    if not (out / "manifest.json").exists():
-        runs = [out / "_work" / "runs" / f"{f.stem}.parquet" for f in files]
-        write_shards(_partition_tables(runs, parts), out, config, tokenizer_info(tok))
+    if not files:
+        raise FileNotFoundError(f"no documents Parquet under {input_dir}")
+    parts = plan_partitions(input_dir, config)
+    done = run_pass("tokenize-runs", pmap, tokenize_shard, [(f, work, config, parts) for f in files])
+    stats = merge_stats([{STAGE: st} for st in done]) or {STAGE: StageStats(STAGE)}
+    manifest = run_pass("tokenize-shards", _pass2, files, out, config, parts)
     stats[STAGE].seconds = time.perf_counter() - t0
-    write_stats(out / "stats.json", stats)
+    stats[STAGE].check_conservation()
+    write_stats(out / "stats.json", stats,
+                {"tokens": {s: v.tokens for s, v in manifest.splits.items()}})
     return stats
+
+
+def _pass2(files: list[Path], out: Path, config: TokenizeConfig, parts: int) -> TokenManifest:
+    if (out / "manifest.json").exists():
+        return TokenManifest.read(out)
+    runs = [out / "_work" / "runs" / f"{f.stem}.parquet" for f in files]
+    split_tokens = run_split_tokens(out / "_work", [f.stem for f in files])
+    info = tokenizer_info(cached_tokenizer(config.tokenizer))
+    return write_shards(partition_tables(runs, parts), out, config, info, split_tokens)

@@ -134,3 +134,55 @@ def test_resume_skips_finished_steps(texts, tmp_path):
     dedup(tmp_path / "docs", out, DedupConfig())
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == before
     assert json.loads((out / "stats.json").read_text())["stages"]["dedup"]["in"] == len(docs)
+
+
+def _docs_dir(d, rows, name="part-0"):
+    from schemas.documents import documents_table
+
+    d.mkdir(parents=True, exist_ok=True)
+    pq.write_table(documents_table(rows), d / f"{name}.parquet")
+    return d
+
+
+def test_same_id_same_text_is_an_exact_duplicate_across_inputs(texts, tmp_path):
+    """The same fineweb output given twice (two input dirs, same shard names): every document
+    is kept once, the copies are removed as ``dedup:duplicate_id``, nothing reaches the output
+    twice and both inputs are used (issue 9 item 3: today 30 docs with 15 ids all survive)."""
+    from pipelines.dedup import dedup as run
+
+    rows = [{"id": f"<urn:{i}>", "text": t, "url": f"http://x/{i}"} for i, t in enumerate(texts[:5])]
+    a = _docs_dir(tmp_path / "a" / "documents", rows)
+    b = _docs_dir(tmp_path / "b" / "documents", rows)
+    extra = _docs_dir(tmp_path / "c", [{"id": "<urn:new>", "text": "only in the third input " * 20}])
+    stats = run([a.parent, b.parent, extra], tmp_path / "out")["dedup"]
+    kept = pq.read_table(tmp_path / "out" / "documents").column("id").to_pylist()
+    removed = pq.read_table(tmp_path / "out" / "removed").to_pylist()
+    assert sorted(kept) == sorted([r["id"] for r in rows] + ["<urn:new>"])  # each id once
+    assert stats.docs_in == 11 and stats.kept == 6 and dict(stats.removed) == {"dedup:duplicate_id": 5}
+    assert all(r["reason"] == "dedup:duplicate_id" and r["duplicate_of"] == r["id"] for r in removed)
+    names = sorted(p.name for p in (tmp_path / "out" / "documents").glob("*.parquet"))
+    assert names == ["part-0@0.parquet", "part-0@1.parquet", "part-0@2.parquet"]  # no overwrite
+
+
+def test_same_id_different_text_is_a_clear_error(texts, tmp_path):
+    from pipelines.dedup import DuplicateIdError
+    from pipelines.dedup import dedup as run
+
+    a = _docs_dir(tmp_path / "a", [{"id": "<urn:1>", "text": texts[0]}])
+    b = _docs_dir(tmp_path / "b", [{"id": "<urn:1>", "text": texts[1]}], name="other")
+    with pytest.raises(DuplicateIdError, match=r"'<urn:1>' occurs with different texts.*other"):
+        run([a, b], tmp_path / "out")
+
+
+def test_stage_dedup_cli_uses_every_input(texts, tmp_path):
+    """``stage dedup --input A --input B`` reads both (typer kept only the last before)."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    a = _docs_dir(tmp_path / "a", [{"id": "<urn:a>", "text": texts[0]}])
+    b = _docs_dir(tmp_path / "b", [{"id": "<urn:b>", "text": texts[1]}], name="other")
+    res = CliRunner().invoke(app, ["stage", "dedup", "--input", str(a), "--input", str(b),
+                                   "--output", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert sorted(pq.read_table(tmp_path / "out" / "documents").column("id").to_pylist()) == ["<urn:a>", "<urn:b>"]

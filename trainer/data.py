@@ -15,7 +15,6 @@ an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 from pipelines.chat import render_conversation
 from pipelines.io import parquet_files
 from pipelines.tokenizer import Tokenizer
+from schemas.tokens import TokenManifest
 
 IGNORE = -100
 
@@ -44,22 +44,17 @@ def split_files(directory: str | Path, split: str) -> list[Path]:
     return []
 
 
-def read_manifest(directory: str | Path) -> dict:
-    p = Path(directory) / "manifest.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+def read_manifest(directory: str | Path) -> TokenManifest | None:
+    """The directory's typed token manifest (``schemas.tokens.TokenManifest``); None when absent."""
+    if not (Path(directory) / "manifest.json").is_file():
+        return None
+    return TokenManifest.read(directory)
 
 
 def manifest_tokenizer(directory: str | Path) -> str | None:
     """The tokenizer reference (name or JSON path) a shard directory was tokenized with."""
     m = read_manifest(directory)
-    tok = m.get("tokenizer")
-    if isinstance(tok, dict):
-        tok = tok.get("path") or tok.get("name")
-    if tok and tok.endswith(".json") and not Path(tok).is_absolute():
-        cand = Path(directory) / tok
-        if cand.is_file():
-            return str(cand)
-    return tok or m.get("tokenizer_path") or m.get("tokenizer_name")
+    return None if m is None else m.tokenizer_ref(directory)
 
 
 class BatchSource:
