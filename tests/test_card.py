@@ -23,7 +23,7 @@ from pipelines.card import publishable_files, size_category, write_card
 from pipelines.io import atomic_write_parquet
 from schemas.conversations import CONVERSATION_SCHEMA, PREFERENCE_SCHEMA, RL_PROMPT_SCHEMA
 from schemas.documents import documents_table, removed_table
-from schemas.tokens import TOKEN_SHARD_SCHEMA
+from schemas.tokens import TOKEN_SHARD_SCHEMA, TokenManifest
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -57,8 +57,9 @@ def make_corpus(root: Path, shards: int = 3, docs_per_shard: int = 4) -> Path:
         rows = [{"id": f"d{i}", "input_ids": list(range(5 + i)), "num_tokens": 5 + i} for i in range(count)]
         atomic_write_parquet(root / f"tokenize/{split}/shard-00000.parquet",
                              pa.Table.from_pylist(rows, TOKEN_SHARD_SCHEMA))
-    (root / "tokenize/manifest.json").write_text(json.dumps(
-        {"tokenizer": "cl100k_base", "vocab_size": 100277, "special_tokens": {"<|endoftext|>": 100257}}))
+    (root / "tokenize/manifest.json").write_text(TokenManifest(  # the typed manifest tokenize writes
+        tokenizer="cl100k_base", vocab_size=100277, special_ids={"<|endoftext|>": 100257}, eot_id=100257,
+        seed=0, val_fraction=0.1, shard_tokens=1000).model_dump_json())
     return root
 
 
