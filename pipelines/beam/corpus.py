@@ -1,101 +1,171 @@
-"""The corpus pipeline (fineweb -> dedup -> tokenize) as one Apache Beam pipeline.
+"""The corpus pipeline (fineweb -> dedup -> tokenize) as one Apache Beam pipeline that scales out.
 
-Every transform calls the engine-free stage functions (``pipelines.read.read_warc``, the
-``Step`` objects of ``pipelines.fineweb.build_stage_steps``, ``pipelines.dedup`` and
-``pipelines.tokenize``); Beam only moves data. Outputs have the local engine's layout and
-schemas (``OUT/fineweb``, ``OUT/dedup``, ``OUT/tokenize``), so either engine's output feeds the
-trainer. Decisions are order-free (kept = smallest id of a cluster; shuffle and split are
-hashes of the id), so both engines keep the same documents and write the same token shards.
+Every transform calls the engine-free stage code (``pipelines.fineweb.process_shard`` with the
+steps' one lifecycle, ``pipelines.dedup``, ``pipelines.tokenize``); Beam only moves data.
+Outputs have the local engine's layout and schemas (``OUT/fineweb``, ``OUT/dedup``,
+``OUT/tokenize``) and the same content, so either engine's output feeds the trainer.
 
-Runners: ``FnApiRunner`` locally (``--direct_num_workers=N --direct_running_mode=
-multi_processing`` for processes); any other ``--runner`` (DataflowRunner, FlinkRunner,
-SparkRunner) with its options is passed through. Output paths must then be on a filesystem
-every worker can write (a shared mount); stats and the manifest are written by the driver
-from the files after the run.
+Nothing is gathered onto one worker:
+
+- fineweb: one element per WARC file; a worker copies it from any Beam filesystem to local
+  disk, runs ``process_shard`` on it and writes the shard's outputs back (temp name + rename).
+  A shard whose ``stats/<shard>.json`` exists is finished: a re-run reads its documents back
+  instead of recomputing them.
+- dedup: documents are grouped by id (same id + same text = ``dedup:duplicate_id``, same id +
+  different text = ``DuplicateIdError``); MinHash band keys -> buckets -> edges; connected
+  components by large-star / small-star label propagation (Kiveris et al. 2014), one
+  ``GroupByKey`` per half-round, unrolled ``cc_rounds`` times, then a check that the edges form
+  stars centred on their smallest id (the fixed point) - a run that did not converge fails with
+  a message saying to raise ``cc_rounds`` rather than writing a wrong answer. The centre is the
+  smallest id of the component, as in the local engine; the (leaf, centre) pairs are joined to
+  the documents by id (``CoGroupByKey``) and each shard is written by the shared
+  ``pipelines.dedup.apply_duplicates``.
+- tokenize: tokens per document in batches; the only global values are the two per-split token
+  totals (``CombinePerKey``), which give the number of key ranges; each document goes to the
+  shard of its key range (``pipelines.tokenize.shard_of``, the local engine's rule).
+
+All reading and writing goes through ``pipelines.beam.fs`` (Beam's ``FileSystems``), so local
+paths, ``gs://`` and ``s3://`` all work. Runners: ``FnApiRunner`` locally (``--direct_num_workers=N
+--direct_running_mode=multi_processing`` for processes); any other ``--runner`` (DataflowRunner,
+FlinkRunner, SparkRunner) with its options is passed through.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
+import os
+import tempfile
 from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io import fileio
 
 from pipelines import dedup as dd
 from pipelines import tokenize as tk
-from pipelines.io import atomic_write_parquet, parquet_files
-from pipelines.stats import StageStats, write_stats
+from pipelines.beam import fs
+from pipelines.stats import StageStats, merge_stats, stats_from_json, stats_to_json
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig
-from schemas.documents import DOCUMENT_SCHEMA, documents_table, removed_table
+from schemas.documents import documents_table
+from schemas.tokens import ShardEntry
 
-REMOVED = "removed"
+STATS = "stats"
+SAME_ID = "same_id"
+#: large-star + small-star rounds; near-duplicate clusters converge in a few (a chain of 2**k
+#: documents needs about k); the run fails loudly if this is not enough
+CC_ROUNDS = 10
+RUN_FILE = "beam-run.json"
 
 
-class FinewebDoFn(beam.DoFn):
-    """WARC file -> kept documents (main output) and removed rows (tagged ``removed``).
+class NotConvergedError(RuntimeError):
+    pass
 
-    Models and lists load once per worker in ``setup()``; the steps are the local engine's.
+
+# ----------------------------------------------------------------------------------- fineweb
+
+
+class FinewebShardDoFn(beam.DoFn):
+    """WARC path -> (shard, row, doc) for every kept document; per-shard stats tagged ``stats``.
+
+    The steps live for the worker: ``setup()`` builds and sets them up once, ``process_shard``
+    calls ``start_shard()``/``end_shard()`` around every file exactly as the local engine does,
+    ``teardown()`` closes them.
     """
 
-    def __init__(self, config: FinewebConfig):
+    def __init__(self, config: FinewebConfig, out: str):
         self.config_json = config.model_dump_json()
+        self.out = out
 
     def setup(self) -> None:
+        from pipelines.base import all_steps, setup_steps
         from pipelines.fineweb import build_stage_steps
 
         self.config = FinewebConfig.model_validate_json(self.config_json)
         self.groups = build_stage_steps(self.config)
-        for _, steps in self.groups:
-            for step in steps:
-                step.setup()
+        setup_steps(all_steps(self.groups))
 
-    def process(self, readable):
-        from pipelines.fineweb import first_removal, shard_name
-        from pipelines.read import read_warc
+    def process(self, path: str):
+        from pipelines.fineweb import process_shard, shard_name
 
-        path = readable.metadata.path
         shard = shard_name(path)
-        # trafilatura's deduplicate=True keeps a per-process paragraph cache; the local engine
-        # starts every shard with an empty one, so a file here must too (fresh extract state)
-        for _, steps in self.groups:
-            for step in steps:
-                if step.name == "extract":
-                    getattr(step, "close", lambda: None)()
-                    step.setup()
-        for doc, reason in read_warc(path, self.config.read, self.config.limit):
-            if reason is not None:
-                yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": "read", "reason": reason}))
-                continue
-            hit = first_removal(doc, self.groups)
-            if hit is not None:
-                stage, why = self.groups[hit[0]][0], hit[1]
-                yield beam.pvalue.TaggedOutput(REMOVED, (shard, {**doc, "stage": stage, "reason": why}))
-            else:
-                yield shard, {c: doc.get(c) for c in DOCUMENT_SCHEMA.names}
+        stats_file = fs.join(self.out, "stats", f"{shard}.json")
+        docs_file = fs.join(self.out, "documents", f"{shard}.parquet")
+        if fs.exists(stats_file):  # finished by an earlier run (written last)
+            payload = fs.read_json(stats_file)
+            table = fs.read_parquet(docs_file)
+        else:
+            with tempfile.TemporaryDirectory(prefix="tokenmill-beam-") as tmp:
+                local = os.path.join(tmp, "in", path.rstrip("/").rsplit("/", 1)[-1])
+                os.makedirs(os.path.dirname(local))
+                try:
+                    fs.copy_to_local(path, local)
+                except Exception as e:  # noqa: BLE001 - one line naming the object
+                    raise OSError(f"cannot read input {path}: {type(e).__name__}: {e}") from None
+                out = os.path.join(tmp, "out")
+                process_shard(local, out, self.config, groups=self.groups)
+                name = shard_name(local)
+                payload = fs.read_json(os.path.join(out, "stats", f"{name}.json"))
+                payload.update(input=path, shard=shard)
+                for sub in ("documents", "removed"):
+                    data = Path(out, sub, f"{name}.parquet").read_bytes()
+                    fs.write_bytes(fs.join(self.out, sub, f"{shard}.parquet"), data)
+                table = pq.read_table(os.path.join(out, "documents", f"{name}.parquet"))
+                fs.write_json(stats_file, payload)  # last: marks the shard finished
+        yield beam.pvalue.TaggedOutput(STATS, stats_from_json(payload["stages"]))
+        for row, doc in enumerate(table.to_pylist()):
+            yield shard, row, doc
 
     def teardown(self) -> None:
-        for _, steps in getattr(self, "groups", []):
-            for step in steps:
-                close = getattr(step, "close", None)
-                if close is not None:
-                    close()
+        from pipelines.base import all_steps, close_steps
+
+        close_steps(all_steps(getattr(self, "groups", [])))
 
 
-def _write_docs(item, directory: str, removed: bool) -> str:
-    shard, rows = item
-    rows = sorted(rows, key=lambda r: r["id"])
-    table = removed_table(rows) if removed else documents_table(rows)
-    atomic_write_parquet(Path(directory) / f"{shard}.parquet", table)
-    return shard
+class MergeStats(beam.CombineFn):
+    """Per-shard ``{stage: StageStats}`` -> their sum (a few counters, not the documents)."""
+
+    def create_accumulator(self):
+        return {}
+
+    def add_input(self, acc, stats):
+        return merge_stats([acc, stats])
+
+    def merge_accumulators(self, accs):
+        return merge_stats(list(accs))
+
+    def extract_output(self, acc):
+        return acc
+
+
+def _write_stage_stats(stats: dict, path: str, stages: list[str], extra: dict) -> dict:
+    stats = {s: stats.get(s, StageStats(s)) for s in stages} | stats
+    for st in stats.values():
+        st.check_conservation()
+    fs.write_json(path, {"stages": stats_to_json(stats), **extra})
+    return stats
+
+
+# ------------------------------------------------------------------------------------- dedup
+
+
+class ResolveIdsDoFn(beam.DoFn):
+    """(id, copies) -> the first copy in (shard, row) order; exact copies tagged ``same_id``;
+    copies with a different text raise ``DuplicateIdError`` (the local engine's rule)."""
+
+    def process(self, item):
+        doc_id, copies = item
+        copies = sorted(copies, key=lambda c: (c[0], c[1]))
+        first = copies[0]
+        h = dd.text_hash(first[2].get("text"))
+        for shard, row, doc in copies[1:]:
+            if dd.text_hash(doc.get("text")) != h:
+                raise dd.duplicate_id_error(doc_id, first[0], shard)
+            yield beam.pvalue.TaggedOutput(SAME_ID, (shard, (row, doc, dd.REASON_SAME_ID, doc_id)))
+        yield first
 
 
 class SignatureDoFn(beam.DoFn):
-    """Batches of (shard, doc) -> (id, signature) for documents with words (``pipelines.dedup``)."""
+    """Batches of (shard, row, doc) -> (id, signature) for documents with words."""
 
     def __init__(self, config: DedupConfig):
         self.config = config
@@ -104,31 +174,23 @@ class SignatureDoFn(beam.DoFn):
         self.mh = dd.hasher(self.config)
 
     def process(self, batch):
-        sigs, mask = dd.signatures_for_texts([d["text"] for _, d in batch], self.mh)
-        for (_, doc), sig, ok in zip(batch, sigs, mask, strict=True):
+        sigs, mask = dd.signatures_for_texts([d["text"] for _, _, d in batch], self.mh)
+        for (_, _, doc), sig, ok in zip(batch, sigs, mask, strict=True):
             if ok:
                 yield doc["id"], sig
 
 
-def _band_keys(item, mh_config: DedupConfig):
-    doc_id, sig = item
-    keys = _BandKeys.get(mh_config)(sig)
-    for band, key in enumerate(keys.tolist()):
-        yield (band, key), (doc_id, sig)
+class BandKeysDoFn(beam.DoFn):
+    def __init__(self, config: DedupConfig):
+        self.config = config
 
+    def setup(self) -> None:
+        self.mh = dd.hasher(self.config)
 
-class _BandKeys:
-    """One MinHasher per worker process and config (its permutations are drawn once)."""
-
-    _cache: dict = {}
-
-    @classmethod
-    def get(cls, config: DedupConfig):
-        k = (config.ngram, config.bands, config.rows, config.seed)
-        if k not in cls._cache:
-            mh = dd.hasher(config)
-            cls._cache[k] = lambda sig: mh.band_keys(sig[None, :])[0]
-        return cls._cache[k]
+    def process(self, item):
+        doc_id, sig = item
+        for band, key in enumerate(self.mh.band_keys(sig[None, :])[0].tolist()):
+            yield (band, key), (doc_id, sig)
 
 
 def _bucket_edges(item, config: DedupConfig):
@@ -138,25 +200,98 @@ def _bucket_edges(item, config: DedupConfig):
         return
     sigs = np.stack([m[1] for m in members]) if config.min_similarity is not None else None
     for i, j in dd.link_bucket(np.arange(len(members)), sigs, config.min_similarity, config.rows):
-        yield members[i][0], members[j][0]
+        a, b = members[i][0], members[j][0]
+        if a != b:
+            yield (a, b) if a < b else (b, a)
 
 
-def _duplicates(edges: list[tuple[str, str]]) -> dict[str, str]:
-    """All edges -> {removed id: kept id} with the local engine's component routines."""
-    ids = sorted({x for e in edges for x in e})
-    index = {d: i for i, d in enumerate(ids)}
-    arr = np.array([(index[a], index[b]) for a, b in edges], dtype=np.int64).reshape(-1, 2)
-    reps = dd.representatives(ids, dd.components(len(ids), arr))
-    return {d: r for d, r in zip(ids, reps, strict=True) if d != r}
+def _both_ways(edge):
+    a, b = edge
+    yield a, b
+    yield b, a
 
 
-def _apply_dedup(item, dup_of: dict[str, str], out: str):
-    shard, rows = item
-    table = documents_table(sorted(rows, key=lambda r: r["id"]))
-    kept, gone = dd.apply_duplicates(table, dup_of)
-    atomic_write_parquet(Path(out) / "documents" / f"{shard}.parquet", kept)
-    atomic_write_parquet(Path(out) / "removed" / f"{shard}.parquet", gone)
-    yield from kept.select(["id", "text"]).to_pylist()
+def _large_star(item):
+    """Node u: every larger neighbour is re-attached to the smallest of u's neighbourhood."""
+    u, nbrs = item
+    nbrs = set(nbrs)
+    m = min(nbrs | {u})
+    for v in nbrs:
+        if v > u:
+            yield m, v
+
+
+def _small_star(item):
+    """Node u: u and its smaller neighbours are attached to the smallest of them."""
+    u, nbrs = item
+    group = {v for v in nbrs if v < u} | {u}
+    m = min(group)
+    for v in group:
+        if v != m:
+            yield m, v
+
+
+def _star_roles(edge):
+    a, b = edge  # a < b
+    yield b, ("leaf", a)
+    yield a, ("centre", b)
+
+
+def _star_leaf(item, rounds: int):
+    """At the fixed point every edge joins a leaf to the smallest id of its component and no
+    node is both: anything else means the rounds were too few."""
+    node, roles = item
+    centres = {x for kind, x in roles if kind == "leaf"}
+    if len(centres) > 1 or (centres and any(kind == "centre" for kind, _ in roles)):
+        raise NotConvergedError(
+            f"dedup connected components did not converge in {rounds} rounds (node {node!r}); "
+            "re-run with a larger cc_rounds (--cc-rounds)")
+    if centres:
+        yield node, centres.pop()
+
+
+def components(edges, rounds: int):
+    """Undirected (a, b) edges -> (id, smallest id of its component) for every non-smallest id."""
+    for r in range(rounds):
+        edges = (edges | f"LS{r} both ways" >> beam.FlatMap(_both_ways)
+                 | f"LS{r} group" >> beam.GroupByKey() | f"LS{r}" >> beam.FlatMap(_large_star))
+        edges = (edges | f"SS{r} both ways" >> beam.FlatMap(_both_ways)
+                 | f"SS{r} group" >> beam.GroupByKey() | f"SS{r}" >> beam.FlatMap(_small_star))
+    return (edges | "Star roles" >> beam.FlatMap(_star_roles) | "Group roles" >> beam.GroupByKey()
+            | "Leaves" >> beam.FlatMap(_star_leaf, rounds))
+
+
+def _mark(item):
+    _, joined = item
+    for shard, row, doc in joined["doc"]:
+        centre = joined["dup"][0] if joined["dup"] else None
+        yield shard, (row, doc, dd.REASON if centre is not None else None, centre)
+
+
+class WriteDedupShardDoFn(beam.DoFn):
+    """(shard, [(row, doc, reason, target)]) -> OUT/dedup/{documents,removed}/<shard>.parquet
+    (rows in input order, as the local engine writes them); kept (id, text) downstream."""
+
+    def __init__(self, out: str):
+        self.out = out
+
+    def process(self, item):
+        shard, rows = item
+        rows = sorted(rows, key=lambda r: r[0])
+        table = documents_table([r[1] for r in rows])
+        dup_of = {r[1]["id"]: r[3] for r in rows if r[2] == dd.REASON}
+        same = {i for i, r in enumerate(rows) if r[2] == dd.REASON_SAME_ID}
+        kept, gone = dd.apply_duplicates(table, dup_of, same)
+        fs.write_parquet(fs.join(self.out, "documents", f"{shard}.parquet"), kept)
+        fs.write_parquet(fs.join(self.out, "removed", f"{shard}.parquet"), gone)
+        from collections import Counter
+
+        st = StageStats(dd.STAGE, len(table), len(kept), Counter(gone.column("reason").to_pylist()))
+        yield beam.pvalue.TaggedOutput(STATS, {dd.STAGE: st})
+        yield from kept.select(["id", "text"]).to_pylist()
+
+
+# ---------------------------------------------------------------------------------- tokenize
 
 
 class TokenizeDoFn(beam.DoFn):
@@ -166,120 +301,151 @@ class TokenizeDoFn(beam.DoFn):
         self.config = config
 
     def setup(self) -> None:
-        from pipelines.tokenizer import load_tokenizer
-
-        self.tok = load_tokenizer(self.config.tokenizer)
+        self.tok = tk.cached_tokenizer(self.config.tokenizer)
 
     def process(self, batch):
         table = tk.tokenize_rows([d["id"] for d in batch], [d["text"] for d in batch], self.tok, self.config)
         yield from table.to_pylist()
 
 
-def _assign(meta: list[tuple[int, str, bool, int]], budget: int) -> dict[str, tuple[str, int]]:
-    """All (key, id, val, num_tokens) -> {id: (split, shard index)} in the local engine's order."""
-    out: dict[str, tuple[str, int]] = {}
-    for split, want in (("train", False), ("val", True)):
-        rows = sorted((k, i, n) for k, i, v, n in meta if v == want)
-        shards = tk.assign_shards(np.array([n for _, _, n in rows], dtype=np.int64), budget)
-        out.update({i: (split, int(s)) for (_, i, _), s in zip(rows, shards.tolist(), strict=True)})
-    return out
+def _split(row) -> str:
+    return "val" if row["val"] else "train"
 
 
-def _write_token_shard(item, out: str) -> str:
+def _shard_key(row, split_tokens: dict, budget: int):
+    split = _split(row)
+    n = tk.shard_counts(split_tokens, budget)[split]
+    return (split, int(tk.shard_of(np.array([row["key"]], dtype=np.uint64), n)[0])), row
+
+
+def _write_token_shard(item, out: str) -> tuple[str, dict]:
     (split, shard), rows = item
     table = tk.shard_table(pa.Table.from_pylist(list(rows), tk.RUN_SCHEMA))
-    path = Path(out) / split / f"shard-{shard:05d}.parquet"
-    atomic_write_parquet(path, table)
-    return str(path)
+    fs.write_parquet(fs.join(out, tk.shard_file(split, shard)), table)
+    return split, tk.shard_entry(split, shard, table).model_dump()
+
+
+def _write_manifest(entries: list, out: str, config: TokenizeConfig) -> None:
+    tok = tk.cached_tokenizer(config.tokenizer)
+    info = tk.tokenizer_info(tok)
+    ref = info["name"]
+    if Path(ref).is_file():  # a trained tokenizer travels with the shards, as locally
+        fs.write_bytes(fs.join(out, "tokenizer.json"), Path(ref).read_bytes())
+        ref = "tokenizer.json"
+    shards: dict[str, list[ShardEntry]] = {}
+    for split, e in entries:
+        shards.setdefault(split, []).append(ShardEntry(**e))
+    manifest = tk.make_manifest(config, info, ref, shards)
+    n = sum(s.documents for s in manifest.splits.values())
+    fs.write_json(fs.join(out, "stats.json"), {
+        "stages": stats_to_json({tk.STAGE: StageStats(tk.STAGE, n, n)}),
+        "tokens": {s: v.tokens for s, v in manifest.splits.items()}})
+    fs.write_bytes(fs.join(out, "manifest.json"), manifest.model_dump_json(indent=2).encode())
+
+
+# ------------------------------------------------------------------------------------ graph
 
 
 def build(p: beam.Pipeline, files: list[str], output: str, fw: FinewebConfig, dc: DedupConfig,
-          tc: TokenizeConfig) -> None:
+          tc: TokenizeConfig, cc_rounds: int = CC_ROUNDS) -> None:
     """Add the whole corpus pipeline to ``p``."""
-    out = Path(output)
-    fwo, ddo, tko = str(out / "fineweb"), str(out / "dedup"), str(out / "tokenize")
-    res = (p | "Files" >> beam.Create(files) | fileio.MatchAll() | fileio.ReadMatches()
-           | "Reshuffle files" >> beam.Reshuffle()
-           | "FineWeb" >> beam.ParDo(FinewebDoFn(fw)).with_outputs(REMOVED, main="kept"))
-    kept = res.kept
-    (res[REMOVED] | "Group removed" >> beam.GroupByKey()
-     | "Write removed" >> beam.Map(_write_docs, str(Path(fwo) / "removed"), True))
-    (kept | "Group kept" >> beam.GroupByKey()
-     | "Write kept" >> beam.Map(_write_docs, str(Path(fwo) / "documents"), False))
+    from pipelines.fineweb import STAGES
 
-    # dedup: band keys -> GroupByKey (buckets) -> edges -> connected components on one worker
-    edges = (kept | "Batch for signatures" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
+    fwo, ddo, tko = fs.join(output, "fineweb"), fs.join(output, "dedup"), fs.join(output, "tokenize")
+    res = (p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle()
+           | "FineWeb" >> beam.ParDo(FinewebShardDoFn(fw, fwo)).with_outputs(STATS, main="kept"))
+    (res[STATS] | "FineWeb stats" >> beam.CombineGlobally(MergeStats())
+     | "Write FineWeb stats" >> beam.Map(_write_stage_stats, fs.join(fwo, "stats.json"), STAGES,
+                                         {"inputs": files, "engine": "beam"}))
+
+    # dedup: one copy per id, then MinHash edges, distributed connected components, join back
+    ids = (res.kept | "Key by id" >> beam.Map(lambda e: (e[2]["id"], e)) | "Group ids" >> beam.GroupByKey()
+           | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="unique"))
+    unique = ids.unique
+    edges = (unique | "Batch for signatures" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
              | "Signatures" >> beam.ParDo(SignatureDoFn(dc))
-             | "Band keys" >> beam.FlatMap(_band_keys, dc)
+             | "Band keys" >> beam.ParDo(BandKeysDoFn(dc))
              | "Buckets" >> beam.GroupByKey()
              | "Link" >> beam.FlatMap(_bucket_edges, dc))
-    dup_of = (edges | "All edges" >> beam.combiners.ToList()
-              | "Components" >> beam.Map(_duplicates))
-    deduped = (kept | "Group for dedup" >> beam.GroupByKey()
-               | "Apply dedup" >> beam.FlatMap(_apply_dedup, beam.pvalue.AsSingleton(dup_of), ddo))
+    dup = components(edges, cc_rounds)
+    marked = ({"doc": unique | "Docs by id" >> beam.Map(lambda e: (e[2]["id"], e)), "dup": dup}
+              | "Join clusters" >> beam.CoGroupByKey() | "Mark" >> beam.FlatMap(_mark))
+    written = ((marked, ids[SAME_ID]) | "All marked" >> beam.Flatten()
+               | "Group for dedup" >> beam.GroupByKey()
+               | "Write dedup" >> beam.ParDo(WriteDedupShardDoFn(ddo)).with_outputs(STATS, main="kept"))
+    (written[STATS] | "Dedup stats" >> beam.CombineGlobally(MergeStats())
+     | "Write dedup stats" >> beam.Map(_write_stage_stats, fs.join(ddo, "stats.json"), [dd.STAGE], {}))
 
-    # tokenize: tokens per document, shard assignment from (key, tokens) metadata, write shards
-    rows = (deduped | "Batch for tokens" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
+    # tokenize: tokens per document; per-split totals -> key ranges -> shards
+    rows = (written.kept | "Batch for tokens" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
             | "Tokenize" >> beam.ParDo(TokenizeDoFn(tc)))
-    assign = (rows | "Meta" >> beam.Map(lambda r: (r["key"], r["id"], r["val"], r["num_tokens"]))
-              | "All meta" >> beam.combiners.ToList()
-              | "Assign shards" >> beam.Map(_assign, tc.shard_tokens))
-    (rows | "Key by shard" >> beam.Map(lambda r, a: (a[r["id"]], r), beam.pvalue.AsSingleton(assign))
-     | "Group shards" >> beam.GroupByKey()
-     | "Write shards" >> beam.Map(_write_token_shard, tko))
+    totals = (rows | "Split tokens" >> beam.Map(lambda r: (_split(r), r["num_tokens"]))
+              | "Sum split tokens" >> beam.CombinePerKey(sum))
+    entries = (rows | "Key by shard" >> beam.Map(_shard_key, beam.pvalue.AsDict(totals), tc.shard_tokens)
+               | "Group shards" >> beam.GroupByKey()
+               | "Write shards" >> beam.Map(_write_token_shard, tko))
+    (entries | "Shard list" >> beam.combiners.ToList()  # one small entry per shard file
+     | "Write manifest" >> beam.Map(_write_manifest, tko, tc))
 
 
-def stats_from_outputs(directory: Path, stages: list[str], docs_in: int | None = None) -> dict[str, StageStats]:
-    """Per-stage stats of a stage directory from its files (kept rows, removed by stage/reason)."""
-    kept = sum(pq.read_metadata(f).num_rows for f in parquet_files(directory / "documents"))
-    removed: dict[str, Counter] = {s: Counter() for s in stages}
-    for f in parquet_files(directory / "removed"):
-        t = pq.read_table(f, columns=["stage", "reason"]).to_pydict()
-        for s, r in zip(t["stage"], t["reason"], strict=True):
-            removed.setdefault(s, Counter())[r] += 1
-    stats: dict[str, StageStats] = {}
-    remaining = kept + sum(sum(c.values()) for c in removed.values())
-    for s in stages:
-        n = sum(removed[s].values())
-        stats[s] = StageStats(s, remaining, remaining - n, removed[s])
-        remaining -= n
-    return stats
+def _run_record(files: list[str], fw: FinewebConfig, dc: DedupConfig, tc: TokenizeConfig) -> dict:
+    return {"engine": "beam", "inputs": files, "fineweb": fw.model_dump(mode="json"),
+            "dedup": dc.model_dump(mode="json"), "tokenize": tc.model_dump(mode="json")}
 
 
 def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: DedupConfig | None = None,
-        tc: TokenizeConfig | None = None, beam_args: list[str] | None = None) -> dict:
-    """Run the Beam pipeline, then write each stage's stats.json and the token manifest."""
-    from apache_beam.options.pipeline_options import PipelineOptions
+        tc: TokenizeConfig | None = None, beam_args: list[str] | None = None,
+        cc_rounds: int = CC_ROUNDS) -> dict:
+    """Run the Beam pipeline; returns OUT/stats.json (every stage's stats + the run's config).
+
+    A finished output made with the same inputs and settings is returned as is; an output made
+    with other inputs or settings is refused (never mixed with or mistaken for this run's);
+    an interrupted one resumes (finished fineweb shards are read back, not recomputed).
+    """
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
 
     from pipelines.fineweb import STAGES
-    from pipelines.io import expand_inputs
-    from pipelines.tokenizer import load_tokenizer
 
     fw, dc, tc = fw or FinewebConfig(), dc or DedupConfig(), tc or TokenizeConfig()
     args = list(beam_args or [])
     runner_name = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "FnApiRunner")
     args = [a for a in args if not a.startswith("--runner=")]
+    options = PipelineOptions(args)
+    FileSystems.set_options(options)  # e.g. --s3_endpoint_url for the driver's own reads/writes
+    output = output.rstrip("/")
+    if "://" not in output:
+        output = os.path.abspath(output)
+    files = fs.expand(list(inputs))
+    record = _run_record(files, fw, dc, tc)
+    run_file = fs.join(output, RUN_FILE)
+    if fs.exists(run_file):
+        if fs.read_json(run_file) != record:
+            raise ValueError(f"{output} holds a Beam run with other inputs or settings "
+                             f"(see {run_file}); use a new --output or delete it")
+        if fs.exists(fs.join(output, "stats.json")):
+            return fs.read_json(fs.join(output, "stats.json"))
+    dry_run = str(options.view_as(TestOptions).dry_run).lower() in ("true", "1")
+    if not dry_run:
+        fs.write_json(run_file, record)
     if runner_name in ("FnApiRunner", "DirectRunner"):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         runner = FnApiRunner()
     else:
         runner = runner_name
-    files = expand_inputs(list(inputs))
-    out = Path(output)
-    with beam.Pipeline(runner=runner, options=PipelineOptions(args)) as p:
-        build(p, files, output, fw, dc, tc)
-    all_stats: dict[str, StageStats] = {}
-    fws = stats_from_outputs(out / "fineweb", STAGES)
-    write_stats(out / "fineweb" / "stats.json", fws, {"inputs": files, "engine": "beam"})
-    dds = stats_from_outputs(out / "dedup", [dd.STAGE])
-    write_stats(out / "dedup" / "stats.json", dds)
-    manifest = tk.manifest_from_shards(out / "tokenize", tc, tk.tokenizer_info(load_tokenizer(tc.tokenizer)))
-    n = sum(v["documents"] for v in manifest["splits"].values())
-    tks = {tk.STAGE: StageStats(tk.STAGE, n, n)}
-    write_stats(out / "tokenize" / "stats.json", tks)
-    all_stats = {**fws, **dds, **tks}
-    for st in all_stats.values():
+    with beam.Pipeline(runner=runner, options=options) as p:
+        build(p, files, output, fw, dc, tc, cc_rounds)
+    if dry_run:
+        return {"dry_run": True, "runner": runner_name}
+    parts = [stats_from_json(fs.read_json(fs.join(output, s, "stats.json"))["stages"])
+             for s in ("fineweb", "dedup", "tokenize")]
+    stats = merge_stats(parts)
+    for st in stats.values():
         st.check_conservation()
-    write_stats(out / "stats.json", all_stats, {"engine": "beam", "runner": runner_name})
-    return json.loads((out / "stats.json").read_text())
+    ordered = {s: stats[s] for s in [*STAGES, dd.STAGE, tk.STAGE] if s in stats}
+    tokens = fs.read_json(fs.join(output, "tokenize", "stats.json"))["tokens"]
+    payload = {"stages": stats_to_json(ordered), "engine": "beam", "runner": runner_name,
+               "tokens": tokens, "config": record}
+    fs.write_json(fs.join(output, "stats.json"), payload)
+    return payload
