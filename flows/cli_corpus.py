@@ -83,8 +83,8 @@ def train(input: InDir, output: Annotated[Path, typer.Option("--output", "-o", h
 
 @app.command("pipeline")
 def pipeline(
-    input: Annotated[list[str], typer.Option("--input", "-i", help="WARC files, globs or dirs")],
-    output: OutDir,
+    input: Annotated[list[str], typer.Option("--input", "-i", help="WARC files, globs or dirs; s3://, gs://, https:// too")],
+    output: Annotated[str, typer.Option("--output", "-o", help="output directory or s3:// / gs:// URL")],
     workers: Workers = 1,
     languages: Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep; 'all'")] = None,
     tokenizer: Tok = "cl100k_base",
@@ -113,5 +113,5 @@ def pipeline(
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
     runtime.ensure_api()
-    corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
+    corpus_pipeline_flow(input, output, fw, dc, tc, workers, engine,
                          [f"--runner={runner}", *(beam_option or [])])

@@ -55,6 +55,12 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
         return json.loads((out / "stats.json").read_text())
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r} (local or beam)")
+    from pipelines.storage import is_remote, staging_dir, upload_tree
+
+    if is_remote(output):  # s3:// gs:// ...: run in a local staging dir, then upload (fsspec)
+        result = run_pipeline(inputs, str(staging_dir(output)), fw, dc, tc, workers, engine, beam_args)
+        upload_tree(staging_dir(output), output)
+        return result
     if not _done(out / "fineweb"):
         run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)
     if not _done(out / "dedup"):

@@ -40,6 +40,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import dedup as dd
 from pipelines import tokenize as tk
@@ -59,6 +60,15 @@ RUN_FILE = "beam-run.json"
 
 class NotConvergedError(RuntimeError):
     pass
+
+
+class TokenmillOptions(PipelineOptions):
+    """tokenmill's own Beam flags (given like any other, e.g. ``--beam-option=--cc_rounds=16``)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--cc_rounds", type=int, default=None,
+                            help=f"dedup connected-components rounds (default {CC_ROUNDS})")
 
 
 # ----------------------------------------------------------------------------------- fineweb
@@ -245,7 +255,7 @@ def _star_leaf(item, rounds: int):
     if len(centres) > 1 or (centres and any(kind == "centre" for kind, _ in roles)):
         raise NotConvergedError(
             f"dedup connected components did not converge in {rounds} rounds (node {node!r}); "
-            "re-run with a larger cc_rounds (--cc-rounds)")
+            "re-run with a larger --cc_rounds (CLI: --beam-option=--cc_rounds=N)")
     if centres:
         yield node, centres.pop()
 
@@ -395,7 +405,7 @@ def _run_record(files: list[str], fw: FinewebConfig, dc: DedupConfig, tc: Tokeni
 
 def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: DedupConfig | None = None,
         tc: TokenizeConfig | None = None, beam_args: list[str] | None = None,
-        cc_rounds: int = CC_ROUNDS) -> dict:
+        cc_rounds: int | None = None) -> dict:
     """Run the Beam pipeline; returns OUT/stats.json (every stage's stats + the run's config).
 
     A finished output made with the same inputs and settings is returned as is; an output made
@@ -403,7 +413,7 @@ def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: Ded
     an interrupted one resumes (finished fineweb shards are read back, not recomputed).
     """
     from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions, TestOptions
+    from apache_beam.options.pipeline_options import TestOptions
 
     from pipelines.fineweb import STAGES
 
@@ -413,19 +423,20 @@ def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: Ded
     args = [a for a in args if not a.startswith("--runner=")]
     options = PipelineOptions(args)
     FileSystems.set_options(options)  # e.g. --s3_endpoint_url for the driver's own reads/writes
+    cc_rounds = cc_rounds or options.view_as(TokenmillOptions).cc_rounds or CC_ROUNDS
     output = output.rstrip("/")
     if "://" not in output:
         output = os.path.abspath(output)
     files = fs.expand(list(inputs))
     record = _run_record(files, fw, dc, tc)
     run_file = fs.join(output, RUN_FILE)
-    if fs.exists(run_file):
+    dry_run = str(options.view_as(TestOptions).dry_run).lower() in ("true", "1")
+    if not dry_run and fs.exists(run_file):
         if fs.read_json(run_file) != record:
             raise ValueError(f"{output} holds a Beam run with other inputs or settings "
                              f"(see {run_file}); use a new --output or delete it")
         if fs.exists(fs.join(output, "stats.json")):
             return fs.read_json(fs.join(output, "stats.json"))
-    dry_run = str(options.view_as(TestOptions).dry_run).lower() in ("true", "1")
     if not dry_run:
         fs.write_json(run_file, record)
     if runner_name in ("FnApiRunner", "DirectRunner"):
