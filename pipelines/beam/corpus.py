@@ -47,11 +47,14 @@ from pipelines import tokenize as tk
 from pipelines.beam import fs
 from pipelines.stats import StageStats, merge_stats, stats_from_json, stats_to_json
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig
-from schemas.documents import documents_table
 from schemas.tokens import ShardEntry
 
 STATS = "stats"
 SAME_ID = "same_id"
+BANDS = "bands"
+TOKENS = "tokens"
+#: rows per row group of a tokenize run file: pass 2 skips row groups outside a shard's key range
+RUN_ROW_GROUP = 2048
 #: large-star + small-star rounds; near-duplicate clusters converge in a few (a chain of 2**k
 #: documents needs about k); the run fails loudly if this is not enough
 CC_ROUNDS = 10
@@ -75,7 +78,8 @@ class TokenmillOptions(PipelineOptions):
 
 
 class FinewebShardDoFn(beam.DoFn):
-    """WARC path -> (shard, row, doc) for every kept document; per-shard stats tagged ``stats``.
+    """WARC path -> (shard, its documents file); per-shard stats tagged ``stats``. Documents stay
+    in the files: only names and small per-document records cross a shuffle downstream.
 
     The steps live for the worker: ``setup()`` builds and sets them up once, ``process_shard``
     calls ``start_shard()``/``end_shard()`` around every file exactly as the local engine does,
@@ -102,7 +106,6 @@ class FinewebShardDoFn(beam.DoFn):
         docs_file = fs.join(self.out, "documents", f"{shard}.parquet")
         if fs.exists(stats_file):  # finished by an earlier run (written last)
             payload = fs.read_json(stats_file)
-            table = fs.read_parquet(docs_file)
         else:
             with tempfile.TemporaryDirectory(prefix="tokenmill-beam-") as tmp:
                 local = os.path.join(tmp, "in", path.rstrip("/").rsplit("/", 1)[-1])
@@ -119,11 +122,9 @@ class FinewebShardDoFn(beam.DoFn):
                 for sub in ("documents", "removed"):
                     data = Path(out, sub, f"{name}.parquet").read_bytes()
                     fs.write_bytes(fs.join(self.out, sub, f"{shard}.parquet"), data)
-                table = pq.read_table(os.path.join(out, "documents", f"{name}.parquet"))
                 fs.write_json(stats_file, payload)  # last: marks the shard finished
         yield beam.pvalue.TaggedOutput(STATS, stats_from_json(payload["stages"]))
-        for row, doc in enumerate(table.to_pylist()):
-            yield shard, row, doc
+        yield shard, docs_file
 
     def teardown(self) -> None:
         from pipelines.base import all_steps, close_steps
@@ -158,61 +159,62 @@ def _write_stage_stats(stats: dict, path: str, stages: list[str], extra: dict) -
 # ------------------------------------------------------------------------------------- dedup
 
 
+class ShardKeysDoFn(beam.DoFn):
+    """(shard, documents file) -> small per-document records, read from the file:
+    ``(id, (shard, row, text hash))`` and, tagged ``bands``, ``((band, key), (id, signature or
+    None))`` for documents with words (signatures travel only when ``min_similarity`` needs them)."""
+
+    def __init__(self, config: DedupConfig):
+        self.config = config
+
+    def setup(self) -> None:
+        self.mh = dd.hasher(self.config)
+
+    def process(self, item):
+        shard, path = item
+        keep_sig = self.config.min_similarity is not None
+        with fs.open_read(path) as f:
+            row = 0
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, columns=["id", "text"]):
+                ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+                sigs, mask = dd.signatures_for_texts(texts, self.mh)
+                keys = self.mh.band_keys(sigs)
+                for i, (doc_id, text) in enumerate(zip(ids, texts, strict=True)):
+                    yield doc_id, (shard, row + i, dd.text_hash(text))
+                    if mask[i]:
+                        member = (doc_id, sigs[i] if keep_sig else None)
+                        for band, key in enumerate(keys[i].tolist()):
+                            yield beam.pvalue.TaggedOutput(BANDS, ((band, key), member))
+                row += len(ids)
+
+
 class ResolveIdsDoFn(beam.DoFn):
-    """(id, copies) -> the first copy in (shard, row) order; exact copies tagged ``same_id``;
-    copies with a different text raise ``DuplicateIdError`` (the local engine's rule)."""
+    """(id, copies) -> (id, (shard, row)) of the first copy in (shard, row) order; exact copies
+    tagged ``same_id`` as ``(shard, (row, REASON_SAME_ID, id))``; copies with a different text
+    raise ``DuplicateIdError`` (the local engine's rule)."""
 
     def process(self, item):
         doc_id, copies = item
-        copies = sorted(copies, key=lambda c: (c[0], c[1]))
-        first = copies[0]
-        h = dd.text_hash(first[2].get("text"))
-        for shard, row, doc in copies[1:]:
-            if dd.text_hash(doc.get("text")) != h:
-                raise dd.duplicate_id_error(doc_id, first[0], shard)
-            yield beam.pvalue.TaggedOutput(SAME_ID, (shard, (row, doc, dd.REASON_SAME_ID, doc_id)))
-        yield first
-
-
-class SignatureDoFn(beam.DoFn):
-    """Batches of (shard, row, doc) -> (id, signature) for documents with words."""
-
-    def __init__(self, config: DedupConfig):
-        self.config = config
-
-    def setup(self) -> None:
-        self.mh = dd.hasher(self.config)
-
-    def process(self, batch):
-        sigs, mask = dd.signatures_for_texts([d["text"] for _, _, d in batch], self.mh)
-        for (_, _, doc), sig, ok in zip(batch, sigs, mask, strict=True):
-            if ok:
-                yield doc["id"], sig
-
-
-class BandKeysDoFn(beam.DoFn):
-    def __init__(self, config: DedupConfig):
-        self.config = config
-
-    def setup(self) -> None:
-        self.mh = dd.hasher(self.config)
-
-    def process(self, item):
-        doc_id, sig = item
-        for band, key in enumerate(self.mh.band_keys(sig[None, :])[0].tolist()):
-            yield (band, key), (doc_id, sig)
+        copies = sorted(copies)
+        shard0, row0, h = copies[0]
+        for shard, row, th in copies[1:]:
+            if th != h:
+                raise dd.duplicate_id_error(doc_id, shard0, shard)
+            yield beam.pvalue.TaggedOutput(SAME_ID, (shard, (row, dd.REASON_SAME_ID, doc_id)))
+        yield doc_id, (shard0, row0)
 
 
 def _bucket_edges(item, config: DedupConfig):
+    """One bucket -> its edges (``link_bucket``, as the local engine). Members are unique ids
+    (an exact same-id copy is not a node of the graph, as in the local engine)."""
     _, members = item
-    members = sorted(members, key=lambda m: m[0])
+    members = sorted({m[0]: m for m in members}.values(), key=lambda m: m[0])
     if len(members) < 2:
         return
     sigs = np.stack([m[1] for m in members]) if config.min_similarity is not None else None
     for i, j in dd.link_bucket(np.arange(len(members)), sigs, config.min_similarity, config.rows):
         a, b = members[i][0], members[j][0]
-        if a != b:
-            yield (a, b) if a < b else (b, a)
+        yield (a, b) if a < b else (b, a)
 
 
 def _both_ways(edge):
@@ -273,69 +275,96 @@ def components(edges, rounds: int):
 
 def _mark(item):
     _, joined = item
-    for shard, row, doc in joined["doc"]:
-        centre = joined["dup"][0] if joined["dup"] else None
-        yield shard, (row, doc, dd.REASON if centre is not None else None, centre)
+    if joined["dup"]:
+        for shard, row in joined["loc"]:
+            yield shard, (row, dd.REASON, joined["dup"][0])
 
 
 class WriteDedupShardDoFn(beam.DoFn):
-    """(shard, [(row, doc, reason, target)]) -> OUT/dedup/{documents,removed}/<shard>.parquet
-    (rows in input order, as the local engine writes them); kept (id, text) downstream."""
+    """(shard, {"file": [documents file], "marks": [(row, reason, target)]}) ->
+    OUT/dedup/{documents,removed}/<shard>.parquet (``apply_duplicates``, rows in input order as
+    the local engine writes them), then tokenize pass 1 for the shard's kept documents: a run
+    file sorted by shuffle key under OUT/tokenize/_work/runs, and the shard's token totals per
+    split downstream (tokens never cross a shuffle)."""
 
-    def __init__(self, out: str):
-        self.out = out
+    def __init__(self, out: str, tok_out: str, config: TokenizeConfig):
+        self.out, self.tok_out, self.config = out, tok_out, config
+
+    def setup(self) -> None:
+        self.tok = tk.cached_tokenizer(self.config.tokenizer)
 
     def process(self, item):
-        shard, rows = item
-        rows = sorted(rows, key=lambda r: r[0])
-        table = documents_table([r[1] for r in rows])
-        dup_of = {r[1]["id"]: r[3] for r in rows if r[2] == dd.REASON}
-        same = {i for i, r in enumerate(rows) if r[2] == dd.REASON_SAME_ID}
+        from collections import Counter
+
+        shard, joined = item
+        (path,) = joined["file"]
+        with fs.open_read(path) as f:
+            table = pq.read_table(f)
+        ids = table.column("id").to_pylist()
+        marks = list(joined["marks"])
+        dup_of = {ids[row]: target for row, reason, target in marks if reason == dd.REASON}
+        same = {row for row, reason, _ in marks if reason == dd.REASON_SAME_ID}
         kept, gone = dd.apply_duplicates(table, dup_of, same)
         fs.write_parquet(fs.join(self.out, "documents", f"{shard}.parquet"), kept)
         fs.write_parquet(fs.join(self.out, "removed", f"{shard}.parquet"), gone)
-        from collections import Counter
-
         st = StageStats(dd.STAGE, len(table), len(kept), Counter(gone.column("reason").to_pylist()))
         yield beam.pvalue.TaggedOutput(STATS, {dd.STAGE: st})
-        yield from kept.select(["id", "text"]).to_pylist()
+        pieces = [tk.tokenize_rows(b.column(0).to_pylist(), b.column(1).to_pylist(), self.tok, self.config)
+                  for b in kept.select(["id", "text"]).to_batches(max_chunksize=self.config.batch_docs)]
+        runs = tk.sort_rows(pa.concat_tables(pieces)) if pieces else tk.RUN_SCHEMA.empty_table()
+        run_path = fs.join(self.tok_out, "_work", "runs", f"{shard}.parquet")
+        fs.write_parquet(run_path, runs, compression="lz4", row_group_size=RUN_ROW_GROUP)
+        val = runs.column("val").to_numpy(zero_copy_only=False).astype(bool)
+        ntok = runs.column("num_tokens").to_numpy().astype(np.int64)
+        yield beam.pvalue.TaggedOutput(TOKENS, ("train", int(ntok[~val].sum())))
+        yield beam.pvalue.TaggedOutput(TOKENS, ("val", int(ntok[val].sum())))
+        yield run_path
 
 
 # ---------------------------------------------------------------------------------- tokenize
 
 
-class TokenizeDoFn(beam.DoFn):
-    """Batches of documents -> RUN_SCHEMA rows (``pipelines.tokenize.tokenize_rows``)."""
-
-    def __init__(self, config: TokenizeConfig):
-        self.config = config
-
-    def setup(self) -> None:
-        self.tok = tk.cached_tokenizer(self.config.tokenizer)
-
-    def process(self, batch):
-        table = tk.tokenize_rows([d["id"] for d in batch], [d["text"] for d in batch], self.tok, self.config)
-        yield from table.to_pylist()
+def _output_shards(_, split_tokens: dict, budget: int):
+    """Every (split, shard index, shards of the split): ``ceil(split tokens / budget)`` ranges."""
+    for split, n in tk.shard_counts(split_tokens, budget).items():
+        for s in range(n):
+            yield split, s, n
 
 
-def _split(row) -> str:
-    return "val" if row["val"] else "train"
-
-
-def _shard_key(row, split_tokens: dict, budget: int):
-    split = _split(row)
-    n = tk.shard_counts(split_tokens, budget)[split]
-    return (split, int(tk.shard_of(np.array([row["key"]], dtype=np.uint64), n)[0])), row
-
-
-def _write_token_shard(item, out: str) -> tuple[str, dict]:
-    (split, shard), rows = item
-    table = tk.shard_table(pa.Table.from_pylist(list(rows), tk.RUN_SCHEMA))
+def _write_token_shard(item, runs: list[str], out: str) -> tuple[str, dict] | None:
+    """One output shard: the rows of its split and key range from every run file (row groups
+    whose key statistics lie outside the range are not read), in key order."""
+    split, shard, n = item
+    want_val = split == "val"
+    parts = []
+    for path in runs:
+        with fs.open_read(path) as f:
+            pf = pq.ParquetFile(f)
+            key_col = pf.schema_arrow.get_field_index("key")
+            groups = []
+            for g in range(pf.metadata.num_row_groups):
+                st = pf.metadata.row_group(g).column(key_col).statistics
+                if st is None or not st.has_min_max:
+                    groups.append(g)
+                    continue
+                lo_hi = tk.shard_of(np.array([st.min, st.max], dtype=np.uint64), n)
+                if lo_hi[0] <= shard <= lo_hi[1]:
+                    groups.append(g)
+            if groups:
+                t = pf.read_row_groups(groups)
+                sel = (tk.shard_of(t.column("key").to_numpy(), n) == shard) & \
+                      (t.column("val").to_numpy(zero_copy_only=False).astype(bool) == want_val)
+                if sel.any():
+                    parts.append(t.filter(pa.array(sel)))
+    if not parts:
+        return None
+    table = tk.shard_table(pa.concat_tables(parts))
     fs.write_parquet(fs.join(out, tk.shard_file(split, shard)), table)
     return split, tk.shard_entry(split, shard, table).model_dump()
 
 
 def _write_manifest(entries: list, out: str, config: TokenizeConfig) -> None:
+    entries = [e for e in entries if e is not None]
     tok = tk.cached_tokenizer(config.tokenizer)
     info = tk.tokenizer_info(tok)
     ref = info["name"]
@@ -361,39 +390,43 @@ def build(p: beam.Pipeline, files: list[str], output: str, fw: FinewebConfig, dc
     """Add the whole corpus pipeline to ``p``."""
     from pipelines.fineweb import STAGES
 
-    fwo, ddo, tko = fs.join(output, "fineweb"), fs.join(output, "dedup"), fs.join(output, "tokenize")
+    fwo = fs.join(output, "fineweb")
     res = (p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle()
            | "FineWeb" >> beam.ParDo(FinewebShardDoFn(fw, fwo)).with_outputs(STATS, main="kept"))
     (res[STATS] | "FineWeb stats" >> beam.CombineGlobally(MergeStats())
      | "Write FineWeb stats" >> beam.Map(_write_stage_stats, fs.join(fwo, "stats.json"), STAGES,
                                          {"inputs": files, "engine": "beam"}))
 
-    # dedup: one copy per id, then MinHash edges, distributed connected components, join back
-    ids = (res.kept | "Key by id" >> beam.Map(lambda e: (e[2]["id"], e)) | "Group ids" >> beam.GroupByKey()
-           | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="unique"))
-    unique = ids.unique
-    edges = (unique | "Batch for signatures" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
-             | "Signatures" >> beam.ParDo(SignatureDoFn(dc))
-             | "Band keys" >> beam.ParDo(BandKeysDoFn(dc))
-             | "Buckets" >> beam.GroupByKey()
-             | "Link" >> beam.FlatMap(_bucket_edges, dc))
+    dedup_and_tokenize(res.kept, output, dc, tc, cc_rounds)
+
+
+def dedup_and_tokenize(shards, output: str, dc: DedupConfig, tc: TokenizeConfig,
+                       cc_rounds: int = CC_ROUNDS) -> None:
+    """Dedup + tokenize of ``shards`` ((shard name, documents file) elements) into
+    OUT/dedup and OUT/tokenize. Only ids, band keys, edges, marks and counters are shuffled;
+    documents and tokens are read from and written to files by the worker that owns them."""
+    ddo, tko = fs.join(output, "dedup"), fs.join(output, "tokenize")
+    recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc)).with_outputs(BANDS, main="ids")
+    ids = (recs.ids | "Group ids" >> beam.GroupByKey()
+           | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="loc"))
+    edges = (recs[BANDS] | "Buckets" >> beam.GroupByKey() | "Link" >> beam.FlatMap(_bucket_edges, dc))
     dup = components(edges, cc_rounds)
-    marked = ({"doc": unique | "Docs by id" >> beam.Map(lambda e: (e[2]["id"], e)), "dup": dup}
-              | "Join clusters" >> beam.CoGroupByKey() | "Mark" >> beam.FlatMap(_mark))
-    written = ((marked, ids[SAME_ID]) | "All marked" >> beam.Flatten()
-               | "Group for dedup" >> beam.GroupByKey()
-               | "Write dedup" >> beam.ParDo(WriteDedupShardDoFn(ddo)).with_outputs(STATS, main="kept"))
+    marks = ({"loc": ids.loc, "dup": dup} | "Join clusters" >> beam.CoGroupByKey()
+             | "Mark" >> beam.FlatMap(_mark))
+    all_marks = (marks, ids[SAME_ID]) | "All marks" >> beam.Flatten()
+    written = ({"file": shards, "marks": all_marks} | "Marks by shard" >> beam.CoGroupByKey()
+               | "Write dedup + runs" >> beam.ParDo(WriteDedupShardDoFn(ddo, tko, tc)).with_outputs(
+                   STATS, TOKENS, main="runs"))
     (written[STATS] | "Dedup stats" >> beam.CombineGlobally(MergeStats())
      | "Write dedup stats" >> beam.Map(_write_stage_stats, fs.join(ddo, "stats.json"), [dd.STAGE], {}))
 
-    # tokenize: tokens per document; per-split totals -> key ranges -> shards
-    rows = (written.kept | "Batch for tokens" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
-            | "Tokenize" >> beam.ParDo(TokenizeDoFn(tc)))
-    totals = (rows | "Split tokens" >> beam.Map(lambda r: (_split(r), r["num_tokens"]))
-              | "Sum split tokens" >> beam.CombinePerKey(sum))
-    entries = (rows | "Key by shard" >> beam.Map(_shard_key, beam.pvalue.AsDict(totals), tc.shard_tokens)
-               | "Group shards" >> beam.GroupByKey()
-               | "Write shards" >> beam.Map(_write_token_shard, tko))
+    # tokenize pass 2: per-split totals -> key ranges -> one task per output shard
+    totals = written[TOKENS] | "Sum split tokens" >> beam.CombinePerKey(sum)
+    runs = beam.pvalue.AsList(written.runs)  # one file name per input shard
+    entries = (shards.pipeline | "One" >> beam.Create([None])
+               | "Output shards" >> beam.FlatMap(_output_shards, beam.pvalue.AsDict(totals), tc.shard_tokens)
+               | "Spread shards" >> beam.Reshuffle()
+               | "Write shards" >> beam.Map(_write_token_shard, runs, tko))
     (entries | "Shard list" >> beam.combiners.ToList()  # one small entry per shard file
      | "Write manifest" >> beam.Map(_write_manifest, tko, tc))
 

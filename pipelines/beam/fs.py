@@ -67,9 +67,9 @@ def write_json(path: str, payload: dict) -> None:
     write_bytes(path, json.dumps(payload, indent=2).encode("utf-8"))
 
 
-def write_parquet(path: str, table: pa.Table, compression: str = "zstd") -> None:
+def write_parquet(path: str, table: pa.Table, compression: str = "zstd", **kwargs) -> None:
     buf = pa.BufferOutputStream()
-    pq.write_table(table, buf, compression=compression)
+    pq.write_table(table, buf, compression=compression, **kwargs)
     write_bytes(path, buf.getvalue().to_pybytes())
 
 
@@ -103,3 +103,8 @@ def _is_local_dir(path: str) -> bool:
     import os
 
     return "://" not in path and os.path.isdir(path)
+
+
+def open_read(path: str):
+    """A seekable binary reader of ``path`` (Parquet readers fetch only the parts they need)."""
+    return FileSystems.open(path, compression_type=RAW)
