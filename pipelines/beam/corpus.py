@@ -409,7 +409,8 @@ def dedup_and_tokenize(shards, output: str, dc: DedupConfig, tc: TokenizeConfig,
     recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc)).with_outputs(BANDS, main="ids")
     ids = (recs.ids | "Group ids" >> beam.GroupByKey()
            | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="loc"))
-    edges = (recs[BANDS] | "Buckets" >> beam.GroupByKey() | "Link" >> beam.FlatMap(_bucket_edges, dc))
+    edges = (recs[BANDS] | "Buckets" >> beam.GroupByKey() | "Link" >> beam.FlatMap(_bucket_edges, dc)
+             | "Distinct edges" >> beam.Distinct())  # a pair usually collides in several bands
     dup = components(edges, cc_rounds)
     marks = ({"loc": ids.loc, "dup": dup} | "Join clusters" >> beam.CoGroupByKey()
              | "Mark" >> beam.FlatMap(_mark))
