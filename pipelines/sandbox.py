@@ -70,6 +70,17 @@ def _weak_from_env() -> bool:
     return os.environ.get(WEAK_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
+def allow_weak_sandbox() -> None:
+    """``--allow-weak-sandbox``: every ``SandboxConfig`` made after this in this process (and its
+    children) defaults to accepting the weak mode; explicit config values still win."""
+    os.environ[WEAK_ENV] = "1"
+
+
+#: The CLI flag's help, shared by every command that runs model-written code.
+WEAK_FLAG_HELP = ("DANGER: where bubblewrap is missing or broken, run model-written code with only "
+                  "rlimits and an audit hook (NOT a security boundary) instead of refusing")
+
+
 class SandboxConfig(BaseModel):
     """Limits of one ``run_python`` call (defaults suit short model-written snippets)."""
 
@@ -260,9 +271,14 @@ def isolation(config: SandboxConfig | None = None) -> str:
             f"refusing to run model-written code: {problem}. Install bubblewrap, or accept a sandbox "
             f"that is NOT a security boundary with --allow-weak-sandbox / {WEAK_ENV}=1 / "
             f"sandbox.allow_weak_sandbox=true")
+    _warn_weak(problem)
+    return "weak"
+
+
+@functools.cache
+def _warn_weak(problem: str) -> None:
     log.warning("WEAK SANDBOX: %s; running code with rlimits and an audit hook only (no OS boundary)",
                 problem)
-    return "weak"
 
 
 @dataclass

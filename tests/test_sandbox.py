@@ -589,7 +589,7 @@ def _with_path(monkeypatch, path: str) -> None:
 
 
 def test_without_bwrap_the_sandbox_refuses(monkeypatch, tmp_path, canary):
-    monkeypatch.delenv(sb.WEAK_ENV, raising=False)
+    monkeypatch.setenv(sb.WEAK_ENV, "0")  # restored after the test
     _with_path(monkeypatch, str(tmp_path))  # no bwrap on PATH
     try:
         with pytest.raises(SandboxUnavailable, match="bwrap not found.*--allow-weak-sandbox"):
@@ -605,7 +605,7 @@ def test_a_broken_bwrap_is_refused(monkeypatch, tmp_path):
     fake = tmp_path / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
     fake.chmod(0o755)
-    monkeypatch.delenv(sb.WEAK_ENV, raising=False)
+    monkeypatch.setenv(sb.WEAK_ENV, "0")  # restored after the test
     _with_path(monkeypatch, f"{tmp_path}:/usr/bin:/bin")
     try:
         with pytest.raises(SandboxUnavailable, match="No permissions to create new namespace"):
@@ -716,3 +716,24 @@ def test_tooluse_trace_stores_the_cleaned_output():
     row, why = python_trace(p, ToolUseConfig(output="unused"))
     assert why == "ok", why
     assert "<|im_end|>" not in row["messages"][2]["content"]
+
+
+def test_tooluse_cli_refuses_without_bwrap_and_the_flag_opts_in(monkeypatch, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv(sb.WEAK_ENV, "0")  # restored after the test
+    _with_path(monkeypatch, str(tmp_path / "empty"))  # no bwrap on PATH
+    args = ["synth", "tooluse", "--output", str(tmp_path / "out"), "--python", "2"]
+    try:
+        refused = CliRunner().invoke(app, args)
+        assert refused.exit_code != 0 and isinstance(refused.exception, SandboxUnavailable)
+        assert not (tmp_path / "out").exists()  # refused before writing anything
+        ok = CliRunner().invoke(app, [*args, "--allow-weak-sandbox"])
+        assert ok.exit_code == 0, ok.output
+        assert json.loads(ok.output)["sandbox_isolation"] == "weak"
+    finally:
+        sb._probe_bwrap.cache_clear()

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from pipelines.chat import tool_call
-from pipelines.sandbox import SandboxConfig, run_python
+from pipelines.sandbox import SandboxConfig, isolation, run_python
 from pipelines.search import SearchConfig, SearchIndex, format_results
 from pipelines.synth.common import (
     conversation,
@@ -127,6 +127,8 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
     rows: list[dict] = []
     outcomes: Counter = Counter()
     figures: dict = {}
+    if cfg.python:  # refuse before any work when no sandbox may run the code (no bwrap, no opt-in)
+        figures["sandbox_isolation"] = isolation(cfg.sandbox)
     if cfg.search:
         if not cfg.documents:
             raise ValueError("search traces need `documents` (a corpus dir)")
