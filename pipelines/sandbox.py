@@ -38,6 +38,7 @@ import functools
 import logging
 import os
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -164,17 +165,21 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
-@functools.lru_cache(maxsize=1)
-def _bwrap_supports_disable_userns(bwrap: str) -> bool:
+@functools.lru_cache(maxsize=4)
+def _bwrap_help(bwrap: str) -> str:
+    """bwrap's option list: newer options (0.7+: --size, 0.8+: --disable-userns) are used when
+    present; without them seccomp still refuses new namespaces and RLIMIT_FSIZE bounds files."""
     try:
         out = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return "--disable-userns" in out.stdout + out.stderr
+        return ""
+    return out.stdout + out.stderr
 
 
-def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig) -> tuple[list[str], list[int]]:
-    """The bwrap command line for ``code``, and the fds it reads (code, passwd, group, seccomp)."""
+def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig,
+                   info_fd: int | None = None) -> tuple[list[str], list[int]]:
+    """The bwrap command line for ``code``, and the fds it reads (code, passwd, group, seccomp);
+    bwrap writes the sandbox init's host pid to ``info_fd``."""
     from pipelines.sandbox_seccomp import filter_bpf
 
     code_fd = _memfd("main.py", code.encode("utf-8", "surrogatepass"))
@@ -186,11 +191,16 @@ def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig) -> tuple[list[str]
     argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             "--hostname", "sandbox"]
-    if _bwrap_supports_disable_userns(bwrap):
+    features = _bwrap_help(bwrap)
+    if "--disable-userns" in features:
         argv.append("--disable-userns")
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
     argv += _system_args()
-    argv += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(cfg.disk_mb * 1024 * 1024), "--tmpfs", SANDBOX_DIR,
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    if "--size" in features:
+        argv += ["--size", str(cfg.disk_mb * 1024 * 1024)]
+    argv += ["--tmpfs", SANDBOX_DIR,
              "--file", str(code_fd), f"{SANDBOX_DIR}/main.py",
              "--ro-bind-data", str(passwd_fd), "/etc/passwd",
              "--ro-bind-data", str(group_fd), "/etc/group",
@@ -290,18 +300,71 @@ class _Streams:
     timed_out: bool = False
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL bwrap's process group (it leads one: ``start_new_session``); in bwrap mode the
-    sandbox's pid namespace dies with its init, which has bwrap as its parent-death signal."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+class _Child:
+    """A started sandbox. In bwrap mode ``--info-fd`` tells the host pid of the sandbox's init
+    (pid 1 of its pid namespace): killing *that* makes the kernel kill every process in the
+    namespace, and bwrap exits only after init has (init's exit waits for the namespace to be
+    empty), so once ``reap`` returns nothing of the run is left. Killing bwrap itself would
+    return before the namespace is gone (init dies later, by its parent-death signal)."""
+
+    def __init__(self, proc: subprocess.Popen, info_fd: int | None):
+        self.proc, self.info_fd = proc, info_fd
+        self.sandbox_pid: int | None = None
+
+    def _read_sandbox_pid(self) -> int | None:
+        if self.sandbox_pid is None and self.info_fd is not None:
+            import json
+
+            data, end = b"", time.monotonic() + 2
+            while not data.rstrip().endswith(b"}") and time.monotonic() < end:
+                ready, _, _ = select.select([self.info_fd], [], [], 0.1)
+                if ready:
+                    chunk = os.read(self.info_fd, 4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            try:
+                self.sandbox_pid = int(json.loads(data)["child-pid"])
+            except (ValueError, KeyError, TypeError):
+                self.sandbox_pid = None
+        return self.sandbox_pid
+
+    def kill(self) -> None:
+        if self.proc.returncode is not None:
+            return
+        pid = self._read_sandbox_pid()
+        if pid is None:
+            self.killpg()
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def killpg(self) -> None:
+        """SIGKILL the process group bwrap (or the weak child) leads (``start_new_session``)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def reap(self) -> int:
+        try:
+            return self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.killpg()
+            return self.proc.wait()
+
+    def close(self) -> None:
+        if self.info_fd is not None:
+            os.close(self.info_fd)
+            self.info_fd = None
 
 
-def _collect(proc: subprocess.Popen, cfg: SandboxConfig) -> _Streams:
+def _collect(child: _Child, cfg: SandboxConfig) -> _Streams:
     """Read stdout and stderr together (no pipe deadlock) until both close, a stream passes the
     cap (kill) or the wall clock runs out (kill, ``timed_out``)."""
+    proc = child.proc
     got = _Streams()
     sel = selectors.DefaultSelector()
     for name, f in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -315,7 +378,7 @@ def _collect(proc: subprocess.Popen, cfg: SandboxConfig) -> _Streams:
         if killed_at is None and exited_at is None:
             if now >= deadline:
                 got.timed_out = True
-                _kill_tree(proc)
+                child.kill()
                 killed_at = now
             elif proc.poll() is not None:
                 exited_at = now
@@ -336,10 +399,16 @@ def _collect(proc: subprocess.Popen, cfg: SandboxConfig) -> _Streams:
             setattr(got, name, have + data[:max(0, room)])
             if len(data) > room and not getattr(got, f"{name}_truncated"):
                 setattr(got, f"{name}_truncated", True)
-                if killed_at is None and proc.returncode is None:
-                    _kill_tree(proc)
+                if killed_at is None:
+                    child.kill()
                     killed_at = time.monotonic()
     sel.close()
+    if killed_at is None and exited_at is None:  # both streams closed, the code may still run
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            got.timed_out = True
+            child.kill()
     return got
 
 
@@ -368,9 +437,13 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 256,
     mode = isolation(cfg)
     tmp: str | None = None
     fds: list[int] = []
+    info_r: int | None = None
     try:
         if mode == "bwrap":
-            argv, fds = _bwrap_command(shutil.which("bwrap") or "bwrap", code, cfg)
+            info_r, info_w = os.pipe()
+            fds.append(info_w)
+            argv, more = _bwrap_command(shutil.which("bwrap") or "bwrap", code, cfg, info_w)
+            fds += more
             cwd = "/"
         else:
             from pipelines.sandbox_weak import weak_argv
@@ -387,13 +460,18 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 256,
         for fd in fds:
             os.close(fd)
         fds = []
+        child = _Child(proc, info_r)
+        info_r = None
         with proc:
-            got = _collect(proc, cfg)
-            if mode == "weak":
-                _kill_tree(proc)  # children it left in its group (setsid ones escape: weak)
-            rc = proc.wait()
+            try:
+                got = _collect(child, cfg)
+                if mode == "weak":
+                    child.killpg()  # children it left in its group (setsid ones escape: weak)
+                rc = child.reap()
+            finally:
+                child.close()
     finally:
-        for fd in fds:
+        for fd in fds + ([info_r] if info_r is not None else []):
             os.close(fd)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)

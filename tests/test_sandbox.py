@@ -447,6 +447,36 @@ def test_infinite_loop_and_sleep_hit_the_wall_clock(code):
     assert time.monotonic() - t < 8
 
 
+def test_closing_its_streams_does_not_escape_the_wall_clock():
+    tag = "tmsb" + secrets.token_hex(5)
+    t = time.monotonic()
+    r = attack(f"""
+        import os, time
+        open('/proc/self/comm', 'w').write({tag!r})
+        os.close(1)
+        os.close(2)
+        time.sleep(60)
+    """, timeout_s=1.0)
+    assert r.timed_out and not r.ok
+    assert time.monotonic() - t < 8
+    assert _alive_with_comm(tag) == []
+
+
+def test_thread_bomb_is_bounded_by_memory():
+    r = attack("""
+        import threading, time
+        n = 0
+        try:
+            while True:
+                threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+                n += 1
+        except RuntimeError as e:
+            print(n, e)
+    """, timeout_s=3.0, memory_mb=256)
+    assert r.ok, r.tool_output()
+    assert int(r.output.split()[0]) < 1000
+
+
 def test_mounting_is_refused():
     r = attack("""
         import ctypes, os
