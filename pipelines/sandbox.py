@@ -9,7 +9,9 @@ The boundary (``/usr/bin/bwrap``, Debian package ``bubblewrap``):
 
 * fresh user, mount, pid, network, ipc, uts and cgroup namespaces (``--unshare-all``), running as
   uid/gid 65534 with every capability dropped, no nested user namespaces, a new session (no
-  terminal injection), and ``--die-with-parent``;
+  terminal injection), and ``--die-with-parent``. Outside its namespace that uid is the caller's
+  (root when the caller is root, as bwrap maps it): harmless because the code can name no host
+  process, file or socket, but it is why process limits come from seccomp, not RLIMIT_NPROC;
 * a filesystem built from nothing: ``/usr`` (and the ``/bin``, ``/lib*`` links) and the Python
   installation read-only, a private ``/proc`` and minimal ``/dev`` (read-only), a synthesized
   ``/etc/passwd``/``/etc/group``, and one writable path, ``/sandbox``: a size-capped tmpfs that is

@@ -615,7 +615,14 @@ def test_error_verdict_comes_from_the_exit_status_not_stderr():
 
 def _with_path(monkeypatch, path: str) -> None:
     monkeypatch.setenv("PATH", path)
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    from pipelines.sandbox_weak import netns_prefix
+
     sb._probe_bwrap.cache_clear()
+    netns_prefix.cache_clear()
 
 
 def test_without_bwrap_the_sandbox_refuses(monkeypatch, tmp_path, canary):
@@ -628,7 +635,7 @@ def test_without_bwrap_the_sandbox_refuses(monkeypatch, tmp_path, canary):
         weak = run_python("print(6*7)", config=SandboxConfig(allow_weak_sandbox=True))
         assert weak.ok and weak.output == "42\n" and weak.isolation == "weak"
     finally:
-        sb._probe_bwrap.cache_clear()
+        _clear_caches()
 
 
 def test_a_broken_bwrap_is_refused(monkeypatch, tmp_path):
@@ -643,7 +650,22 @@ def test_a_broken_bwrap_is_refused(monkeypatch, tmp_path):
         monkeypatch.setenv(sb.WEAK_ENV, "1")
         assert run_python("print(1)").isolation == "weak"
     finally:
-        sb._probe_bwrap.cache_clear()
+        _clear_caches()
+
+
+def test_weak_mode_keeps_its_limits_and_tripwires(monkeypatch, tmp_path, canary):
+    """The opted-in fallback is no boundary, but its wall clock, output cap and audit hook work."""
+    _with_path(monkeypatch, str(tmp_path / "empty"))
+    try:
+        cfg = {"allow_weak_sandbox": True, "timeout_s": 1.0, "max_output_bytes": 10_000}
+        r = run_python("while True: pass", config=SandboxConfig(**cfg))
+        assert r.timed_out and r.isolation == "weak"
+        r = run_python("while True: print('x' * 4096)", config=SandboxConfig(**cfg))
+        assert r.stdout_truncated and len(r.output) <= 10_000
+        r = run_python(f"open({str(canary)!r}, 'w').write('x')", config=SandboxConfig(**cfg))
+        assert not r.ok and canary.read_text().startswith("secret-")
+    finally:
+        _clear_caches()
 
 
 def test_config_typos_are_errors():
@@ -766,4 +788,4 @@ def test_tooluse_cli_refuses_without_bwrap_and_the_flag_opts_in(monkeypatch, tmp
         assert ok.exit_code == 0, ok.output
         assert json.loads(ok.output)["sandbox_isolation"] == "weak"
     finally:
-        sb._probe_bwrap.cache_clear()
+        _clear_caches()
