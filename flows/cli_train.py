@@ -185,8 +185,18 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    model_name: Annotated[str | None, typer.Option(help="model id clients send (default: the run name)")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="TOKENMILL_API_KEY",
+                                                help="require `Authorization: Bearer KEY`")] = None,
+    max_batch: Annotated[int, typer.Option(help="sequences decoded together per forward pass")] = 32,
+    max_waiting: Annotated[int, typer.Option(help="sequences queued beyond that before 429")] = 256,
+    max_tokens_cap: Annotated[int, typer.Option(help="largest max_tokens a request may ask for")] = 2048,
+    max_request_bytes: Annotated[int, typer.Option(help="largest request body")] = 1_000_000,
 ) -> None:
-    """OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, /v1/models)."""
-    from trainer.serve import serve
+    """OpenAI-compatible HTTP server with continuous batching and streaming (/v1/chat/completions,
+    /v1/completions, /v1/models, /health)."""
+    from trainer.serve import ServeConfig, serve
 
-    serve(str(ckpt), host=host, port=port, device=device)
+    cfg = ServeConfig(model_name=model_name, api_key=api_key, max_batch=max_batch, max_waiting=max_waiting,
+                      max_tokens_cap=max_tokens_cap, max_request_bytes=max_request_bytes)
+    serve(str(ckpt), host=host, port=port, device=device, config=cfg)

@@ -31,12 +31,12 @@ def _naive_greedy(model: GPT, prompt: list[int], n: int) -> list[int]:
     """Full recompute with GPT.forward every token, no cache (the reference); the same window rule
     as the engine: a full window restarts from its last half."""
     bs = model.cfg.block_size
-    window, out = prompt[-(bs - 1):], []
+    window, out = prompt[-(bs - 1) :], []
     for _ in range(n):
         with torch.no_grad():
             tok = int(model(torch.tensor([window]))[0, -1].argmax())
         out.append(tok)
-        window = (prompt + out)[-(bs // 2):] if len(window) >= bs else window + [tok]
+        window = (prompt + out)[-(bs // 2) :] if len(window) >= bs else window + [tok]
     return out
 
 
@@ -47,7 +47,9 @@ def _prompt(i: int, length: int) -> list[int]:
 def test_engine_matches_gpt_forward_and_the_lockstep_sampler(model):
     engine = Engine(model, max_batch=4)
     try:
-        for i, (plen, n) in enumerate([(5, 10), (1, 40), (23, 30), (30, 8)]):  # 40 > block: window rolls
+        for i, (plen, n) in enumerate(
+            [(5, 10), (1, 40), (23, 30), (30, 8)]
+        ):  # 40 > block: window rolls
             p = _prompt(i, plen)
             got = engine.generate(p, SamplingParams(max_tokens=n))
             assert got == _naive_greedy(model, p, n), (plen, n)
@@ -64,8 +66,14 @@ def test_greedy_inside_a_busy_batch_equals_served_alone(model):
 
     engine = Engine(model, max_batch=8)
     started = threading.Event()
-    others = [Sequence(_prompt(i, 3 + 2 * i), SamplingParams(max_tokens=20 + 5 * i, temperature=1.0, seed=i),
-                       listener=lambda ev: started.set()) for i in range(6)]
+    others = [
+        Sequence(
+            _prompt(i, 3 + 2 * i),
+            SamplingParams(max_tokens=20 + 5 * i, temperature=1.0, seed=i),
+            listener=lambda ev: started.set(),
+        )
+        for i in range(6)
+    ]
     engine.submit(*others)
     started.wait(10)  # the target joins a batch that is already decoding
     seq = Sequence(target, SamplingParams(max_tokens=30))
@@ -85,7 +93,10 @@ def test_seeded_sampling_does_not_depend_on_the_batch(model):
     alone = e1.generate(p, params)
     e1.close()
     e2 = Engine(model)
-    crowd = [Sequence(_prompt(i, 4), SamplingParams(max_tokens=15, temperature=1.0, seed=i)) for i in range(5)]
+    crowd = [
+        Sequence(_prompt(i, 4), SamplingParams(max_tokens=15, temperature=1.0, seed=i))
+        for i in range(5)
+    ]
     seq = Sequence(p, params)
     e2.submit(*crowd[:2], seq, *crowd[2:])
     assert seq.wait(60) == alone
@@ -100,7 +111,7 @@ def test_stop_ids_logprobs_banned_and_zero_tokens(model):
     p = _prompt(1, 5)
     free = engine.generate(p, SamplingParams(max_tokens=10))
     stopped = engine.generate(p, SamplingParams(max_tokens=10, stop_ids=(free[2],)))
-    assert stopped == free[:free.index(free[2]) + 1]  # ends with (and includes) the stop id
+    assert stopped == free[: free.index(free[2]) + 1]  # ends with (and includes) the stop id
     assert free[0] not in engine.generate(p, SamplingParams(max_tokens=10, banned_ids=(free[0],)))
     assert engine.generate(p, SamplingParams(max_tokens=0)) == []
     events = []
@@ -119,8 +130,9 @@ def test_stop_ids_logprobs_banned_and_zero_tokens(model):
 def test_queue_is_bounded_and_cancel_frees_the_slot(model):
     engine = Engine(model, max_batch=1, max_waiting=1)
     gate = threading.Event()
-    first = Sequence(_prompt(0, 3), SamplingParams(max_tokens=10_000),
-                     listener=lambda ev: gate.set())
+    first = Sequence(
+        _prompt(0, 3), SamplingParams(max_tokens=10_000), listener=lambda ev: gate.set()
+    )
     engine.submit(first)
     gate.wait(10)
     second = Sequence(_prompt(1, 3), SamplingParams(max_tokens=5))

@@ -23,9 +23,26 @@ from trainer.config import (
 
 
 def _args(data, out, steps: int, *extra: str) -> list[str]:
-    return ["train", "pretrain", "--data", str(data), "--out", str(out), "--steps", str(steps),
-            "--batch-size", "2", "--block-size", "16", "--eval-every", "0", "--no-progress",
-            "--device", "cpu", *extra]
+    return [
+        "train",
+        "pretrain",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "2",
+        "--block-size",
+        "16",
+        "--eval-every",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +92,7 @@ def test_sft_into_a_pretrain_run_dir_refuses(shards, tmp_path):
         sft(tmp_path / "run", tmp_path / "nodata", tmp_path / "run", cfg)
     with pytest.raises(ValueError, match="holds a pretrain checkpoint"):
         from trainer.loop import check_resumable
+
         check_resumable(tmp_path / "run", ckpt.load(tmp_path / "run"), "sft", cfg)
 
 
@@ -87,7 +105,9 @@ def test_train_options_come_from_the_config_model():
         assert "--overwrite" in out and "--resume" in out
     sft_help = runner.invoke(app, ["train", "sft", "--help"], terminal_width=200).output
     assert "[default: 100]" in sft_help  # the sft default, from MODE_DEFAULTS
-    bad = runner.invoke(app, ["train", "sft", "--init", "x", "--data", "y", "--out", "z", "--decay", "cos"])
+    bad = runner.invoke(
+        app, ["train", "sft", "--init", "x", "--data", "y", "--out", "z", "--decay", "cos"]
+    )
     assert bad.exit_code == 1 and "--decay" in bad.output and "Traceback" not in bad.output
 
 

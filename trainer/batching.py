@@ -111,8 +111,9 @@ class SlotCache:
 
 
 @torch.no_grad()
-def forward_rows(model: GPT, cache: SlotCache, idx: torch.Tensor, start: torch.Tensor,
-                 slots: list[int]) -> torch.Tensor:
+def forward_rows(
+    model: GPT, cache: SlotCache, idx: torch.Tensor, start: torch.Tensor, slots: list[int]
+) -> torch.Tensor:
     """Run ``idx`` (B, T) for the sequences in cache ``slots`` (B,), row b's tokens at positions
     ``start[b] .. start[b]+T-1``; writes their keys/values into the cache and returns the logits
     of each row's last position (B, V). A query sees its own row's keys at positions <= its own,
@@ -152,8 +153,14 @@ class Engine:
     fed for an empty prompt. The thread starts on the first submit and is a daemon.
     """
 
-    def __init__(self, model: GPT, allowed: torch.Tensor | None = None, bos: int = 0,
-                 max_batch: int = 32, max_waiting: int = 256):
+    def __init__(
+        self,
+        model: GPT,
+        allowed: torch.Tensor | None = None,
+        bos: int = 0,
+        max_batch: int = 32,
+        max_waiting: int = 256,
+    ):
         if max_batch < 1 or max_waiting < 0:
             raise ValueError("max_batch must be >= 1 and max_waiting >= 0")
         self.model = model.eval()
@@ -178,8 +185,12 @@ class Engine:
 
     def load(self) -> dict:
         with self._cv:
-            return {"active": len(self._active), "waiting": len(self._waiting),
-                    "max_batch": self.max_batch, "max_waiting": self.max_waiting}
+            return {
+                "active": len(self._active),
+                "waiting": len(self._waiting),
+                "max_batch": self.max_batch,
+                "max_waiting": self.max_waiting,
+            }
 
     def submit(self, *seqs: Sequence) -> None:
         """Queue sequences (all or none): ``QueueFull`` / ``EngineClosed`` when they cannot."""
@@ -188,8 +199,10 @@ class Engine:
                 raise EngineClosed(self.error or "the engine is shut down")
             free = self.max_batch - len(self._active) + self.max_waiting - len(self._waiting)
             if len(seqs) > free:
-                raise QueueFull(f"{len(self._active)} generating and {len(self._waiting)} waiting; "
-                                "try again shortly")
+                raise QueueFull(
+                    f"{len(self._active)} generating and {len(self._waiting)} waiting; "
+                    "try again shortly"
+                )
             for s in seqs:
                 if s.params.max_tokens <= 0:
                     s.emit(Finished("length"))
@@ -198,7 +211,9 @@ class Engine:
                     s._gen = torch.Generator(device=self.device).manual_seed(s.params.seed)
                 self._waiting.append(s)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="tokenmill-batching", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, name="tokenmill-batching", daemon=True
+                )
                 self._thread.start()
             self._cv.notify()
 
@@ -257,14 +272,14 @@ class Engine:
                 continue
             slot = len(self._active)
             self._active.append(s)
-            prompt = s.prompt[-(self.block_size - 1):] or [self.bos]
+            prompt = s.prompt[-(self.block_size - 1) :] or [self.bos]
             logits.append(self._prefill(cache, slot, s, prompt))
             rows.append(s)
         decode = [(i, s) for i, s in enumerate(self._active) if s not in rows and s.out]
         # a sequence whose window is full restarts from its last half window (learned positions
         # cannot go past block_size), exactly as trainer.sample.generate does
         for i, s in [(i, s) for i, s in decode if s._cached >= self.block_size]:
-            window = (s.prompt + s.out)[-(self.block_size // 2):]
+            window = (s.prompt + s.out)[-(self.block_size // 2) :]
             logits.append(self._prefill(cache, i, s, window))
             rows.append(s)
         decode = [(i, s) for i, s in decode if s not in rows]
@@ -295,14 +310,20 @@ class Engine:
         for i, s in enumerate(rows):
             if s.params.banned_ids:
                 logits[i, list(s.params.banned_ids)] = float("-inf")
-        logp = torch.log_softmax(logits, -1) if any(s.params.logprobs is not None for s in rows) else None
+        logp = (
+            torch.log_softmax(logits, -1)
+            if any(s.params.logprobs is not None for s in rows)
+            else None
+        )
         greedy = logits.argmax(-1).tolist()
         for i, s in enumerate(rows):
             p = s.params
             if p.temperature <= 0:
                 tok = greedy[i]
             else:
-                probs = torch.softmax(filter_logits(logits[i:i + 1], p.temperature, p.top_k, p.top_p), -1)
+                probs = torch.softmax(
+                    filter_logits(logits[i : i + 1], p.temperature, p.top_k, p.top_p), -1
+                )
                 tok = int(torch.multinomial(probs, 1, generator=s._gen))
             ev = TokenEvent(tok)
             if p.logprobs is not None and logp is not None:

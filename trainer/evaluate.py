@@ -16,7 +16,9 @@ from trainer.model import GPT
 
 
 @torch.no_grad()
-def evaluate_lm(model: GPT, batches, max_batches: int, byte_lengths: torch.Tensor, env: Env) -> dict:
+def evaluate_lm(
+    model: GPT, batches, max_batches: int, byte_lengths: torch.Tensor, env: Env
+) -> dict:
     """Mean loss over supervised targets, and bits per byte: total nats / (ln 2 * total bytes),
     counting only targets that are text (special tokens have 0 bytes and are left out), so runs
     with different tokenizers compare."""
@@ -29,8 +31,12 @@ def evaluate_lm(model: GPT, batches, max_batches: int, byte_lengths: torch.Tenso
         x, y = x.to(env.device), y.to(env.device)
         with env.autocast():
             logits = model(x)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1),
-                               ignore_index=IGNORE, reduction="none")
+        loss = F.cross_entropy(
+            logits.float().view(-1, logits.size(-1)),
+            y.view(-1),
+            ignore_index=IGNORE,
+            reduction="none",
+        )
         yf = y.view(-1)
         valid = yf != IGNORE
         b = torch.where(valid, byte_lengths[yf.clamp(min=0, max=len(byte_lengths) - 1)], 0)
@@ -50,5 +56,5 @@ def byte_lengths(tok: Tokenizer, vocab_size: int) -> torch.Tensor:
     """Per-id UTF-8 byte lengths padded to the model's vocab."""
     lens = torch.zeros(vocab_size, dtype=torch.long)
     b = torch.from_numpy(tok.token_byte_lengths()).long()
-    lens[:len(b)] = b
+    lens[: len(b)] = b
     return lens
