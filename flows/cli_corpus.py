@@ -16,12 +16,6 @@ Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes"
 Tok = Annotated[str, typer.Option("--tokenizer", help="cl100k_base (tiktoken) or a tokenizers JSON path")]
 
 
-def _prefect() -> None:
-    from flows import runtime
-
-    runtime.prewarm_api()
-
-
 @stage_app.command("dedup")
 def dedup(input: Annotated[list[Path], typer.Option(
               "--input", "-i", help="documents directories (a stage's OUT or OUT/documents); repeat: all are used")],
@@ -37,13 +31,10 @@ def dedup(input: Annotated[list[Path], typer.Option(
     ids must be unique across the inputs: a copy with the same id and text is removed
     (dedup:duplicate_id); the same id with a different text stops the run with an error.
     """
-    _prefect()
-    from flows import runtime
     from flows.dedup import dedup_flow
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
-    runtime.ensure_api()
     dedup_flow([str(i) for i in input], str(output), cfg, workers)
 
 
@@ -55,13 +46,10 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
 
     Writes OUT/train/shard-NNNNN.parquet, OUT/val/shard-NNNNN.parquet and OUT/manifest.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.tokenize_flow import tokenize_flow
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    runtime.ensure_api()
     tokenize_flow(str(input), str(output), cfg, workers)
 
 
@@ -103,8 +91,6 @@ def pipeline(
 
     Writes OUT/fineweb, OUT/dedup, OUT/tokenize and all stage stats in OUT/stats.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.cli_fineweb import load_config
     from flows.pipeline import corpus_pipeline_flow
     from schemas.config import DedupConfig, TokenizeConfig
@@ -112,6 +98,5 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    runtime.ensure_api()
     corpus_pipeline_flow(input, output, fw, dc, tc, workers, engine,
                          [f"--runner={runner}", *(beam_option or [])])

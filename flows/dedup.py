@@ -11,17 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flows import runtime
+from prefect import flow
 
-runtime.configure()
-
-from prefect import flow  # noqa: E402
-
-from flows.passes import task_pass  # noqa: E402
-from pipelines import dedup as dd  # noqa: E402
-from pipelines.pool import parallel, processes  # noqa: E402,F401 (parallel: kept importable here)
-from pipelines.stats import render_summary  # noqa: E402
-from schemas.config import DedupConfig, as_config  # noqa: E402
+from flows.passes import task_pass
+from flows.report import normalize_path, publish
+from pipelines import dedup as dd
+from pipelines.pool import parallel, processes  # noqa: F401 (parallel: kept importable here)
+from schemas.config import DedupConfig, as_config
 
 
 def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1,
@@ -30,13 +26,16 @@ def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = 
     per-shard/per-band work in ``workers`` processes; returns the written stats.json.
     ``input``: one documents directory or several (all used)."""
     config = as_config(DedupConfig, config)
-    stats = dd.dedup(input, output, config, pmap=processes(workers), run_pass=task_pass)
-    if summary:
-        render_summary(stats, title=f"tokenmill dedup: {output}")
-    return json.loads((Path(output) / "stats.json").read_text())
+    inputs = [normalize_path(i) for i in ([input] if isinstance(input, (str, Path)) else input)]
+    output = normalize_path(output)
+    stats = dd.dedup(inputs, output, config, pmap=processes(workers), run_pass=task_pass)
+    artifacts = publish(stats, f"tokenmill dedup: {output}", "dedup", console=summary)
+    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+            "artifacts": artifacts}
 
 
-@flow(name="dedup", log_prints=False, validate_parameters=False)
+@flow(name="dedup", log_prints=False, validate_parameters=False, persist_result=True,
+      result_serializer="json")
 def dedup_flow(input: str | list[str], output: str, config: DedupConfig | None = None,
                workers: int = 1) -> dict:
     """MinHash near-duplicate removal of one or several documents directories into ``output``."""

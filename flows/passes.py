@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flows import runtime
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 
-runtime.configure()
-
-from prefect import task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from flows.retry import RETRY  # noqa: E402
+from flows.retry import RETRY
 
 
 def task_pass(name: str, fn: Callable, *args: Any) -> Any:
