@@ -138,3 +138,25 @@ def test_dataflow_dry_run_translates(web_warcs, tmp_path):
               beam_args=["--runner=DataflowRunner", "--dry_run=True", "--project=tokenmill-test",
                          "--region=us-central1", "--temp_location=gs://tokenmill-nowhere/tmp"])
     assert res == {"dry_run": True, "runner": "DataflowRunner"}
+
+
+@pytest.mark.slow
+def test_local_engine_reads_and_writes_s3(s3, tmp_path, monkeypatch):
+    """The local engine with an s3:// input (fsspec) and an s3:// output (staged locally, then
+    uploaded): the same documents and token shards as a local run of the same input."""
+    from flows.pipeline import run_pipeline
+    from schemas.config import FinewebConfig
+
+    client, _ = s3
+    monkeypatch.setenv("TOKENMILL_STAGING", str(tmp_path / "staging"))
+    fw = FinewebConfig(limit=20)
+    name = "dolma-sample-0000.warc.gz"
+    client.download_file(BUCKET, f"crawl/{name}", str(tmp_path / name))
+    run_pipeline([str(tmp_path / name)], str(tmp_path / "local"), fw)
+    res = run_pipeline([f"s3://{BUCKET}/crawl/{name}"], f"s3://{BUCKET}/local-engine", fw)
+    keys = _objects(client, "local-engine/")
+    assert "local-engine/stats.json" in keys and "local-engine/tokenize/manifest.json" in keys
+    assert not [k for k in keys if "/_work/" in k or k.rsplit("/", 1)[1].startswith(".")]
+    assert set(_s3_rows(client, "local-engine/dedup/documents/")) == \
+        set(_local_rows(tmp_path / "local" / "dedup" / "documents"))
+    assert res["stages"]["dedup"]["kept"] == len(_local_rows(tmp_path / "local" / "dedup" / "documents"))
