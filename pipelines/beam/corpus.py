@@ -5,24 +5,27 @@ steps' one lifecycle, ``pipelines.dedup``, ``pipelines.tokenize``); Beam only mo
 Outputs have the local engine's layout and schemas (``OUT/fineweb``, ``OUT/dedup``,
 ``OUT/tokenize``) and the same content, so either engine's output feeds the trainer.
 
-Nothing is gathered onto one worker:
+Nothing is gathered onto one worker, and documents and tokens never cross a shuffle (they stay
+in the shard files; only ids, band keys, edges, marks and counters are shuffled):
 
 - fineweb: one element per WARC file; a worker copies it from any Beam filesystem to local
   disk, runs ``process_shard`` on it and writes the shard's outputs back (temp name + rename).
-  A shard whose ``stats/<shard>.json`` exists is finished: a re-run reads its documents back
-  instead of recomputing them.
-- dedup: documents are grouped by id (same id + same text = ``dedup:duplicate_id``, same id +
-  different text = ``DuplicateIdError``); MinHash band keys -> buckets -> edges; connected
-  components by large-star / small-star label propagation (Kiveris et al. 2014), one
+  A shard whose ``stats/<shard>.json`` exists is finished: a re-run does not recompute it.
+- dedup: per shard, (id, shard, row, text hash) records and MinHash band keys are read from the
+  documents file. Records grouped by id give exact copies (same id + same text =
+  ``dedup:duplicate_id``; same id + different text = ``DuplicateIdError``); buckets give edges;
+  connected components by large-star / small-star label propagation (Kiveris et al. 2014), one
   ``GroupByKey`` per half-round, unrolled ``cc_rounds`` times, then a check that the edges form
-  stars centred on their smallest id (the fixed point) - a run that did not converge fails with
-  a message saying to raise ``cc_rounds`` rather than writing a wrong answer. The centre is the
-  smallest id of the component, as in the local engine; the (leaf, centre) pairs are joined to
-  the documents by id (``CoGroupByKey``) and each shard is written by the shared
-  ``pipelines.dedup.apply_duplicates``.
-- tokenize: tokens per document in batches; the only global values are the two per-split token
-  totals (``CombinePerKey``), which give the number of key ranges; each document goes to the
-  shard of its key range (``pipelines.tokenize.shard_of``, the local engine's rule).
+  stars centred on their smallest id (the fixed point): a run that did not converge fails with
+  a message saying to raise ``--cc_rounds`` rather than writing a wrong answer. The centre is
+  the smallest id of the component, as in the local engine; (leaf, centre) pairs are joined to
+  the id's (shard, row) and the marks grouped by shard, where the shared
+  ``pipelines.dedup.apply_duplicates`` writes the shard.
+- tokenize: the same worker tokenizes the shard's kept documents into a key-sorted run file
+  (pass 1); the only global values are the two per-split token totals (``CombinePerKey``),
+  which give the number of key ranges; one task per output shard reads its key range from the
+  run files (row-group statistics skip the rest) and writes it (``pipelines.tokenize``'s rule,
+  so shards equal the local engine's).
 
 All reading and writing goes through ``pipelines.beam.fs`` (Beam's ``FileSystems``), so local
 paths, ``gs://`` and ``s3://`` all work. Runners: ``FnApiRunner`` locally (``--direct_num_workers=N
