@@ -30,7 +30,10 @@ def _beam(docs_dir, out, dc, tc):
 
 
 @pytest.mark.parametrize("min_similarity", [None, 0.7])
-def test_beam_dedup_and_tokens_equal_local(web_dir, tmp_path, min_similarity):
+def test_beam_dedup_and_tokens_equal_local(web_dir, tmp_path, min_similarity, monkeypatch):
+    import pipelines.beam.corpus as corpus
+
+    monkeypatch.setattr(corpus, "BUCKET_TASK_DOCS", 20)  # several key-range tasks per band
     docs = make_corpus(real_texts(web_dir, limit=8))
     docs += [dict(docs[3]), dict(docs[10])]  # exact copies (same id, same text) in another shard
     write_docs(docs, tmp_path / "docs", shards=3)

@@ -42,6 +42,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -58,6 +59,9 @@ BANDS = "bands"
 TOKENS = "tokens"
 #: rows per row group of a tokenize run file: pass 2 skips row groups outside a shard's key range
 RUN_ROW_GROUP = 2048
+#: rows per row group of a dedup bucket file, and documents per bucket task (one band, one key range)
+BUCKET_ROW_GROUP = 4096
+BUCKET_TASK_DOCS = 100_000
 #: large-star + small-star rounds; near-duplicate clusters converge in a few (a chain of 2**k
 #: documents needs about k); the run fails loudly if this is not enough
 CC_ROUNDS = 10
@@ -163,12 +167,13 @@ def _write_stage_stats(stats: dict, path: str, stages: list[str], extra: dict) -
 
 
 class ShardKeysDoFn(beam.DoFn):
-    """(shard, documents file) -> small per-document records, read from the file:
-    ``(id, (shard, row, text hash))`` and, tagged ``bands``, ``((band, key), (id, signature or
-    None))`` for documents with words (signatures travel only when ``min_similarity`` needs them)."""
+    """(shard, documents file) -> ``(id, (shard, row, text hash))`` records (to find same-id
+    copies), and per band a bucket file ``OUT/dedup/_work/buckets/band-BBB/<shard>.parquet``
+    (band key, id[, signature]) sorted by key, as the local engine's signature step: band keys
+    never cross a shuffle. Tagged ``bands``: the shard's name once its files are written."""
 
-    def __init__(self, config: DedupConfig):
-        self.config = config
+    def __init__(self, config: DedupConfig, work: str):
+        self.config, self.work = config, work
 
     def setup(self) -> None:
         self.mh = dd.hasher(self.config)
@@ -176,19 +181,88 @@ class ShardKeysDoFn(beam.DoFn):
     def process(self, item):
         shard, path = item
         keep_sig = self.config.min_similarity is not None
+        key_parts, id_parts, sig_parts = [], [], []
         with fs.open_read(path) as f:
             row = 0
             for batch in pq.ParquetFile(f).iter_batches(batch_size=1024, columns=["id", "text"]):
                 ids, texts = batch.column(0).to_pylist(), batch.column(1).to_pylist()
                 sigs, mask = dd.signatures_for_texts(texts, self.mh)
-                keys = self.mh.band_keys(sigs)
                 for i, (doc_id, text) in enumerate(zip(ids, texts, strict=True)):
                     yield doc_id, (shard, row + i, dd.text_hash(text))
-                    if mask[i]:
-                        member = (doc_id, sigs[i] if keep_sig else None)
-                        for band, key in enumerate(keys[i].tolist()):
-                            yield beam.pvalue.TaggedOutput(BANDS, ((band, key), member))
                 row += len(ids)
+                key_parts.append(self.mh.band_keys(sigs[mask]))
+                id_parts += [i for i, ok in zip(ids, mask.tolist(), strict=True) if ok]
+                if keep_sig:
+                    sig_parts.append(sigs[mask])
+        keys = np.concatenate(key_parts) if key_parts else np.zeros((0, self.mh.bands), np.uint64)
+        id_col = pa.array(id_parts, pa.string())
+        for band in range(self.mh.bands):
+            cols = {"key": pa.array(keys[:, band], pa.uint64()), "id": id_col}
+            if keep_sig:
+                sig = np.concatenate(sig_parts) if sig_parts else np.zeros((0, self.mh.num_perm), np.uint64)
+                cols["sig"] = pa.array([r.tobytes() for r in sig], pa.binary())
+            table = pa.table(cols)
+            table = table.take(pa.compute.sort_indices(table, [("key", "ascending"), ("id", "ascending")]))
+            fs.write_parquet(_bucket_file(self.work, band, shard), table, row_group_size=BUCKET_ROW_GROUP)
+        yield beam.pvalue.TaggedOutput(BANDS, shard)
+
+
+def _bucket_file(work: str, band: int, shard: str) -> str:
+    return fs.join(work, "buckets", f"band-{band:03d}", f"{shard}.parquet")
+
+
+def _bucket_tasks(_, n_docs: int, bands: int):
+    """(band, key range, ranges) tasks: one band's buckets split so a task holds ~BUCKET_TASK_DOCS."""
+    parts = max(1, -(-n_docs // BUCKET_TASK_DOCS))
+    for band in range(bands):
+        for part in range(parts):
+            yield band, part, parts
+
+
+def _bucket_edges(task, shards: list[str], work: str, config: DedupConfig):
+    """One band's buckets in one key range, read from every shard's sorted bucket file (row
+    groups outside the range are skipped) -> edges (``link_bucket``, as the local engine).
+    Members are unique ids: an exact same-id copy is not a node, as in the local engine."""
+    band, part, parts = task
+    tables = []
+    for shard in shards:
+        with fs.open_read(_bucket_file(work, band, shard)) as f:
+            pf = pq.ParquetFile(f)
+            groups = []
+            for g in range(pf.metadata.num_row_groups):
+                st = pf.metadata.row_group(g).column(0).statistics
+                if st is None or not st.has_min_max:
+                    groups.append(g)
+                    continue
+                lo_hi = tk.partition_of(np.array([st.min, st.max], dtype=np.uint64), parts)
+                if lo_hi[0] <= part <= lo_hi[1]:
+                    groups.append(g)
+            if groups:
+                t = pf.read_row_groups(groups)
+                sel = tk.partition_of(t.column("key").to_numpy(), parts) == part
+                if sel.any():
+                    tables.append(t.filter(pa.array(sel)))
+    if not tables:
+        return
+    t = pa.concat_tables(tables)
+    t = t.take(pa.compute.sort_indices(t, [("key", "ascending"), ("id", "ascending")]))
+    keys, ids = t.column("key").to_numpy(), t.column("id").to_pylist()
+    sigs = t.column("sig").to_pylist() if "sig" in t.column_names else None
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for lo, hi in zip([0, *bounds.tolist()], [*bounds.tolist(), len(keys)], strict=True):
+        if hi - lo < 2:
+            continue
+        members, seen = [], set()
+        for i in range(lo, hi):
+            if ids[i] not in seen:
+                seen.add(ids[i])
+                members.append(i)
+        if len(members) < 2:
+            continue
+        msigs = np.stack([np.frombuffer(sigs[i], dtype=np.uint64) for i in members]) if sigs else None
+        for i, j in dd.link_bucket(np.arange(len(members)), msigs, config.min_similarity, config.rows):
+            a, b = ids[members[i]], ids[members[j]]
+            yield (a, b) if a < b else (b, a)
 
 
 class ResolveIdsDoFn(beam.DoFn):
@@ -205,19 +279,6 @@ class ResolveIdsDoFn(beam.DoFn):
                 raise dd.duplicate_id_error(doc_id, shard0, shard)
             yield beam.pvalue.TaggedOutput(SAME_ID, (shard, (row, dd.REASON_SAME_ID, doc_id)))
         yield doc_id, (shard0, row0)
-
-
-def _bucket_edges(item, config: DedupConfig):
-    """One bucket -> its edges (``link_bucket``, as the local engine). Members are unique ids
-    (an exact same-id copy is not a node of the graph, as in the local engine)."""
-    _, members = item
-    members = sorted({m[0]: m for m in members}.values(), key=lambda m: m[0])
-    if len(members) < 2:
-        return
-    sigs = np.stack([m[1] for m in members]) if config.min_similarity is not None else None
-    for i, j in dd.link_bucket(np.arange(len(members)), sigs, config.min_similarity, config.rows):
-        a, b = members[i][0], members[j][0]
-        yield (a, b) if a < b else (b, a)
 
 
 def _both_ways(edge):
@@ -409,10 +470,15 @@ def dedup_and_tokenize(shards, output: str, dc: DedupConfig, tc: TokenizeConfig,
     OUT/dedup and OUT/tokenize. Only ids, band keys, edges, marks and counters are shuffled;
     documents and tokens are read from and written to files by the worker that owns them."""
     ddo, tko = fs.join(output, "dedup"), fs.join(output, "tokenize")
-    recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc)).with_outputs(BANDS, main="ids")
+    work = fs.join(ddo, "_work")
+    recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc, work)).with_outputs(BANDS, main="ids")
     ids = (recs.ids | "Group ids" >> beam.GroupByKey()
            | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="loc"))
-    edges = (recs[BANDS] | "Buckets" >> beam.GroupByKey() | "Link" >> beam.FlatMap(_bucket_edges, dc)
+    n_docs = recs.ids | "Count docs" >> beam.combiners.Count.Globally()
+    edges = (shards.pipeline | "Bucket start" >> beam.Create([None])
+             | "Bucket tasks" >> beam.FlatMap(_bucket_tasks, beam.pvalue.AsSingleton(n_docs), dc.bands)
+             | "Spread bucket tasks" >> beam.Reshuffle()
+             | "Link" >> beam.FlatMap(_bucket_edges, beam.pvalue.AsList(recs[BANDS]), work, dc)
              | "Distinct edges" >> beam.Distinct())  # a pair usually collides in several bands
     dup = components(edges, cc_rounds)
     marks = ({"loc": ids.loc, "dup": dup} | "Join clusters" >> beam.CoGroupByKey()
