@@ -73,6 +73,7 @@ def _local_rows(directory) -> dict[str, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # three Beam runs with worker processes + one local run
 def test_beam_on_s3_equals_local_and_resumes(web_dir, s3, tmp_path):
     from flows.pipeline import run_pipeline
     from pipelines.beam.corpus import run
