@@ -309,6 +309,32 @@ def test_setsid_children_do_not_outlive_the_timeout(tmp_path):
     assert not outside.exists()
 
 
+def test_a_killed_caller_leaves_no_sandbox_behind():
+    """kill -9 of the process that called run_python: bwrap dies with its parent and the pid
+    namespace with bwrap, so nothing keeps running (and nothing was written to the host disk)."""
+    tag = "tmsb" + secrets.token_hex(5)
+    code = f"open('/proc/self/comm', 'w').write({tag!r})\nimport time\ntime.sleep(60)"
+    caller = subprocess.Popen(
+        [sys.executable, "-c", f"from pipelines.sandbox import run_python\nrun_python({code!r}, timeout_s=60)"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        for _ in range(100):
+            if _alive_with_comm(tag):
+                break
+            time.sleep(0.1)
+        assert _alive_with_comm(tag), "the sandboxed code never started"
+        caller.kill()
+        caller.wait()
+        for _ in range(50):
+            if not _alive_with_comm(tag):
+                break
+            time.sleep(0.1)
+        assert _alive_with_comm(tag) == []
+    finally:
+        caller.kill()
+        caller.wait()
+
+
 def test_killing_the_caller_and_a_victim_fails(victim):
     r = attack(f"""
         import os, signal
