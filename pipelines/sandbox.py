@@ -51,9 +51,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipelines.tool_output import clean_tool_output
+from schemas.strict import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ _CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "u
               "MKL_NUM_THREADS": "1"}
 
 
-class SandboxUnavailable(RuntimeError):
-    """bubblewrap cannot isolate code here and the weak mode was not explicitly allowed."""
+class SandboxUnavailable(PermissionError):
+    """bubblewrap cannot isolate code here and the weak mode was not explicitly allowed: running
+    the code is refused (a PermissionError, so the CLI reports it as one line)."""
 
 
 def _weak_from_env() -> bool:
@@ -84,10 +86,8 @@ WEAK_FLAG_HELP = ("DANGER: where bubblewrap is missing or broken, run model-writ
                   "rlimits and an audit hook (NOT a security boundary) instead of refusing")
 
 
-class SandboxConfig(BaseModel):
+class SandboxConfig(StrictModel):
     """Limits of one ``run_python`` call (defaults suit short model-written snippets)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, description="wall clock; the whole process tree is killed after it")
     memory_mb: int = Field(256, ge=32, description="RLIMIT_AS of the code (address space)")

@@ -796,12 +796,12 @@ def test_tooluse_trace_stores_the_cleaned_output():
     assert "<|im_end|>" not in row["messages"][2]["content"]
 
 
-def test_tooluse_cli_refuses_without_bwrap_and_the_flag_opts_in(monkeypatch, tmp_path):
+def test_tooluse_cli_refuses_without_bwrap_and_the_flag_opts_in(monkeypatch, tmp_path, capsys):
     import json
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from flows.cli import app, main
 
     monkeypatch.setenv(sb.WEAK_ENV, "0")  # restored after the test
     _with_path(monkeypatch, str(tmp_path / "empty"))  # no bwrap on PATH
@@ -810,6 +810,11 @@ def test_tooluse_cli_refuses_without_bwrap_and_the_flag_opts_in(monkeypatch, tmp
         refused = CliRunner().invoke(app, args)
         assert refused.exit_code != 0 and isinstance(refused.exception, SandboxUnavailable)
         assert not (tmp_path / "out").exists()  # refused before writing anything
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        assert exit_info.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: refusing to run model-written code")
         ok = CliRunner().invoke(app, [*args, "--allow-weak-sandbox"])
         assert ok.exit_code == 0, ok.output
         assert json.loads(ok.output)["sandbox_isolation"] == "weak"
