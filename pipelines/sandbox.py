@@ -23,8 +23,10 @@ The boundary (``/usr/bin/bwrap``, Debian package ``bubblewrap``):
   os.system fail with EPERM; threads work), no ptrace, mounts, namespace changes, bpf, ...;
 * rlimits: CPU seconds, address space (so allocations fail with MemoryError), file size, open
   files, core dumps, and ``RLIMIT_NPROC`` where the kernel applies it (not to uid 0);
-* a wall-clock limit: bwrap is SIGKILLed, its init (pid 1 of the sandbox's pid namespace) dies
-  with it, and the kernel kills every process left in the namespace;
+* a wall-clock limit: the sandbox's init (pid 1 of its pid namespace, host pid from bwrap's
+  ``--info-fd``) is SIGKILLed, the kernel kills every process left in the namespace, and
+  ``run_python`` returns only once they are gone; if the caller itself dies, bwrap and with it
+  the namespace die too (``--die-with-parent``);
 * output limits: stdout and stderr are read concurrently (no pipe deadlock) and capped; past the
   cap the run is killed and the stream marked truncated.
 
@@ -184,11 +186,12 @@ def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig,
     bwrap writes the sandbox init's host pid to ``info_fd``."""
     from pipelines.sandbox_seccomp import filter_bpf
 
+    bpf = filter_bpf()  # first: it may raise, and no fd is open yet
     code_fd = _memfd("main.py", code.encode("utf-8", "surrogatepass"))
     passwd_fd = _memfd("passwd", f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{SANDBOX_DIR}:"
                                  f"/usr/sbin/nologin\n".encode())
     group_fd = _memfd("group", f"sandbox:x:{SANDBOX_UID}:\n".encode())
-    seccomp_fd = _memfd("seccomp", filter_bpf())
+    seccomp_fd = _memfd("seccomp", bpf)
     env = {**_CHILD_ENV, "HOME": SANDBOX_DIR, "TMPDIR": SANDBOX_DIR, "USER": "sandbox"}
     argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
@@ -259,7 +262,8 @@ def _probe_bwrap() -> str | None:
     except Exception as e:  # noqa: BLE001 - libseccomp missing, memfd unsupported, ...
         return f"cannot build the sandbox: {e}"
     try:
-        r = subprocess.run(argv, capture_output=True, timeout=30, pass_fds=fds, env=dict(_CHILD_ENV))
+        r = subprocess.run(argv, capture_output=True, timeout=30, pass_fds=fds, env=dict(_CHILD_ENV),
+                           preexec_fn=_limits(SandboxConfig()))
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bwrap failed to start: {e}"
     finally:
