@@ -661,6 +661,10 @@ def test_without_bwrap_the_sandbox_refuses(monkeypatch, tmp_path, canary):
         with pytest.raises(SandboxUnavailable, match="bwrap not found.*--allow-weak-sandbox"):
             run_python(f"open({str(canary)!r}, 'w').write('x')")
         assert canary.read_text().startswith("secret-")
+        from trainer.chat import python_tool
+
+        with pytest.raises(SandboxUnavailable):
+            python_tool()  # the chat refuses when it starts, not at the model's first call
         weak = run_python("print(6*7)", config=SandboxConfig(allow_weak_sandbox=True))
         assert weak.ok and weak.output == "42\n" and weak.isolation == "weak"
     finally:
