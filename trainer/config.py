@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from schemas.strict import StrictModel  # unknown keys are errors (`{"setps": 5}`)
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(StrictModel):
     """GPT shape. ``vocab_size`` is set from the tokenizer (padded to a multiple of 64)."""
 
     n_layer: int = Field(2, description="transformer blocks")
@@ -52,7 +54,7 @@ def model_config(preset: str, vocab_size: int, **overrides) -> ModelConfig:
     return ModelConfig(**{**PRESETS[preset], "vocab_size": padded, **overrides})
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StrictModel):
     """One training run (pretrain, SFT, RL or reward model); defaults suit the tiny preset."""
 
     steps: int = Field(200, description="optimizer steps in the whole run (sets the LR schedule)")
@@ -76,7 +78,7 @@ class TrainConfig(BaseModel):
     progress: bool = Field(True, description="rich progress bar with tokens/s")
 
 
-class RLConfig(BaseModel):
+class RLConfig(StrictModel):
     """GRPO-style policy gradient on verifiable prompts."""
 
     k: int = Field(8, description="sampled answers per prompt")
