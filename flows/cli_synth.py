@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from flows.cli_app import synth_app
+from pipelines.sandbox import WEAK_FLAG_HELP
 
 Output = Annotated[Path, typer.Option(help="output directory")]
 Seed = Annotated[int, typer.Option(help="seed: same seed, same dataset")]
@@ -126,8 +127,13 @@ def tooluse_cmd(
     search: Annotated[int | None, typer.Option(help="max search traces")] = None,
     python: Annotated[int | None, typer.Option(help="python traces")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
+    allow_weak_sandbox: Annotated[bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)] = False,
 ) -> None:
     """Search and Python tool-use traces, with real tool results."""
+    if allow_weak_sandbox:
+        from pipelines.sandbox import allow_weak_sandbox as allow_weak
+
+        allow_weak()
     _run("tooluse", {"output": str(output), "documents": str(documents) if documents else None,
                      "index": str(index) if index else None, "search": search if documents or search else 0,
                      "python": python, "seed": seed}, config, prefect)
