@@ -26,8 +26,8 @@ keep/drop agreement over every input document (by WARC-Record-ID) with every dis
 both sides' reasons. Appends a dated entry to ``benchmarks/RESULTS.md`` unless ``--no-append``.
 
 In-pipeline seconds: datatrove's ``executor.run()`` (worker start, blocklist load, processing);
-ours ``stats.json`` seconds: from the moment the CLI hands the first shard to its worker pool
-(before Prefect is up: eager dispatch, see ``flows/workers.py``) to the end of the flow body.
+ours ``stats.json`` seconds: from the start of the flow body (inputs listed, shard task runs
+submitted) to its end (``flows/fineweb.py``).
 
 Extraction time limit: FineWeb uses 1 s. datatrove enforces it in a sandbox process whose start-up
 and warm-up must also fit in that 1 s; on a loaded 2-core machine that fails, and every document

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_app import app, stage_app, tokenizer_app
+from flows.cli_app import app, prefect_local_mode, stage_app, tokenizer_app
 
 InDir = Annotated[Path, typer.Option("--input", "-i", help="a documents directory (a stage's OUT or OUT/documents)")]
 OutDir = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
@@ -31,7 +31,8 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
-    dedup_flow(str(input), str(output), cfg, workers)
+    with prefect_local_mode():
+        dedup_flow(str(input), str(output), cfg, workers)
 
 
 @stage_app.command("tokenize")
@@ -46,7 +47,8 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    tokenize_flow(str(input), str(output), cfg, workers)
+    with prefect_local_mode():
+        tokenize_flow(str(input), str(output), cfg, workers)
 
 
 @tokenizer_app.command("train")
@@ -94,5 +96,6 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
-                         [f"--runner={runner}", *(beam_option or [])])
+    with prefect_local_mode():
+        corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
+                             [f"--runner={runner}", *(beam_option or [])])

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_app import app, stage_app
+from flows.cli_app import app, prefect_local_mode, stage_app
 from pipelines import registry
 
 InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="WARC/Parquet files, globs, dirs or fsspec URLs")]
@@ -84,9 +84,10 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
         raise FileNotFoundError(f"no input files match {list(inputs)}")
     from flows import fineweb as fw
 
-    if stages is None:
-        return fw.fineweb_flow(inputs, str(output), cfg)
-    return fw.stage_flow(stages[0], inputs, str(output), cfg)
+    with prefect_local_mode():
+        if stages is None:
+            return fw.fineweb_flow(inputs, str(output), cfg)
+        return fw.stage_flow(stages[0], inputs, str(output), cfg)
 
 
 def _command(name: str | None, options: tuple[str, ...], doc: str) -> Callable:
