@@ -279,6 +279,7 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "skipped_records": dict(sorted(counters.skipped.items())),
         "setup_seconds": setup_s,
         "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
+        **{k: v for step in steps for k, v in (getattr(step, "stats_report", dict)()).items()},
         "seconds": round(time.perf_counter() - t_start, 4),
     }
     atomic_write_text(done, json.dumps(payload, indent=2))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ReadConfig(BaseModel):
@@ -108,6 +108,37 @@ class QualityConfig(BaseModel):
     gopher_quality: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
     fineweb: FineWebQualityConfig | None = Field(default_factory=FineWebQualityConfig)
+    per_language: bool = Field(
+        True, description="documents in another language than English get that language's "
+        "settings (pipelines/lang/<lang>.yaml, FineWeb-2's recipe) or the language-independent "
+        "pipelines/lang/_default.yaml; the four fields above are the English (FineWeb) settings. "
+        "False: every document gets the four fields above")
+    language_settings_dir: str | None = Field(
+        None, description="a directory of <lang>.yaml LanguageSettings files that replace or add "
+        "to the shipped ones")
+    default_language: str = Field(
+        "en", description="the settings used for documents without a `language` (no langid run)")
+
+
+class LanguageSettings(BaseModel):
+    """One language's quality settings (a ``pipelines/lang/<lang>.yaml`` file): FineWeb-2's
+    per-language thresholds and stop words, and how words are split for that language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str
+    source: str = Field(description="where the thresholds come from (recorded in the stats)")
+    word_splitter: Literal["rules", "elision", "chars", "script"] = Field(
+        "script", description="rules: spaCy-style rules (pipelines.words); elision: + split "
+        "l'/d' (fr, it, ca, an); chars / script: + every Han/Kana/Thai/Lao/Khmer/Myanmar "
+        "character is a word (scripts written without spaces)")
+    language_score: float | None = Field(
+        None, description="FineWeb-2's GlotLID score threshold (informational: langid uses lid.176 "
+        "and LangIdConfig.threshold)")
+    gopher_repetition: GopherRepetitionConfig | None = None
+    gopher_quality: GopherQualityConfig | None = None
+    c4: C4QualityConfig | None = None
+    fineweb: FineWebQualityConfig | None = None
 
 
 class PIIConfig(BaseModel):
