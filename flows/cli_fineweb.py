@@ -23,6 +23,12 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="stop after N docu
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes", help="remove pages larger than this (read:too_large)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--extract-timeout", help="seconds per page before extract:timeout")]
+PrescreenOpt = Annotated[bool | None, typer.Option(
+    "--prescreen/--no-prescreen", help="skip trafilatura for pages a fast language pre-screen "
+    "finds confidently outside --languages (default: on); --no-prescreen: datatrove's exact decisions")]
+PartitionOpt = Annotated[bool | None, typer.Option(
+    "--partition-by-language/--no-partition-by-language",
+    help="write kept documents to OUT/documents/<language>/ (one corpus per language)")]
 PayloadOpt = Annotated[str | None, typer.Option(
     "--payload-type", help="records without WARC-Identified-Payload-Type: 'http' (HTTP Content-Type, "
     "default) or 'libmagic' (sniff the payload like datatrove's WarcReader; needs python-magic)")]
@@ -31,7 +37,8 @@ PayloadOpt = Annotated[str | None, typer.Option(
 def load_config(path: Path | None = None, *, workers: int | None = None,
                 languages: list[str] | None = None, limit: int | None = None,
                 max_bytes: int | None = None, extract_timeout: float | None = None,
-                payload_type: str | None = None):
+                payload_type: str | None = None, prescreen: bool | None = None,
+                partition_by_language: bool | None = None):
     """A FinewebConfig from an optional JSON/YAML file plus command-line overrides."""
     from schemas.config import FinewebConfig
 
@@ -56,6 +63,10 @@ def load_config(path: Path | None = None, *, workers: int | None = None,
         cfg.read.max_bytes = max_bytes
     if extract_timeout is not None:
         cfg.extract.timeout_s = extract_timeout
+    if prescreen is not None:
+        cfg.langid.prescreen = prescreen
+    if partition_by_language is not None:
+        cfg.partition_by_language = partition_by_language
     if payload_type is not None:  # validated (assignment is not)
         cfg.read = type(cfg.read).model_validate({**cfg.read.model_dump(), "payload_type": payload_type})
     return cfg
@@ -113,14 +124,16 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
 @app.command("fineweb")
 def fineweb(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None, languages: LangOpt = None,
             limit: LimitOpt = None, config: ConfigOpt = None, max_bytes: MaxBytesOpt = None,
-            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None) -> None:
+            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None,
+            prescreen: PrescreenOpt = None, partition_by_language: PartitionOpt = None) -> None:
     """The FineWeb pass: read -> urlfilter -> extract -> langid -> quality -> pii.
 
     Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
     OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
     """
     cfg = load_config(config, workers=workers, languages=languages, limit=limit,
-                      max_bytes=max_bytes, extract_timeout=extract_timeout, payload_type=payload_type)
+                      max_bytes=max_bytes, extract_timeout=extract_timeout, payload_type=payload_type,
+                      prescreen=prescreen, partition_by_language=partition_by_language)
     _run(None, input, output, cfg)
 
 
@@ -128,10 +141,12 @@ def _stage_command(name: str, doc: str) -> None:
     def command(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None,
                 languages: LangOpt = None, limit: LimitOpt = None, config: ConfigOpt = None,
                 max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None,
-                payload_type: PayloadOpt = None) -> None:
+                payload_type: PayloadOpt = None, prescreen: PrescreenOpt = None,
+                partition_by_language: PartitionOpt = None) -> None:
         cfg = load_config(config, workers=workers, languages=languages, limit=limit,
                           max_bytes=max_bytes, extract_timeout=extract_timeout,
-                          payload_type=payload_type)
+                          payload_type=payload_type, prescreen=prescreen,
+                          partition_by_language=partition_by_language)
         _run([name], input, output, cfg)
 
     command.__doc__ = doc + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."

@@ -61,7 +61,12 @@ def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
         elif name == "extract":
             from pipelines.extract import ExtractStep
 
-            out.append((name, [ExtractStep(config.extract)]))
+            steps: list[Step] = [ExtractStep(config.extract)]
+            if "langid" in stages and config.langid.prescreen and config.langid.languages:
+                from pipelines.prescreen import PrescreenStep
+
+                steps.insert(0, PrescreenStep(config.langid))  # skips trafilatura (issue 13)
+            out.append((name, steps))
         elif name == "langid":
             from pipelines.langid import LangIdStep
 
@@ -92,8 +97,19 @@ def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
                 why = step.process(doc)
                 clock(i, step, time.perf_counter() - t0)
             if why is not None:
-                return i, why
+                return _owner(groups, i, step), why
     return None
+
+
+def _owner(groups: list[tuple[str, list[Step]]], i: int, step: Step) -> int:
+    """The stage a removal is counted in: the step's group, or the later stage it decides for
+    (``Step.counts_as``: the language pre-screen runs before extraction, removes for langid)."""
+    target = getattr(step, "counts_as", None)
+    if target is not None:
+        for j in range(i, len(groups)):
+            if groups[j][0] == target:
+                return j
+    return i
 
 
 def build_steps(config: FinewebConfig, stages: list[str] | None = None) -> list[Step]:
@@ -154,10 +170,37 @@ class _StreamingParquet:
                 self.tmp.unlink()
 
 
+class _LanguagePartitions:
+    """Kept documents split by ``language``: ``documents/<language>/<shard>.parquet`` (one
+    streaming writer per language met; ``und`` when the document has none)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = root, name
+        self.writers: dict[str, _StreamingParquet] = {}
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        lang = row.get("language") or "und"
+        w = self.writers.get(lang)
+        if w is None:
+            w = self.writers[lang] = _StreamingParquet(self.root / lang / f"{self.name}.parquet",
+                                                       DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+        w.add(row)
+        self.count += 1
+
+    def commit(self) -> None:
+        for w in self.writers.values():
+            w.commit()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
+
+
 def clean_stale_temps(output_dir: str | Path, name: str) -> None:
     """Remove temp files a killed run left for shard ``name`` (temp + rename never leaves others)."""
-    for sub in ("documents", "removed", "stats"):
-        for p in (Path(output_dir) / sub).glob(f".{name}.*.tmp"):
+    for sub in ("documents", "documents/*", "removed", "stats"):
+        for p in Path(output_dir).glob(f"{sub}/.{name}.*.tmp"):
             p.unlink(missing_ok=True)
 
 
@@ -217,7 +260,10 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         chain[i].seconds += seconds
         step_seconds[step.name] = step_seconds.get(step.name, 0.0) + seconds
 
-    kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+    if config.partition_by_language:
+        kept = _LanguagePartitions(out / "documents", name)
+    else:
+        kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
     removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
     counters = ReadCounters()
     perf = time.perf_counter

