@@ -35,6 +35,23 @@ def default_model_path() -> str:
     return os.path.join(next(iter(spec.submodule_search_locations)), "resources", "lid.176.ftz")
 
 
+_MODELS: dict[str, object] = {}
+
+
+def load_model(path: str | None = None):
+    """The fastText model at ``path`` (default: the shipped lid.176.ftz), loaded once per process
+    and shared by the langid step and the pre-screen (``pipelines.prescreen``)."""
+    path = path or default_model_path()
+    model = _MODELS.get(path)
+    if model is None:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"fastText language-id model not found: {path}")
+        import fasttext
+
+        model = _MODELS[path] = fasttext.load_model(path)
+    return model
+
+
 class LangIdStep(Step):
     name = "langid"
 
@@ -45,12 +62,7 @@ class LangIdStep(Step):
     def setup(self) -> None:
         if self.model is not None:
             return
-        import fasttext
-
-        path = self.config.model_path or default_model_path()
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"fastText language-id model not found: {path}")
-        self.model = fasttext.load_model(path)
+        self.model = load_model(self.config.model_path)
         self.languages = frozenset(self.config.languages)
         self.thresholds = dict(self.config.thresholds)
         lowest = min([self.config.threshold, *self.thresholds.values()])

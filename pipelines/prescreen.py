@@ -17,17 +17,16 @@ quality stage anyway), 0 at 0.7-0.95; the pre-screen removes 1,053 pairs at 0.5,
 the pages the full path removes for their language. ``LangIdConfig.prescreen=False`` turns it off:
 every page is extracted, the decisions are datatrove's exactly.
 
-The removed document carries the pre-screen's ``language`` and ``language_score`` and is
+The removed document carries the pre-screen's ``language``, ``language_score`` and, as its
+``text``, the quick rendering the language was judged on (not the HTML), and is
 counted in the langid stage (its removal is langid's decision, taken early), so the chain of
 stage counts stays ``kept(extract) == in(langid)``.
 """
 
 from __future__ import annotations
 
-import os
-
 from pipelines.base import Step
-from pipelines.langid import default_model_path
+from pipelines.langid import load_model
 from schemas.config import LangIdConfig
 
 
@@ -53,16 +52,11 @@ class PrescreenStep(Step):
     def setup(self) -> None:
         if self.model is not None:
             return
-        import fasttext
-
-        path = self.config.model_path or default_model_path()
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"fastText language-id model not found: {path}")
-        self.model = fasttext.load_model(path)
+        self.model = load_model(self.config.model_path)
         quick_text("<html><body><p>warm up</p></body></html>")
 
-    def predict(self, html: str) -> tuple[str, float] | None:
-        """(top language, score) of the quick rendering, or None when it has no text."""
+    def predict(self, html: str) -> tuple[str, float, str] | None:
+        """(top language, score, the quick rendering), or None when it has no text."""
         if self.model is None:
             self.setup()
         try:
@@ -75,7 +69,7 @@ class PrescreenStep(Step):
         labels, scores = self.model.predict(text, k=1)
         if not labels:
             return None
-        return labels[0][9:], float(scores[0])  # "__label__"
+        return labels[0][9:], float(scores[0]), text  # "__label__"
 
     def process(self, doc: dict) -> str | None:
         if not self.languages or not doc.get("text"):
@@ -83,8 +77,10 @@ class PrescreenStep(Step):
         got = self.predict(doc["text"])
         if got is None:
             return None
-        lang, score = got
+        lang, score, text = got
         if lang in self.languages or score < self.config.prescreen_threshold:
             return None
-        doc["language"], doc["language_score"] = lang, score
+        # the removed record keeps the text the language was judged on, not the HTML (as a
+        # langid removal keeps the extracted text): 10x smaller rows in memory and on disk
+        doc["text"], doc["language"], doc["language_score"] = text, lang, score
         return self.reason("prescreen_not_in_languages")
