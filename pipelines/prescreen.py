@@ -93,3 +93,12 @@ class PrescreenStep(Step):
         # langid removal keeps the extracted text): 10x smaller rows in memory and on disk
         doc["text"], doc["language"], doc["language_score"] = text, lang, score
         return self.reason("prescreen_not_in_languages")
+
+
+def add_prescreen(groups: list[tuple[str, list[Step]]], config: LangIdConfig) -> None:
+    """Put the pre-screen first in the ``extract`` group of ``groups`` (``build_stage_steps``)
+    when the run has both extract and langid, the pre-screen is on and languages are chosen."""
+    names = [name for name, _ in groups]
+    if not (config.prescreen and config.languages and "extract" in names and "langid" in names):
+        return
+    groups[names.index("extract")][1].insert(0, PrescreenStep(config))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from schemas.strict import ConfigError, StrictModel, validate_config
 
 
-class ReadConfig(BaseModel):
+class ReadConfig(StrictModel):
     """WARC reading: which records become documents."""
 
     max_bytes: int = Field(2_000_000, description="HTTP payloads larger than this are removed (read:too_large)")
@@ -26,7 +28,7 @@ class ReadConfig(BaseModel):
         "(needs python-magic; calls HTML pages with large inline scripts application/javascript)")
 
 
-class URLFilterConfig(BaseModel):
+class URLFilterConfig(StrictModel):
     """Domain / subdomain / URL blocklists and banned words in the URL (datatrove's URLFilter)."""
 
     use_default_blocklists: bool = Field(True, description="use the blocklists datatrove ships (adult domains/words)")
@@ -39,7 +41,7 @@ class URLFilterConfig(BaseModel):
     blocklist_dir: str | None = Field(None, description="a directory with domains/urls/words lists to use instead")
 
 
-class ExtractConfig(BaseModel):
+class ExtractConfig(StrictModel):
     """trafilatura, precision-favoured, comments excluded, with a per-document time limit."""
 
     favour_precision: bool = True
@@ -49,7 +51,7 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(1.0, description="a page whose extraction takes longer is removed (extract:timeout)")
 
 
-class LangIdConfig(BaseModel):
+class LangIdConfig(StrictModel):
     """fastText lid.176 language identification."""
 
     languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
@@ -69,7 +71,7 @@ class LangIdConfig(BaseModel):
         "set changes for < 0.5% of input documents (pipelines/prescreen.py)")
 
 
-class GopherRepetitionConfig(BaseModel):
+class GopherRepetitionConfig(StrictModel):
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
@@ -78,7 +80,7 @@ class GopherRepetitionConfig(BaseModel):
     dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 
-class GopherQualityConfig(BaseModel):
+class GopherQualityConfig(StrictModel):
     min_doc_words: int = 50
     max_doc_words: int = 100_000
     min_avg_word_length: float = 3
@@ -91,7 +93,7 @@ class GopherQualityConfig(BaseModel):
     stop_words: list[str] = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 
-class C4QualityConfig(BaseModel):
+class C4QualityConfig(StrictModel):
     """C4 line/document rules. FineWeb runs it without the terminal-punctuation rule."""
 
     split_paragraph: bool = True
@@ -106,7 +108,7 @@ class C4QualityConfig(BaseModel):
     filter_policy: bool = True
 
 
-class FineWebQualityConfig(BaseModel):
+class FineWebQualityConfig(StrictModel):
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
     short_line_thr: float = 0.67
@@ -115,7 +117,7 @@ class FineWebQualityConfig(BaseModel):
     new_line_ratio: float = 0.3
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(StrictModel):
     gopher_repetition: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
@@ -132,11 +134,9 @@ class QualityConfig(BaseModel):
         "en", description="the settings used for documents without a `language` (no langid run)")
 
 
-class LanguageSettings(BaseModel):
+class LanguageSettings(StrictModel):
     """One language's quality settings (a ``pipelines/lang/<lang>.yaml`` file): FineWeb-2's
     per-language thresholds and stop words, and how words are split for that language."""
-
-    model_config = ConfigDict(extra="forbid")
 
     language: str
     source: str = Field(description="where the thresholds come from (recorded in the stats)")
@@ -153,7 +153,7 @@ class LanguageSettings(BaseModel):
     fineweb: FineWebQualityConfig | None = None
 
 
-class PIIConfig(BaseModel):
+class PIIConfig(StrictModel):
     """Replace emails and public IP addresses (FineWeb's PIIFormatter)."""
 
     emails: bool = True
@@ -162,7 +162,7 @@ class PIIConfig(BaseModel):
     ip_replacement: str = "0.0.0.0"
 
 
-class FinewebConfig(BaseModel):
+class FinewebConfig(StrictModel):
     """The whole per-document pass: read -> urlfilter -> extract -> langid -> quality -> pii."""
 
     read: ReadConfig = Field(default_factory=ReadConfig)
@@ -179,7 +179,7 @@ class FinewebConfig(BaseModel):
         "on its own")
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(StrictModel):
     """MinHash LSH with FineWeb's settings: 5-gram word shingles, 14 bands x 8 rows, 64-bit hashes."""
 
     ngram: int = 5
@@ -189,7 +189,7 @@ class DedupConfig(BaseModel):
     min_similarity: float | None = Field(None, description="verify colliding pairs by estimated Jaccard")
 
 
-class TokenizeConfig(BaseModel):
+class TokenizeConfig(StrictModel):
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding name or a tokenizers JSON path")
     shard_tokens: int = Field(10_000_000, description="token budget per output shard")
     val_fraction: float = 0.01
@@ -209,7 +209,12 @@ def as_config(cls: type[C], value: C | dict | str | None) -> C:
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
-        return cls.model_validate_json(value)
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{cls.__name__}: not valid JSON: {exc}") from exc
     if isinstance(value, BaseModel):
         value = value.model_dump()
-    return cls.model_validate(value)
+    return validate_config(cls, value, cls.__name__)

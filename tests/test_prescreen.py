@@ -135,6 +135,6 @@ def test_per_language_langid_threshold(web_dir):
 def test_cli_options():
     from flows.cli_fineweb import load_config
 
-    cfg = load_config(prescreen=False, partition_by_language=True, languages=["all"])
+    cfg = load_config(no_prescreen=True, by_language=True, languages=["all"])
     assert cfg.langid.prescreen is False and cfg.partition_by_language and cfg.langid.languages == []
     assert load_config().langid.prescreen is True
