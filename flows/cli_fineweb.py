@@ -58,6 +58,13 @@ OVERRIDES: dict[str, Override] = {
         "needs python-magic)")],
         lambda cfg, v: setattr(cfg, "read", type(cfg.read).model_validate(
             {**cfg.read.model_dump(), "payload_type": v}))),
+    "no_prescreen": Override(Annotated[bool | None, typer.Option(
+        "--no-prescreen", help="extract every page (datatrove's exact decisions); default: skip "
+        "trafilatura for pages a fast language pre-screen finds confidently outside --languages")],
+        lambda cfg, v: setattr(cfg.langid, "prescreen", not v)),
+    "by_language": Override(Annotated[bool | None, typer.Option(
+        "--by-language", help="write kept documents to OUT/documents/<language>/")],
+        lambda cfg, v: setattr(cfg, "partition_by_language", v)),
 }
 
 
