@@ -55,7 +55,7 @@ def unit_hash(unit: str, min_chars: int) -> int | None:
     norm = _WS.sub(" ", unit).strip().casefold()
     if not norm or len(norm) < min_chars:
         return None
-    return xxhash.xxh3_64_intdigest(norm)
+    return xxhash.xxh3_64_intdigest(norm.encode("utf-8"))
 
 
 def doc_hashes(text: str | None, config: LineDedupConfig) -> list[int | None]:

@@ -38,7 +38,7 @@ def ngram_tuples(text: str, n: int, short: bool = True) -> set[tuple[str, ...]]:
 
 
 def hash_gram(gram: Iterable[str]) -> int:
-    return xxhash.xxh3_64_intdigest(_SEP.join(gram))
+    return xxhash.xxh3_64_intdigest(_SEP.join(gram).encode("utf-8"))
 
 
 def ngram_hashes(text: str, n: int, short: bool = True) -> np.ndarray:
