@@ -225,7 +225,7 @@ class QualityTrainConfig(_Strict):
     backend: Literal["linear", "fasttext"] = Field("linear", description="linear: logistic regression on "
                                                    "hashed word 1-2-grams (scikit-learn); fasttext: "
                                                    "supervised fastText (needs a fasttext build that can train)")
-    n_features: int = Field(2 ** 20, ge=1024, description="hashed feature space (linear)")
+    n_features: int = Field(2 ** 18, ge=1024, description="hashed feature space (linear)")
     ngram_max: int = Field(2, ge=1, le=3, description="word n-grams 1..ngram_max")
     max_chars: int = Field(4000, ge=100, description="characters of a document used (head), as the "
                            "FineWeb-Edu classifier truncates")
