@@ -166,18 +166,21 @@ def process_shards(inputs: list[str], output: str, config: FinewebConfig,
 
 
 def _merge(inputs: list[str], output: str, seconds: float) -> tuple[dict[str, StageStats], dict]:
-    parts, skipped = [], {}
+    parts, skipped, step_counts = [], {}, {}
     for p in inputs:
         d = json.loads(stats_path(output, p).read_text())
         parts.append(stats_from_json(d["stages"]))
         for k, v in d.get("skipped_records", {}).items():
             skipped[k] = skipped.get(k, 0) + v
+        for step, counts in d.get("step_counts", {}).items():
+            for k, v in counts.items():
+                step_counts.setdefault(step, {})[k] = step_counts.get(step, {}).get(k, 0) + v
     merged = merge_stats(parts)
     first = next(iter(merged.values()), None)
     docs = first.docs_in if first else 0
     extra = {"inputs": inputs, "seconds": round(seconds, 3),
              "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped}
+             "skipped_records": skipped, "step_counts": step_counts}
     return merged, extra
 
 

@@ -111,12 +111,24 @@ class QualityConfig(BaseModel):
 
 
 class PIIConfig(BaseModel):
-    """Replace emails and public IP addresses (FineWeb's PIIFormatter)."""
+    """Replace emails and public IP addresses (FineWeb's PIIFormatter), phone numbers, IBANs and
+    credit-card numbers (checksum-validated), optionally with Microsoft Presidio."""
 
     emails: bool = True
     ip_addresses: bool = True
     email_replacement: str = "email@example.com"
     ip_replacement: str = "0.0.0.0"
+    phone_numbers: bool = Field(True, description="international (+CC ...) and North American numbers")
+    ibans: bool = Field(True, description="IBANs whose ISO 13616 mod-97 check passes")
+    credit_cards: bool = Field(True, description="13-19 digit card numbers with a known issuer prefix "
+                               "and a valid Luhn check digit")
+    phone_replacement: str = "<phone>"
+    iban_replacement: str = "<iban>"
+    credit_card_replacement: str = "<credit_card>"
+    backend: Literal["regex", "presidio"] = Field(
+        "regex", description="regex: the rules above; presidio: also Presidio's analyzer "
+        "(presidio-analyzer must be installed with its spaCy model)")
+    presidio_language: str = "en"
 
 
 class FinewebConfig(BaseModel):
