@@ -20,6 +20,7 @@ classifier also reads a truncated head). ``classify`` removes documents whose sc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -331,15 +332,36 @@ def apply(table: pa.Table, model, config: ClassifyConfig) -> ss.ShardResult:
                           counts)
 
 
-def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig) -> dict:
-    """The whole stage locally; resumable; returns stats.json (score histogram in ``counts``)."""
-    out, t0 = Path(output), time.perf_counter()
+@functools.lru_cache(maxsize=2)
+def _cached_model(path: str, sha256: str):
+    del sha256  # part of the cache key: a rewritten model file is loaded again
+    return load_model(path)
+
+
+def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig
+            ) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     model = load_model(config.model)
     settings = ss.settings_payload(STAGE, config.model_dump(), shards,
                                    {"model_sha256": file_sha256(config.model),
                                     "model_settings": model.settings})
-    ss.check_settings(out, settings)
-    parts = [ss.filter_shard(STAGE, s, out, lambda t, _s: apply(t, model, config)) for s in shards]
-    return ss.finish(STAGE, out, parts, time.perf_counter() - t0, settings,
-                     {"model": model.settings})
+    ss.check_settings(Path(output), settings)
+    return shards, settings
+
+
+def filter_step(shard: ss.Shard, output: str | Path, config: ClassifyConfig, sha256: str) -> tuple:
+    """One shard (a picklable unit of work; the model loads once per process)."""
+    model = _cached_model(config.model, sha256)
+    return ss.filter_shard(STAGE, shard, Path(output), lambda t, _s: apply(t, model, config))
+
+
+def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> dict:
+    return ss.finish(STAGE, Path(output), parts, seconds, settings, {"model": settings["model_settings"]})
+
+
+def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig) -> dict:
+    """The whole stage locally; resumable; returns stats.json (score histogram in ``counts``)."""
+    t0 = time.perf_counter()
+    shards, settings = prepare(inputs, output, config)
+    parts = [filter_step(s, output, config, settings["model_sha256"]) for s in shards]
+    return finish(output, parts, time.perf_counter() - t0, settings)

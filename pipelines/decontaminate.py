@@ -15,6 +15,7 @@ is per document, so every engine makes the same one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -108,24 +109,48 @@ def apply(table: pa.Table, index: NgramIndex, config: DecontaminateConfig
                           ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts), hits
 
 
-def run_decontaminate(inputs: str | Path, output: str | Path, config: DecontaminateConfig) -> dict:
-    """The whole stage locally; resumable; returns stats.json (with ``items_hit``)."""
-    out, t0 = Path(output), time.perf_counter()
+@functools.lru_cache(maxsize=2)
+def _cached_index(config_json: str) -> tuple[NgramIndex, dict]:
+    return build_index(DecontaminateConfig.model_validate_json(config_json))
+
+
+def prepare(inputs: str | Path, output: str | Path, config: DecontaminateConfig
+            ) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
-    index, described = build_index(config)
+    _, described = _cached_index(config.model_dump_json())
     settings = ss.settings_payload(STAGE, config.model_dump(), shards,
                                    {"eval_files": described["eval_files"]})
-    ss.check_settings(out, settings)
+    ss.check_settings(Path(output), settings)
+    return shards, settings
 
-    def fn(table: pa.Table, shard: ss.Shard) -> ss.ShardResult:
+
+def filter_step(shard: ss.Shard, output: str | Path, config: DecontaminateConfig) -> tuple:
+    """One shard (a picklable unit of work; the index is built once per process)."""
+    out = Path(output)
+    index, _ = _cached_index(config.model_dump_json())
+
+    def fn(table: pa.Table, s: ss.Shard) -> ss.ShardResult:
         res, hits = apply(table, index, config)
-        atomic_write_parquet(out / "hits" / f"{shard.name}.parquet", hits)
+        atomic_write_parquet(out / "hits" / f"{s.name}.parquet", hits)
         return res
 
-    parts = [ss.filter_shard(STAGE, s, out, fn) for s in shards]
+    return ss.filter_shard(STAGE, shard, out, fn)
+
+
+def finish(output: str | Path, parts: list, seconds: float, settings: dict,
+           config: DecontaminateConfig) -> dict:
+    _, described = _cached_index(config.model_dump_json())
     items: Counter = Counter()
     for _, c in parts:
         items.update({k[5:]: v for k, v in c.items() if k.startswith("item:")})
     parts = [(st, Counter({k: v for k, v in c.items() if not k.startswith("item:")})) for st, c in parts]
-    return ss.finish(STAGE, out, parts, time.perf_counter() - t0, settings,
+    return ss.finish(STAGE, Path(output), parts, seconds, settings,
                      {"index": described, "items_hit": dict(sorted(items.items()))})
+
+
+def run_decontaminate(inputs: str | Path, output: str | Path, config: DecontaminateConfig) -> dict:
+    """The whole stage locally; resumable; returns stats.json (with ``items_hit``)."""
+    t0 = time.perf_counter()
+    shards, settings = prepare(inputs, output, config)
+    parts = [filter_step(s, output, config) for s in shards]
+    return finish(output, parts, time.perf_counter() - t0, settings, config)

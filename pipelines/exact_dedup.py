@@ -162,18 +162,31 @@ def load_duplicates(work: Path) -> dict[str, tuple[str, str]]:
     return {i: (r, d) for i, r, d in zip(t["id"], t["reason"], t["duplicate_of"], strict=True)}
 
 
+def prepare(inputs: str | Path, output: str | Path, config: ExactDedupConfig
+            ) -> tuple[list[ss.Shard], dict]:
+    """Plan the shards and check/record the settings (every engine's first step)."""
+    shards = ss.plan(inputs)
+    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
+    ss.check_settings(Path(output), settings)
+    return shards, settings
+
+
+def filter_step(shard: ss.Shard, output: str | Path) -> tuple:
+    """Step 3 for one shard (a picklable unit of work for worker processes)."""
+    out = Path(output)
+    dups = load_duplicates(out / "_work")
+    return ss.filter_shard(STAGE, shard, out, lambda t, _s: apply(t, dups))
+
+
 def run_exact_dedup(inputs: str | Path, output: str | Path,
                     config: ExactDedupConfig | None = None) -> dict:
     """The whole stage locally: keys, resolve, filter; resumable; returns stats.json."""
     config = config or ExactDedupConfig()
     out, t0 = Path(output), time.perf_counter()
-    shards = ss.plan(inputs)
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(out, settings)
+    shards, settings = prepare(inputs, out, config)
     work = out / "_work"
     for s in shards:
         keys_step(s, work)
     resolve_step(shards, work, config)
-    dups = load_duplicates(work)
-    parts = [ss.filter_shard(STAGE, s, out, lambda t, _s: apply(t, dups)) for s in shards]
+    parts = [filter_step(s, out) for s in shards]
     return ss.finish(STAGE, out, parts, time.perf_counter() - t0, settings)

@@ -161,19 +161,36 @@ def apply(table: pa.Table, frequent: np.ndarray, config: LineDedupConfig) -> ss.
                           ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts)
 
 
+def prepare(inputs: str | Path, output: str | Path, config: LineDedupConfig
+            ) -> tuple[list[ss.Shard], dict]:
+    shards = ss.plan(inputs)
+    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
+    ss.check_settings(Path(output), settings)
+    return shards, settings
+
+
+def filter_step(shard: ss.Shard, output: str | Path, config: LineDedupConfig) -> tuple:
+    """Step 3 for one shard (a picklable unit of work for worker processes)."""
+    out = Path(output)
+    frequent = np.load(out / "_work" / "frequent.npy", mmap_mode="r")
+    return ss.filter_shard(STAGE, shard, out, lambda t, _s: apply(t, frequent, config))
+
+
+def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> dict:
+    out = Path(output)
+    frequent = np.load(out / "_work" / "frequent.npy", mmap_mode="r")
+    return ss.finish(STAGE, out, parts, seconds, settings, {"frequent_units": int(len(frequent))})
+
+
 def run_line_dedup(inputs: str | Path, output: str | Path,
                    config: LineDedupConfig | None = None) -> dict:
     """The whole stage locally: count, merge, filter; resumable; returns stats.json."""
     config = config or LineDedupConfig()
     out, t0 = Path(output), time.perf_counter()
-    shards = ss.plan(inputs)
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(out, settings)
+    shards, settings = prepare(inputs, out, config)
     work = out / "_work"
     for s in shards:
         count_step(s, work, config)
     merge_step(shards, work, config)
-    frequent = np.load(work / "frequent.npy", mmap_mode="r")
-    parts = [ss.filter_shard(STAGE, s, out, lambda t, _s: apply(t, frequent, config)) for s in shards]
-    return ss.finish(STAGE, out, parts, time.perf_counter() - t0, settings,
-                     {"frequent_units": int(len(frequent))})
+    parts = [filter_step(s, out, config) for s in shards]
+    return finish(out, parts, time.perf_counter() - t0, settings)
