@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.quality_corpus import real_pages, write_documents
 
@@ -22,6 +23,7 @@ def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_classify_dedup_decontaminate_chain(web_dir, tmp_path):
     pages = real_pages(str(web_dir))
     labels = tmp_path / "labels.jsonl"
