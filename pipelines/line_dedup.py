@@ -115,11 +115,14 @@ def frequent_from_counts(arrays: list[np.ndarray], config: LineDedupConfig) -> n
     return np.concatenate(out) if out else np.zeros(0, np.uint64)
 
 
+def save_frequent(work: Path, frequent: np.ndarray) -> None:
+    atomic_write_bytes(work / "frequent.npy", _npy(frequent))
+
+
 def merge_step(shards: list[ss.Shard], work: Path, config: LineDedupConfig) -> None:
-    path = work / "frequent.npy"
-    if not path.exists():
+    if not (work / "frequent.npy").exists():
         arrays = [np.load(work / "counts" / f"{s.name}.npy", mmap_mode="r") for s in shards]
-        atomic_write_bytes(path, _npy(frequent_from_counts(arrays, config)))
+        save_frequent(work, frequent_from_counts(arrays, config))
 
 
 def strip_frequent(text: str | None, frequent: np.ndarray, config: LineDedupConfig
