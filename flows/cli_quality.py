@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -21,30 +19,6 @@ OutDir = Annotated[Path, typer.Option("--output", "-o", help="output directory")
 Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes")]
 
 
-@contextlib.contextmanager
-def _clear_errors() -> Iterator[None]:
-    """Bad input, changed settings and missing files end the command with one clear line."""
-    from pipelines.shard_stage import SettingsChanged
-
-    try:
-        yield
-    except (SettingsChanged, FileNotFoundError, ValueError, RuntimeError) as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
-def _prefect() -> None:
-    from flows import runtime
-
-    runtime.prewarm_api()
-
-
-def _ready() -> None:
-    from flows import runtime
-
-    runtime.ensure_api()
-
-
 @stage_app.command("exact-dedup")
 def exact_dedup(input: InDir, output: OutDir,
                 url: Annotated[bool, typer.Option(help="URL dedup: keep the latest fetch of a URL")] = True,
@@ -52,14 +26,11 @@ def exact_dedup(input: InDir, output: OutDir,
                 workers: Workers = 1) -> None:
     """Exact dedup: same normalized URL (latest fetch kept), same normalized text (smallest id
     kept). Removed rows: exact_dedup:url / exact_dedup:text with duplicate_of."""
-    _prefect()
     from flows.corpus_stages import exact_dedup_flow
     from schemas.config import ExactDedupConfig
 
-    with _clear_errors():
-        cfg = ExactDedupConfig(url=url, text=text)
-        _ready()
-        exact_dedup_flow(str(input), str(output), cfg, workers)
+    cfg = ExactDedupConfig(url=url, text=text)
+    exact_dedup_flow(str(input), str(output), cfg, workers)
 
 
 @stage_app.command("line-dedup")
@@ -70,14 +41,11 @@ def line_dedup(input: InDir, output: OutDir,
                min_unit_chars: Annotated[int, typer.Option(help="shorter units are never removed")] = 0,
                workers: Workers = 1) -> None:
     """Remove lines (or paragraphs) repeated across documents, as CCNet / dolma."""
-    _prefect()
     from flows.corpus_stages import line_dedup_flow
     from schemas.config import LineDedupConfig
 
-    with _clear_errors():
-        cfg = LineDedupConfig(unit=unit, max_docs=max_docs, min_words=min_words, min_unit_chars=min_unit_chars)
-        _ready()
-        line_dedup_flow(str(input), str(output), cfg, workers)
+    cfg = LineDedupConfig(unit=unit, max_docs=max_docs, min_words=min_words, min_unit_chars=min_unit_chars)
+    line_dedup_flow(str(input), str(output), cfg, workers)
 
 
 @stage_app.command("decontaminate")
@@ -90,15 +58,12 @@ def decontaminate(input: InDir, output: OutDir,
                   id_field: Annotated[str, typer.Option(help="eval row field naming an item")] = "id",
                   workers: Workers = 1) -> None:
     """Remove documents sharing n-gram spans with evaluation sets; OUT/hits names the items."""
-    _prefect()
     from flows.corpus_stages import decontaminate_flow
     from schemas.config import DecontaminateConfig
 
-    with _clear_errors():
-        cfg = DecontaminateConfig(against=against, n=n, min_hits=min_hits,
-                                  text_fields=text_field or ["text"], id_field=id_field)
-        _ready()
-        decontaminate_flow(str(input), str(output), cfg, workers)
+    cfg = DecontaminateConfig(against=against, n=n, min_hits=min_hits,
+                              text_fields=text_field or ["text"], id_field=id_field)
+    decontaminate_flow(str(input), str(output), cfg, workers)
 
 
 @stage_app.command("classify")
@@ -107,14 +72,11 @@ def classify(input: InDir, output: OutDir,
              threshold: Annotated[float, typer.Option(help="remove documents scoring below this")] = 3.0,
              workers: Workers = 1) -> None:
     """Add quality_score to every document; remove those below the threshold."""
-    _prefect()
     from flows.corpus_stages import classify_flow
     from schemas.config import ClassifyConfig
 
-    with _clear_errors():
-        cfg = ClassifyConfig(model=str(model), threshold=threshold)
-        _ready()
-        classify_flow(str(input), str(output), cfg, workers)
+    cfg = ClassifyConfig(model=str(model), threshold=threshold)
+    classify_flow(str(input), str(output), cfg, workers)
 
 
 @quality_app.command("annotate")
@@ -126,15 +88,12 @@ def annotate(documents: Annotated[Path, typer.Option("--documents", "-d", help="
              sample: Annotated[int | None, typer.Option(help="annotate at most this many documents")] = None,
              concurrency: Annotated[int, typer.Option(help="requests in flight")] = 4) -> None:
     """Score documents 0-5 with an LLM on an educational-value rubric (cached, resumable)."""
-    _prefect()
     from flows.corpus_stages import annotate_flow
     from schemas.config import AnnotateConfig
 
-    with _clear_errors():
-        cfg = AnnotateConfig(prompt=prompt, sample=sample)
-        llm = {"base_url": llm_url, "model": llm_model, "max_concurrency": concurrency}
-        _ready()
-        stats = annotate_flow(str(documents), str(output), llm, cfg)
+    cfg = AnnotateConfig(prompt=prompt, sample=sample)
+    llm = {"base_url": llm_url, "model": llm_model, "max_concurrency": concurrency}
+    stats = annotate_flow(str(documents), str(output), llm, cfg)
     typer.echo(f"annotated {stats['annotated']} documents ({stats['unparseable']} unparseable): "
                f"{stats['score_counts']}")
 
@@ -147,15 +106,12 @@ def train(labels: Annotated[list[str], typer.Option("--labels", "-l", help="anno
           threshold: Annotated[float, typer.Option(help="binary report: score >= threshold keeps")] = 3.0,
           heldout_fraction: float = 0.2, seed: int = 0) -> None:
     """Train the quality classifier; writes the model, <model>.report.json, <model>.confusion.png."""
-    _prefect()
     from flows.corpus_stages import train_flow
     from schemas.config import QualityTrainConfig
 
-    with _clear_errors():
-        cfg = QualityTrainConfig(backend=backend, threshold=threshold, heldout_fraction=heldout_fraction,
-                                 seed=seed)
-        _ready()
-        report = train_flow(labels, str(output), cfg)
+    cfg = QualityTrainConfig(backend=backend, threshold=threshold, heldout_fraction=heldout_fraction,
+                             seed=seed)
+    report = train_flow(labels, str(output), cfg)
     h = report["heldout"]
     typer.echo(f"wrote {output}: held-out accuracy {h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, "
                f"binary F1 {h['binary']['f1']:.3f} on {h['n']} rows")

@@ -29,8 +29,9 @@ from pipelines.stats import StageStats, merge_stats, write_stats
 from schemas.documents import DOCUMENT_SCHEMA, REMOVED_SCHEMA
 
 
-class SettingsChanged(RuntimeError):
-    """The output directory holds work made with other settings or inputs."""
+class SettingsChanged(ValueError):
+    """The output directory holds work made with other settings or inputs (a user error: the
+    CLI shows it as one line)."""
 
 
 @dataclass(frozen=True)

