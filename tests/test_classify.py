@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from pipelines.annotate import annotate, load_labels, parse_score
+from pipelines.card import write_card
 from pipelines.classify import is_heldout, load_model, run_classify, train
 from pipelines.llm import LLMConfig, make_llm
 from pipelines.shard_stage import SettingsChanged
@@ -66,6 +67,10 @@ def test_stage_removes_boilerplate_pages_and_keeps_articles(model, web_dir, tmp_
     main_kept = np.mean([r["id"].endswith("#main") for r in kept])
     assert boiler_removed >= 0.75 and main_kept >= 0.75
     assert sum(v for k, v in stats["counts"].items() if k.startswith("score_")) == len(docs)
+    card = write_card(tmp_path / "out")  # the card plots the score distribution
+    assert "plots/quality_scores.png" in card.plots
+    body = (tmp_path / "out" / "README.md").read_text()
+    assert "Model-based quality score" in body and "classify:below_threshold" in body
     with pytest.raises(SettingsChanged):
         run_classify(inp, tmp_path / "out", ClassifyConfig(model=str(path), threshold=3.5))
     # crash: one shard unfinished -> the re-run equals the clean run
