@@ -143,22 +143,23 @@ class FastTextQualityModel:
 
         self.model = fasttext.load_model(str(path))
         self.max_chars = max_chars
-        labels = self.model.get_labels()
+        # fasttext-predict has no get_labels(): every label comes back from a k=-1 prediction
+        labels = sorted(self.model.predict("", k=-1)[0])
         try:
             self.classes = np.array([float(lab.removeprefix("__label__")) for lab in labels], np.float32)
         except ValueError as e:
             raise ValueError(f"{path}: fastText labels must be __label__<score>, got {labels}") from e
+        self._column = {lab: i for i, lab in enumerate(labels)}
         self.settings = {"backend": "fasttext", "max_chars": max_chars}
 
     def probabilities(self, texts: list[str | None]) -> np.ndarray:
         k = len(self.classes)
-        clean = [" ".join((t or "")[:self.max_chars].split()) for t in texts]
-        labels, probs = self.model.predict(clean, k=k)
-        order = {f"__label__{c:g}": i for i, c in enumerate(self.classes.tolist())}
         out = np.zeros((len(texts), k), np.float32)
-        for r, (ls, ps) in enumerate(zip(labels, probs, strict=True)):
-            for lab, p in zip(ls, ps, strict=True):
-                out[r, order[lab]] = p
+        predict, column = self.model.predict, self._column
+        for r, t in enumerate(texts):  # one line at a time: fasttext-predict's batch call is broken
+            labels, probs = predict(" ".join((t or "")[:self.max_chars].split()), k=k)
+            for lab, p in zip(labels, probs, strict=True):
+                out[r, column[lab]] = p
         return out
 
     def scores(self, texts: list[str | None]) -> np.ndarray:
