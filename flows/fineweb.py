@@ -193,13 +193,16 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
     return [payloads[p] for p in files]
 
 
-def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict]:
-    parts, skipped = [], {}
+def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict, dict]:
+    parts, skipped, step_counts = [], {}, {}
     for d in payloads:
         parts.append(stats_from_json(d["stages"]))
         for k, v in d.get("skipped_records", {}).items():
             skipped[k] = skipped.get(k, 0) + v
-    return merge_stats(parts), skipped
+        for step, counts in d.get("step_counts", {}).items():  # e.g. PII replacements by kind
+            for k, v in counts.items():
+                step_counts.setdefault(step, {})[k] = step_counts.get(step, {}).get(k, 0) + v
+    return merge_stats(parts), skipped, step_counts
 
 
 def _settings(config: FinewebConfig, stages: list[str] | None) -> dict:
@@ -252,7 +255,7 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
                       output, workers)
     payloads = run_shards(files, output, config, stages, workers, title)
-    merged, skipped = _merge(payloads)
+    merged, skipped, step_counts = _merge(payloads)
     for st in merged.values():
         st.check_conservation()
     seconds = time.perf_counter() - t0
@@ -260,7 +263,7 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     docs = first.docs_in if first else 0
     extra = {"output": output, "inputs": files, "seconds": round(seconds, 3),
              "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped, "stage_list": stages or STAGES,
+             "skipped_records": skipped, "step_counts": step_counts, "stage_list": stages or STAGES,
              "config": config.model_dump(mode="json")}
     write_stats(Path(output) / "stats.json", merged, extra)
     extra["artifacts"] = publish(merged, f"tokenmill {title}: {output}", key)

@@ -296,6 +296,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "kept": kept.count,
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
+        # counters a step keeps besides removals (e.g. PII replacements by kind)
+        "step_counts": {s.name: dict(sorted(s.counts.items())) for s in steps if getattr(s, "counts", None)},
         "setup_seconds": setup_s,
         "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
         **{k: v for step in steps for k, v in (getattr(step, "stats_report", dict)()).items()},
