@@ -131,13 +131,23 @@ def forward_rows(
     if not (B == 1 and int(start[0]) == 0):  # a lone prefill from 0 is plain causal attention
         mask = (torch.arange(kv_len, device=idx.device)[None, None] <= pos[:, :, None])[:, None]
     b_idx = slot_t[:, None].expand(B, T)
+    s0 = int(start[0])
+    if T == 1 and contiguous:  # decode: scatter each row's one key at its own position (fast path)
+        at = start.view(B, 1, 1, 1).expand(B, H, 1, C // H)
     for layer, block in enumerate(model.blocks):
         attn = block.attn
         q, k, v = attn.qkv(block.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
         ck, cv = cache.k[layer], cache.v[layer]
-        ck[b_idx, :, pos] = k.transpose(1, 2)  # (B, T, H, D) into (slot, :, position)
-        cv[b_idx, :, pos] = v.transpose(1, 2)
+        if B == 1:  # prefill: one slot, consecutive positions
+            ck[slots[0], :, s0 : s0 + T] = k[0]
+            cv[slots[0], :, s0 : s0 + T] = v[0]
+        elif T == 1 and contiguous:
+            ck[rows].scatter_(2, at, k)
+            cv[rows].scatter_(2, at, v)
+        else:
+            ck[b_idx, :, pos] = k.transpose(1, 2)  # (B, T, H, D) into (slot, :, position)
+            cv[b_idx, :, pos] = v.transpose(1, 2)
         keys, vals = ck[rows, :, :kv_len], cv[rows, :, :kv_len]
         y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, is_causal=mask is None)
         x = x + attn.proj(y.transpose(1, 2).reshape(B, T, C))
