@@ -15,6 +15,7 @@ from typing import Annotated, Literal, get_args, get_origin
 import typer
 
 from flows.cli_app import app, train_app
+from pipelines.sandbox import WEAK_FLAG_HELP
 
 
 def _train_parameters(mode: str) -> list[inspect.Parameter]:
@@ -170,8 +171,13 @@ def chat_cmd(
     top_k: Annotated[int | None, typer.Option(help="top-k sampling")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    allow_weak_sandbox: Annotated[bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)] = False,
 ) -> None:
     """Chat on stdin (/reset, /quit); python and search tool calls are executed."""
+    if allow_weak_sandbox:
+        from pipelines.sandbox import allow_weak_sandbox as allow_weak
+
+        allow_weak()
     from trainer.chat import default_tools, repl
     from trainer.inference import LocalModel
 

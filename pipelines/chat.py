@@ -112,17 +112,6 @@ def render_prompt(messages: list[dict], tok: Tokenizer) -> list[int]:
     return ids + [tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)]
 
 
-def render_text(messages: list[dict]) -> str:
-    """The same format as a string, for display and for text-only LLM endpoints."""
-    out = []
-    for m in messages:
-        if m["role"] == "tool":
-            out.append(f"{OUTPUT_START}{m['content']}{OUTPUT_END}")
-        else:
-            out.append(f"{IM_START}{m['role']}{IM_SEP}{m['content']}{IM_END}")
-    return "".join(out)
-
-
 # --- OpenAI chat format <-> our conversations --------------------------------------------------
 # One definition shared by serving (requests with ``tools`` / ``tool`` messages, responses with
 # ``tool_calls``), imports of OpenAI-format data and exports for TRL / OpenAI fine-tuning JSONL.
