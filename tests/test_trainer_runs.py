@@ -111,6 +111,17 @@ def test_train_options_come_from_the_config_model():
     assert bad.exit_code == 1 and "--decay" in bad.output and "Traceback" not in bad.output
 
 
+def test_training_configs_refuse_unknown_keys():
+    from pydantic import ValidationError
+
+    from trainer.config import RLConfig, train_config
+
+    with pytest.raises(ValidationError, match="setps"):
+        train_config("sft", setps=5)
+    with pytest.raises(ValidationError, match="temprature"):
+        RLConfig(temprature=0.5)
+
+
 def test_warns_when_the_vocabulary_dwarfs_a_tiny_model():
     with pytest.warns(TrainerWarning, match="output layer 65x"):
         warn_if_head_dominates(model_config("tiny", 100277), "cl100k_base")

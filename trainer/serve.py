@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.chat import (
     IM_END,
@@ -36,13 +36,14 @@ from pipelines.chat import (
     render_prompt,
     to_openai_messages,
 )
+from schemas.strict import StrictModel
 from trainer.batching import EngineClosed, Finished, QueueFull, SamplingParams, Sequence, TokenEvent
 from trainer.inference import LocalModel
 from trainer.openai_api import APIError, ChatRequest, CompletionRequest, parse_request
 from trainer.textstream import TextStream
 
 
-class ServeConfig(BaseModel):
+class ServeConfig(StrictModel):
     """Limits and identity of one server."""
 
     model_name: str | None = Field(
