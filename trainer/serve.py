@@ -389,6 +389,28 @@ class Server:
         }
 
 
+class _BearerAuth:
+    """Require ``Authorization: Bearer KEY`` on ``/v1`` (``/health`` stays open)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                from fastapi.responses import JSONResponse
+
+                err = APIError(
+                    401,
+                    "invalid or missing API key (Authorization: Bearer ...)",
+                    code="invalid_api_key",
+                )
+                await JSONResponse(err.body(), status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _sse(obj: dict | str) -> bytes:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
 
@@ -433,19 +455,8 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
             )
         )
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if cfg.api_key and request.url.path.startswith("/v1"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {cfg.api_key}".encode()):
-                return error(
-                    APIError(
-                        401,
-                        "invalid or missing API key (Authorization: Bearer ...)",
-                        code="invalid_api_key",
-                    )
-                )
-        return await call_next(request)
+    if cfg.api_key:  # a plain ASGI middleware: BaseHTTPMiddleware would hide client disconnects
+        app.add_middleware(_BearerAuth, key=cfg.api_key)
 
     async def body(request: Request) -> dict:
         size = request.headers.get("content-length")
