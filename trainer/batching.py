@@ -26,6 +26,9 @@ import torch.nn.functional as F
 from trainer.model import GPT
 from trainer.sample import filter_logits
 
+#: The scheduler thread ends (and frees its cache) after this long without work.
+IDLE_EXIT_S = 30.0
+
 
 class QueueFull(RuntimeError):
     """The waiting queue is full: try again later (HTTP 429)."""
@@ -104,6 +107,20 @@ class SlotCache:
         w = model.wte.weight
         self.k = torch.zeros(shape, device=w.device, dtype=w.dtype)
         self.v = torch.zeros(shape, device=w.device, dtype=w.dtype)
+
+    @property
+    def slots(self) -> int:
+        return self.k.size(1)
+
+    def ensure(self, slots: int, limit: int) -> None:
+        """Room for ``slots`` sequences (doubling, at most ``limit``): a server that sees few
+        concurrent requests never pays for ``max_batch`` full-context caches."""
+        if slots <= self.slots:
+            return
+        n = min(limit, max(slots, 2 * self.slots))
+        grow = (self.k.size(0), n - self.slots, *self.k.shape[2:])
+        self.k = torch.cat([self.k, self.k.new_zeros(grow)], dim=1)
+        self.v = torch.cat([self.v, self.v.new_zeros(grow)], dim=1)
 
     def move(self, src: int, dst: int, length: int) -> None:
         self.k[:, dst, :, :length] = self.k[:, src, :, :length]
@@ -213,6 +230,10 @@ class Engine:
                     f"{len(self._active)} generating and {len(self._waiting)} waiting; "
                     "try again shortly"
                 )
+            vocab = self.model.cfg.vocab_size
+            for s in seqs:
+                if any(not 0 <= t < vocab for t in s.prompt):
+                    raise ValueError(f"prompt ids must be in [0, {vocab})")
             for s in seqs:
                 if s.params.max_tokens <= 0:
                     s.emit(Finished("length"))
@@ -250,7 +271,9 @@ class Engine:
             while True:
                 with self._cv:
                     while not self._closed and not self._waiting and not self._active:
-                        self._cv.wait()
+                        if not self._cv.wait(timeout=IDLE_EXIT_S) and not self._waiting:
+                            self._thread, self._cache = None, None  # idle: free the cache
+                            return  # (the next submit starts a new thread)
                     if self._closed:
                         break
                     admit = []
@@ -267,13 +290,11 @@ class Engine:
             for s in pending:
                 s.emit(Finished("error", self.error or "the engine is shut down"))
 
-    def _slot_cache(self) -> SlotCache:
-        if self._cache is None:
-            self._cache = SlotCache(self.model, self.max_batch)
-        return self._cache
-
     def _step(self, admit: list[Sequence]) -> None:
-        cache = self._slot_cache()
+        if self._cache is None:
+            self._cache = SlotCache(self.model, min(self.max_batch, max(1, len(admit))))
+        cache = self._cache
+        cache.ensure(len(self._active) + len(admit), self.max_batch)
         rows: list[Sequence] = []
         logits: list[torch.Tensor] = []
         for s in admit:  # join: prefill alone into the next free slot
