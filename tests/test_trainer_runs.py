@@ -152,3 +152,16 @@ def test_cpu_threads_never_exceed_the_available_cores():
         assert limit_cpu_threads() == 1  # a lower setting is kept
     finally:
         torch.set_num_threads(old)
+
+
+def test_serving_does_not_import_the_training_loops():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainer.serve, trainer.chat; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('trainer.loop', 'trainer.pretrain', 'trainer.sft', 'trainer.rl', 'trainer.reward', 'trainer.optim')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
