@@ -186,11 +186,12 @@ class Server:
         return q
 
     async def follow(
-        self, choices: list[_Choice], q: asyncio.Queue, is_disconnected=None
+        self, choices: list[_Choice], q: asyncio.Queue, is_disconnected=None, deltas: bool = True
     ) -> AsyncIterator[tuple[_Choice, str]]:
-        """Yield (choice, new text) as tokens arrive and (choice, rest) once more when it finishes
-        (``choice.finish_reason`` set). Cancels whatever is left when the consumer stops early
-        or the client goes away (``is_disconnected`` is polled twice a second)."""
+        """Yield (choice, new text) as tokens arrive (``deltas``; a non-streamed answer skips
+        them) and (choice, rest) once more when it finishes (``choice.finish_reason`` set).
+        Cancels whatever is left when the consumer stops early or the client goes away
+        (``is_disconnected`` is polled twice a second)."""
         left, checked = len(choices), time.monotonic()
         try:
             while left:
@@ -198,10 +199,13 @@ class Server:
                     checked = time.monotonic()
                     if await is_disconnected():
                         return
-                try:
-                    i, ev = await asyncio.wait_for(q.get(), timeout=0.5)
-                except TimeoutError:
-                    continue
+                if q.empty():  # (wait_for costs a task: only when there is nothing queued)
+                    try:
+                        i, ev = await asyncio.wait_for(q.get(), timeout=0.5)
+                    except TimeoutError:
+                        continue
+                else:
+                    i, ev = q.get_nowait()
                 c = choices[i]
                 if c.finish_reason is not None:
                     continue  # events after a stop string ended the choice
@@ -210,7 +214,7 @@ class Server:
                     if ev.logprob is not None:
                         c.logprobs.append(ev)
                     if not stopped:
-                        delta = c.text.delta()
+                        delta = c.text.delta() if deltas else ""
                         if delta:
                             yield c, delta
                         continue
@@ -530,7 +534,7 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
         head = {"id": rid, "created": created, "model": srv.name, "system_fingerprint": None}
         q = srv.start(choices)
         if not req.stream:
-            async for _ in srv.follow(choices, q, request.is_disconnected):
+            async for _ in srv.follow(choices, q, request.is_disconnected, deltas=False):
                 pass
             if any(c.finish_reason is None for c in choices):  # the client went away
                 return JSONResponse({}, status_code=499)
@@ -660,7 +664,7 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
         }
         q = srv.start(choices)
         if not req.stream:
-            async for _ in srv.follow(choices, q, request.is_disconnected):
+            async for _ in srv.follow(choices, q, request.is_disconnected, deltas=False):
                 pass
             if any(c.finish_reason is None for c in choices):
                 return JSONResponse({}, status_code=499)
