@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.base import Step
-from pipelines.io import atomic_write_text
+from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
 from schemas.config import FinewebConfig
@@ -121,8 +121,8 @@ class _StreamingParquet:
 
     def __init__(self, path: Path, schema: pa.Schema, columns: list[str]) -> None:
         self.path, self.schema, self.columns = path, schema, columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.file = AtomicFile(path)
+        self.tmp = self.file.tmp
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
         self.rows: list[dict] = []
         self.bytes = 0
@@ -144,14 +144,13 @@ class _StreamingParquet:
     def commit(self) -> None:
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.file.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self.file.abort()
 
 
 def clean_stale_temps(output_dir: str | Path, name: str) -> None:
