@@ -23,6 +23,8 @@ LimitOpt = Annotated[int | None, typer.Option("--limit", help="stop after N docu
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
 MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes", help="remove pages larger than this (read:too_large)")]
 TimeoutOpt = Annotated[float | None, typer.Option("--extract-timeout", help="seconds per page before extract:timeout")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
 PayloadOpt = Annotated[str | None, typer.Option(
     "--payload-type", help="records without WARC-Identified-Payload-Type: 'http' (HTTP Content-Type, "
     "default) or 'libmagic' (sniff the payload like datatrove's WarcReader; needs python-magic)")]
@@ -61,7 +63,21 @@ def load_config(path: Path | None = None, *, workers: int | None = None,
     return cfg
 
 
-def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
+def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg,
+         overwrite: bool = False) -> dict:
+    """``_start`` with user errors (bad inputs, an output made by another run) as one line."""
+    from pipelines.io import InputError
+    from pipelines.runinfo import OutputMismatchError
+
+    try:
+        return _start(stages, inputs, output, cfg, overwrite)
+    except (InputError, OutputMismatchError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _start(stages: list[str] | None, inputs: list[str], output: Path, cfg,
+           overwrite: bool = False) -> dict:
     """Start-up in overlap, with as little duplicated work as possible: the workers' forkserver
     preloads the stage modules while this process imports Prefect; then Prefect's temporary
     server is forked from this process (it inherits the Prefect import) and boots while the
@@ -82,7 +98,15 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
     from pipelines.io import expand_inputs
 
     files = expand_inputs(inputs)  # fail fast on a bad glob, before waiting for Prefect
-    pending = [p for p in files if not stats_path(output, p).exists()]
+    # check OUT against this run (or start it over) BEFORE any worker may write into it
+    from pipelines.fineweb import STAGES
+    from pipelines.runinfo import fingerprint, prepare_output, shard_is_current
+
+    run_stages = list(STAGES if stages is None else stages)
+    prepare_output(output, kind="fineweb" if stages is None else f"stage {stages[0]}", config=cfg,
+                   inputs=files, stages=run_stages, overwrite=overwrite)
+    fp = fingerprint(cfg, run_stages)
+    pending = [p for p in files if not shard_is_current(stats_path(output, p), fp)]
     procs = max(1, min(cfg.workers, len(pending)))
     eager = runtime.is_temporary_api() and os.environ.get("TOKENMILL_EAGER", "1") != "0"
     try:
@@ -113,26 +137,29 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict
 @app.command("fineweb")
 def fineweb(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None, languages: LangOpt = None,
             limit: LimitOpt = None, config: ConfigOpt = None, max_bytes: MaxBytesOpt = None,
-            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None) -> None:
+            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None,
+            overwrite: OverwriteOpt = False) -> None:
     """The FineWeb pass: read -> urlfilter -> extract -> langid -> quality -> pii.
 
-    Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
-    OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
+    Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json,
+    OUT/stats.json and OUT/run.json (config, stages, inputs). Re-running with the same OUT and
+    settings resumes: finished shards are skipped; other settings or inputs are refused unless
+    --overwrite.
     """
     cfg = load_config(config, workers=workers, languages=languages, limit=limit,
                       max_bytes=max_bytes, extract_timeout=extract_timeout, payload_type=payload_type)
-    _run(None, input, output, cfg)
+    _run(None, input, output, cfg, overwrite)
 
 
 def _stage_command(name: str, doc: str) -> None:
     def command(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None,
                 languages: LangOpt = None, limit: LimitOpt = None, config: ConfigOpt = None,
                 max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None,
-                payload_type: PayloadOpt = None) -> None:
+                payload_type: PayloadOpt = None, overwrite: OverwriteOpt = False) -> None:
         cfg = load_config(config, workers=workers, languages=languages, limit=limit,
                           max_bytes=max_bytes, extract_timeout=extract_timeout,
                           payload_type=payload_type)
-        _run([name], input, output, cfg)
+        _run([name], input, output, cfg, overwrite)
 
     command.__doc__ = doc + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."
     stage_app.command(name)(command)
@@ -151,13 +178,15 @@ for _name, _doc in {
 
 @app.command("demo")
 def demo(output: OutputOpt = Path("tokenmill-demo"), workers: WorkersOpt = None,
-         languages: LangOpt = None) -> None:
+         languages: LangOpt = None, overwrite: OverwriteOpt = False) -> None:
     """Write the project's own sample WARC to OUT/sample.warc.gz and run the FineWeb pass on it."""
-    from pipelines.sample_pages import write_sample_warc
+    from pipelines.sample_pages import build_warc_bytes, write_sample_warc
 
     output.mkdir(parents=True, exist_ok=True)
-    warc = write_sample_warc(output / "sample.warc.gz")
+    warc = output / "sample.warc.gz"
+    if not (warc.is_file() and warc.read_bytes() == build_warc_bytes()):  # same input: a re-run resumes
+        write_sample_warc(warc)
     typer.echo(f"wrote {warc}")
     cfg = load_config(workers=workers, languages=languages)
-    _run(None, [str(warc)], output / "fineweb", cfg)
+    _run(None, [str(warc)], output / "fineweb", cfg, overwrite)
     typer.echo(f"kept documents: {output / 'fineweb' / 'documents'}; removed: {output / 'fineweb' / 'removed'}")

@@ -66,6 +66,7 @@ from flows import workers as wk  # noqa: E402
 from flows.retry import RETRY  # noqa: E402
 from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
 from pipelines.io import expand_inputs  # noqa: E402
+from pipelines.runinfo import fingerprint, prepare_output, shard_is_current  # noqa: E402
 from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
 from schemas.config import FinewebConfig, as_config  # noqa: E402
 
@@ -119,8 +120,9 @@ def process_shards(inputs: list[str], output: str, config: FinewebConfig,
     """
     pre = wk.take_pool(workers, config, stages, output)
     adopted = pre.futures if pre is not None else {}
+    fp = fingerprint(config, list(STAGES if stages is None else stages))
     pending = wk.order_by_size([p for p in inputs if p not in adopted
-                                and not stats_path(output, p).exists()])
+                                and not shard_is_current(stats_path(output, p), fp)])
     n_work = len(adopted) + len(pending)
     procs = max(1, min(workers, n_work))
     with _Progress(len(inputs), title, pre.dispatched_at if pre is not None else None) as bar:
@@ -183,8 +185,11 @@ def _merge(inputs: list[str], output: str, seconds: float) -> tuple[dict[str, St
 
 def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
                 stages: list[str] | None = None, workers: int | None = None,
-                title: str = "fineweb") -> dict:
-    """The body shared by every flow here (plain function: callable without Prefect too)."""
+                title: str = "fineweb", overwrite: bool = False) -> dict:
+    """The body shared by every flow here (plain function: callable without Prefect too).
+
+    ``output`` records this run (``run.json``); an output made with other settings or inputs is
+    refused unless ``overwrite`` (``pipelines.runinfo.prepare_output``)."""
     from pipelines.stats import write_stats
 
     t0 = time.perf_counter()
@@ -192,6 +197,8 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     files = expand_inputs(list(inputs))
     if not files:
         raise FileNotFoundError(f"no input files in {inputs}")
+    prepare_output(output, kind=title, config=config, inputs=files,
+                   stages=list(STAGES if stages is None else stages), overwrite=overwrite)
     Path(output).mkdir(parents=True, exist_ok=True)
     workers = workers or config.workers
     # shards the CLI dispatched before Prefect was up count from their dispatch (honest docs/s)

@@ -9,7 +9,8 @@ until one removes it. Outputs, all written to a temp file and renamed into place
     OUT/stats/<shard>.json          per-stage in/kept/removed-by-reason/seconds, written LAST
 
 The stats file marks the shard done: a re-run skips it and reuses its stats, so a crashed run
-resumes where it stopped. Parquet is written in row groups while streaming, so memory stays
+resumes where it stopped; it records the fingerprint of the settings that made the shard, and a
+run with other settings redoes the shard instead (``pipelines.runinfo``). Parquet is written in row groups while streaming, so memory stays
 flat however large the WARC is.
 """
 
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 from pipelines.base import Step
 from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
+from pipelines.runinfo import fingerprint, shard_is_current
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
 from schemas.config import FinewebConfig
 from schemas.documents import (
@@ -187,7 +189,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
     done = stats_path(output_dir, input_path)
-    if done.exists():
+    fp = fingerprint(config, stages)
+    if shard_is_current(done, fp):  # finished with these settings (else: redone, never reused)
         return stats_from_json(json.loads(done.read_text())["stages"])
     name = shard_name(input_path)
     out = Path(output_dir)
@@ -273,6 +276,7 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "stages": stats_to_json(stats),
         "input": input_path,
         "shard": name,
+        "fingerprint": fp,  # the settings that made this shard: a re-run trusts only its own
         "kept": kept.count,
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
