@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
 from pipelines import dedup as dd  # noqa: E402
+from pipelines.runinfo import is_finished, prepare_output  # noqa: E402
 from pipelines.stats import render_summary  # noqa: E402
 from schemas.config import DedupConfig, as_config  # noqa: E402
 
@@ -57,14 +58,25 @@ def filter_task(shards: list, work: str, output: str, workers: int) -> list:
     return [{dd.STAGE: st} for st in parallel(dd.filter_step, calls, workers)]
 
 
-def run_dedup(input: str, output: str, config: DedupConfig | None = None, workers: int = 1,
-              summary: bool = True) -> dict:
-    """The flow body (a plain function too): returns the written stats.json."""
-    config = as_config(DedupConfig, config)
-    t0 = time.perf_counter()
+def prepare(input: str, output: str, config: DedupConfig, overwrite: bool = False) -> list:
+    """The shards to dedup, after checking ``output`` against this run (``run.json``: refuses
+    an output made with other settings or inputs unless ``overwrite``)."""
     shards = dd.plan(input)
     if not shards:
         raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="dedup", config=config, inputs=[s[1] for s in shards],
+                   overwrite=overwrite)
+    return shards
+
+
+def run_dedup(input: str, output: str, config: DedupConfig | None = None, workers: int = 1,
+              summary: bool = True, overwrite: bool = False) -> dict:
+    """The flow body (a plain function too): returns the written stats.json."""
+    config = as_config(DedupConfig, config)
+    t0 = time.perf_counter()
+    shards = prepare(input, output, config, overwrite)
+    if is_finished(output):  # this very run already finished: its result, not a redo
+        return json.loads((Path(output) / "stats.json").read_text())
     work = str(Path(output) / "_work")
     signatures_task(shards, work, config, workers)
     buckets_task(shards, work, config, workers)

@@ -1,8 +1,8 @@
 """``corpus_pipeline_flow``: fineweb -> dedup -> tokenize as ONE Prefect flow.
 
 Outputs ``OUT/fineweb/``, ``OUT/dedup/``, ``OUT/tokenize/`` and every stage's stats in one
-``OUT/stats.json``. Resumable: a stage whose ``stats.json`` exists is finished and skipped, and
-inside a stage finished shards/steps are skipped. ``engine="beam"`` runs the same stage
+``OUT/stats.json``. Resumable: a stage finished with the same settings and inputs (its
+``run.json``) is not redone, and inside a stage finished shards/steps are skipped. ``engine="beam"`` runs the same stage
 functions as one Apache Beam pipeline (``pipelines.beam.corpus``) inside the flow instead.
 """
 
@@ -21,10 +21,6 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from pipelines.stats import merge_stats, render_summary, stats_from_json, write_stats  # noqa: E402
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config  # noqa: E402
-
-
-def _done(stage_dir: Path) -> bool:
-    return (stage_dir / "stats.json").exists()
 
 
 @task(name="beam-corpus-pipeline", cache_policy=NO_CACHE)
@@ -55,12 +51,11 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
         return json.loads((out / "stats.json").read_text())
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r} (local or beam)")
-    if not _done(out / "fineweb"):
-        run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)
-    if not _done(out / "dedup"):
-        run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers, summary=False)
-    if not _done(out / "tokenize"):
-        run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers, summary=False)
+    # each stage checks its output's run.json: a finished stage with the same settings and
+    # inputs returns at once; other settings are refused (never a stale stage reused)
+    run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)
+    run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers, summary=False)
+    run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers, summary=False)
     parts = [stats_from_json(json.loads((out / s / "stats.json").read_text())["stages"])
              for s in ("fineweb", "dedup", "tokenize")]
     stats = merge_stats(parts)

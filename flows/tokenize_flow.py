@@ -25,6 +25,7 @@ from flows.dedup import parallel  # noqa: E402
 from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
 from pipelines import tokenize as tk  # noqa: E402
 from pipelines.io import documents_dir, parquet_files  # noqa: E402
+from pipelines.runinfo import is_finished, prepare_output  # noqa: E402
 from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
 from schemas.config import TokenizeConfig, as_config  # noqa: E402
 
@@ -44,13 +45,23 @@ def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: i
     return tk.write_shards(tk._partition_tables(runs, parts), out, config, info)
 
 
-def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
-                 summary: bool = True) -> dict:
-    config = as_config(TokenizeConfig, config)
-    t0 = time.perf_counter()
+def prepare(input: str, output: str, config: TokenizeConfig, overwrite: bool = False) -> list[Path]:
+    """The documents files to tokenize, after checking ``output`` against this run
+    (``run.json``: refuses other settings or inputs unless ``overwrite``)."""
     files = parquet_files(documents_dir(input))
     if not files:
         raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="tokenize", config=config, inputs=files, overwrite=overwrite)
+    return files
+
+
+def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
+                 summary: bool = True, overwrite: bool = False) -> dict:
+    config = as_config(TokenizeConfig, config)
+    t0 = time.perf_counter()
+    files = prepare(input, output, config, overwrite)
+    if is_finished(output):  # this very run already finished: its result, not a redo
+        return json.loads((Path(output) / "stats.json").read_text())
     parts = tk.plan_partitions(input, config)
     stats = merge_stats([{tk.STAGE: st} for st in runs_task(files, str(Path(output) / "_work"), config, parts, workers)])
     manifest = shards_task(files, output, config, parts)

@@ -139,3 +139,24 @@ def test_cli_refuses_a_removed_dir_as_input_in_one_line(tmp_path):
     assert r.returncode == 1 and "REMOVED" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "documents").exists()
+
+
+def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
+    """Both stages check OUT before any work: other settings are refused (they reused every
+    finished step of the old run before), --overwrite starts over."""
+    from flows import dedup as fd
+    from flows import tokenize_flow as ft
+    from schemas.config import TokenizeConfig
+    from tests.test_io import stage_output
+
+    docs = stage_output(tmp_path / "fw")
+    for prepare, a, b in ((fd.prepare, DedupConfig(), DedupConfig(bands=7)),
+                          (ft.prepare, TokenizeConfig(), TokenizeConfig(seed=5))):
+        out = tmp_path / f"out-{prepare.__module__}"
+        prepare(str(docs), str(out), a)
+        assert json.loads((out / RUN_FILE).read_text())["inputs"][0]["path"].endswith("a.parquet")
+        prepare(str(docs), str(out), a.model_copy(update={"batch_docs": 7} if "tokenize" in str(out) else {}))
+        with pytest.raises(OutputMismatchError, match="--overwrite"):
+            prepare(str(docs), str(out), b)
+        prepare(str(docs), str(out), b, True)
+        assert json.loads((out / RUN_FILE).read_text())["fingerprint"] == fingerprint(b)
