@@ -22,6 +22,9 @@ def card(
     language: Annotated[list[str] | None, typer.Option(help="languages (default: those found in the data)")] = None,
     repo: Annotated[str | None, typer.Option(help="OWNER/NAME used in the card's loading examples")] = None,
     plots: Annotated[bool, typer.Option(help="draw PNG plots next to the card")] = True,
+    include_removed: Annotated[bool, typer.Option(
+        help="declare the removed documents as a `removed` config (push then uploads them as "
+             "extracted, PII-scrubbed text only)")] = False,
 ) -> None:
     """Write DIR/README.md, a Hugging Face dataset card, and DIR/plots/*.png."""
     from pipelines.card import write_card
@@ -31,7 +34,8 @@ def card(
         raise typer.Exit(1)
     try:
         result = write_card(directory, license=license, pretty_name=pretty_name,
-                            languages=language or None, repo_id=repo, plots=plots)
+                            languages=language or None, repo_id=repo, plots=plots,
+                            include_removed=include_removed)
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -48,6 +52,12 @@ def push(
     endpoint: Annotated[str | None, typer.Option(help="Hub endpoint (default: HF_ENDPOINT or huggingface.co)")] = None,
     max_commit_files: Annotated[int, typer.Option(help="files per commit")] = 200,
     max_commit_mb: Annotated[float, typer.Option(help="MB of data per commit")] = 2048.0,
+    include_removed: Annotated[bool, typer.Option(
+        help="also publish the removed documents (extracted, PII-scrubbed text only; the card "
+             "must declare them: `tokenmill card DIR --include-removed`)")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each Hub request")] = 60.0,
+    retries: Annotated[int, typer.Option(
+        help="retries of a Hub request after a timeout, connection error, HTTP 429 or 5xx")] = 3,
 ) -> None:
     """Upload DIR (data, card, plots) to a Hugging Face dataset repository, in several commits.
 
@@ -59,7 +69,8 @@ def push(
         result = push_dataset(directory, repo, private=private, revision=revision, endpoint=endpoint,
                               max_commit_files=max_commit_files,
                               max_commit_bytes=int(max_commit_mb * 1024 * 1024),
-                              progress=lambda msg: typer.echo(msg, err=True))
+                              progress=lambda msg: typer.echo(msg, err=True),
+                              include_removed=include_removed, timeout_s=timeout, retries=retries)
     except PublishError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
