@@ -199,6 +199,7 @@ def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: s
                 + " the removed config: run `tokenmill card DIR"
                 + (" --include-removed" if include_removed else "") + "` first, or push "
                 + ("with" if not include_removed else "without") + " --include-removed")
+    checked_files(root, publishable_files(root, include_removed))  # before anything is sent/read
     try:
         try:
             user = hub("whoami", api.whoami)

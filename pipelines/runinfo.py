@@ -138,6 +138,11 @@ def prepare_output(output: str | Path, *, kind: str, config: BaseModel | dict | 
         raise OutputMismatchError(
             f"{out} already holds an output without {RUN_FILE} (how it was made is unknown): "
             "re-run with --overwrite to start over, or choose another --output")
+    if out.is_dir():  # temp files of a killed run (their writers are dead): never left behind
+        from pipelines.io import remove_stale_temps
+
+        for d, _, _ in os.walk(out):
+            remove_stale_temps(d)
     if old is not None:
         why = mismatch(old, run)
         if why:

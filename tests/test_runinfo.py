@@ -160,3 +160,17 @@ def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
             prepare(str(docs), str(out), b)
         prepare(str(docs), str(out), b, True)
         assert json.loads((out / RUN_FILE).read_text())["fingerprint"] == fingerprint(b)
+
+
+def test_a_rerun_sweeps_temp_files_of_killed_writers(tmp_path, sample):
+    out = tmp_path / "out"
+    prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = out / "_work" / "buckets" / "band-003" / f".shard-x.npy.{dead}.0badc0de.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half")
+    live = out / "_work" / f".other.npy.{os.getpid()}.0badc0de.tmp"
+    live.write_bytes(b"being written")
+    prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
+    assert not stale.exists() and live.exists()
