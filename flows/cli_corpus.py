@@ -20,24 +20,6 @@ Overwrite = Annotated[bool, typer.Option(
     "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
 
 
-def _check(prepare, *args) -> None:
-    """Run a stage's ``prepare`` (inputs + output check, run.json) with user errors as one line."""
-    from pipelines.io import InputError
-    from pipelines.runinfo import OutputMismatchError
-
-    try:
-        prepare(*args)
-    except (InputError, OutputMismatchError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _prefect() -> None:
-    from flows import runtime
-
-    runtime.prewarm_api()
-
-
 @stage_app.command("dedup")
 def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
           min_similarity: Annotated[float | None, typer.Option(
@@ -49,14 +31,11 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
     Writes OUT/documents (kept, with minhash_cluster), OUT/removed (reason dedup:minhash,
     duplicate_of) and OUT/stats.json; work files in OUT/_work make re-runs resume.
     """
-    _prefect()
-    from flows import runtime
     from flows.dedup import dedup_flow, prepare
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
-    _check(prepare, str(input), str(output), cfg, overwrite)
-    runtime.ensure_api()
+    prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
     dedup_flow(str(input), str(output), cfg, workers)
 
 
@@ -68,14 +47,11 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
 
     Writes OUT/train/shard-NNNNN.parquet, OUT/val/shard-NNNNN.parquet and OUT/manifest.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.tokenize_flow import prepare, tokenize_flow
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    _check(prepare, str(input), str(output), cfg, overwrite)
-    runtime.ensure_api()
+    prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
     tokenize_flow(str(input), str(output), cfg, workers)
 
 
@@ -117,8 +93,6 @@ def pipeline(
 
     Writes OUT/fineweb, OUT/dedup, OUT/tokenize and all stage stats in OUT/stats.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.cli_fineweb import load_config
     from flows.pipeline import corpus_pipeline_flow
     from schemas.config import DedupConfig, TokenizeConfig
@@ -126,6 +100,5 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    runtime.ensure_api()
     corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
                          [f"--runner={runner}", *(beam_option or [])])

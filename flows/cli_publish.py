@@ -57,7 +57,7 @@ def push(
              "must declare them: `tokenmill card DIR --include-removed`)")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for each Hub request")] = 60.0,
     retries: Annotated[int, typer.Option(
-        help="retries of a Hub request after a timeout, connection error, HTTP 429 or 5xx")] = 3,
+        help="retries of a Hub request after a timeout, connection error or transient HTTP status")] = 3,
 ) -> None:
     """Upload DIR (data, card, plots) to a Hugging Face dataset repository, in several commits.
 
@@ -87,9 +87,6 @@ def serve_flows_cmd(
 ) -> None:
     """Serve every deployment of prefect.yaml (all flows, their parameters and schedules) from one
     process: for users without a work pool. Trigger runs with `prefect deployment run`."""
-    from flows import runtime
-
-    runtime.configure()
     from flows.deployments import serve_flows
 
     serve_flows(activate_schedules=activate_schedules, limit=limit, only=only or None)

@@ -15,8 +15,9 @@ library's. What this module adds:
   pointing at ~/.ssh/id_rsa) is refused before anything is sent; one inside is uploaded as the
   file it points to.
 * every Hub call has a timeout (huggingface_hub's own client has none: a black-hole endpoint
-  hung a push forever); timeouts, connection errors, HTTP 429 and 5xx are retried with
-  backoff a bounded number of times, every other error fails at once.
+  hung a push forever); timeouts, connection errors and transient HTTP statuses
+  (``pipelines.http_status``) are retried with backoff a bounded number of times, every other
+  error fails at once.
 * removed documents are not published unless asked (``include_removed``), and then only as
   extracted, PII-scrubbed text (``pipelines.card.public_removed``), never raw HTML.
 """
@@ -31,13 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from pipelines.http_status import http_status, is_transient_status
+
 DEFAULT_MAX_COMMIT_FILES = 200
 DEFAULT_MAX_COMMIT_BYTES = 2 * 1024**3
 METADATA_SUFFIXES = {".md", ".json", ".png"}
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_RETRIES = 3
-#: HTTP statuses worth retrying (the server may answer differently next time)
-TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 T = TypeVar("T")
 
 
@@ -95,18 +96,17 @@ def _scrub(message: str, token: str | None) -> str:
     return line.replace(token, "***") if token else line
 
 
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+_status = http_status  # pipelines/http_status.py: the one HTTP status policy
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth another try: a timeout, a dropped connection, HTTP 408/429/5xx."""
+    """Worth another try: a timeout, a dropped connection, or a transient HTTP status
+    (``pipelines.http_status``: 408, 409, 425, 429, 5xx but 501/505)."""
     import httpx2
 
     if isinstance(exc, httpx2.TimeoutException | httpx2.NetworkError | httpx2.RemoteProtocolError):
         return True
-    return _status(exc) in TRANSIENT_STATUS
+    return is_transient_status(_status(exc))
 
 
 def with_retries(call: Callable[[], T], retries: int, what: str, say: Callable[[str], None],

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from pipelines.chat import tool_call
-from pipelines.sandbox import SandboxConfig, run_python
+from pipelines.sandbox import SandboxConfig, isolation, run_python
 from pipelines.search import SearchConfig, SearchIndex, format_results
 from pipelines.synth.common import (
     conversation,
@@ -38,6 +38,7 @@ from pipelines.synth.tasks import (
     random_spelling,
     word_problem,
 )
+from pipelines.tool_output import clean_tool_output
 from pipelines.verify import format_answer
 
 
@@ -114,7 +115,7 @@ def python_trace(p: Problem, cfg: ToolUseConfig) -> tuple[dict | None, str]:
         return None, "output_mismatch"
     msgs = [{"role": "user", "content": p.prompt},
             {"role": "assistant", "content": "Let me compute this exactly with Python.\n" + tool_call("python", p.code)},
-            {"role": "tool", "content": res.output},
+            {"role": "tool", "content": clean_tool_output(res.output)},
             {"role": "assistant", "content": f"The program printed {out}.\n{format_answer(out)}"}]
     return conversation(msgs, "tool_use", "tool:python", None, {"tool": "python", "reference": p.answer,
                                                                  "task": p.kind}), "ok"
@@ -126,6 +127,8 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
     rows: list[dict] = []
     outcomes: Counter = Counter()
     figures: dict = {}
+    if cfg.python:  # refuse before any work when no sandbox may run the code (no bwrap, no opt-in)
+        figures["sandbox_isolation"] = isolation(cfg.sandbox)
     if cfg.search:
         if not cfg.documents:
             raise ValueError("search traces need `documents` (a corpus dir)")
