@@ -9,7 +9,8 @@ until one removes it. Outputs, all written to a temp file and renamed into place
     OUT/stats/<shard>.json          per-stage in/kept/removed-by-reason/seconds, written LAST
 
 The stats file marks the shard done: a re-run skips it and reuses its stats, so a crashed run
-resumes where it stopped. Parquet is written in row groups while streaming, so memory stays
+resumes where it stopped; it records the fingerprint of the settings that made the shard, and a
+run with other settings redoes the shard instead (``pipelines.runinfo``). Parquet is written in row groups while streaming, so memory stays
 flat however large the WARC is.
 """
 
@@ -27,8 +28,9 @@ import pyarrow.parquet as pq
 
 from pipelines import registry
 from pipelines.base import Step
-from pipelines.io import atomic_write_text
+from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
+from pipelines.runinfo import fingerprint, shard_is_current
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
 from schemas.config import FinewebConfig
 from schemas.documents import (
@@ -110,8 +112,8 @@ class _StreamingParquet:
 
     def __init__(self, path: Path, schema: pa.Schema, columns: list[str]) -> None:
         self.path, self.schema, self.columns = path, schema, columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.file = AtomicFile(path)
+        self.tmp = self.file.tmp
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
         self.rows: list[dict] = []
         self.bytes = 0
@@ -133,14 +135,13 @@ class _StreamingParquet:
     def commit(self) -> None:
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.file.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self.file.abort()
 
 
 class _LanguagePartitions:
@@ -204,7 +205,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
     done = stats_path(output_dir, input_path)
-    if done.exists():
+    fp = fingerprint(config, stages)
+    if shard_is_current(done, fp):  # finished with these settings (else: redone, never reused)
         return stats_from_json(json.loads(done.read_text())["stages"])
     name = shard_name(input_path)
     out = Path(output_dir)
@@ -293,6 +295,7 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "stages": stats_to_json(stats),
         "input": input_path,
         "shard": name,
+        "fingerprint": fp,  # the settings that made this shard: a re-run trusts only its own
         "kept": kept.count,
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
