@@ -17,17 +17,33 @@ from flows.passes import task_pass
 from flows.report import normalize_path, publish
 from pipelines import dedup as dd
 from pipelines.pool import parallel, processes  # noqa: F401 (parallel: kept importable here)
+from pipelines.runinfo import is_finished, prepare_output
 from schemas.config import DedupConfig, as_config
 
 
+def prepare(input: str | list[str], output: str, config: DedupConfig, overwrite: bool = False) -> list:
+    """The shards to dedup, after checking ``output`` against this run (``run.json``: refuses
+    an output made with other settings or inputs unless ``overwrite``)."""
+    shards = dd.plan(input)
+    if not shards:
+        raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="dedup", config=config, inputs=[s[1] for s in shards],
+                   overwrite=overwrite)
+    return shards
+
+
 def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1,
-              summary: bool = True) -> dict:
+              summary: bool = True, overwrite: bool = False) -> dict:
     """The flow body (a plain function too): ``pipelines.dedup.dedup``'s passes as task runs,
     per-shard/per-band work in ``workers`` processes; returns the written stats.json.
     ``input``: one documents directory or several (all used)."""
     config = as_config(DedupConfig, config)
     inputs = [normalize_path(i) for i in ([input] if isinstance(input, (str, Path)) else input)]
     output = normalize_path(output)
+    prepare(inputs, output, config, overwrite)
+    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
+        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+                "artifacts": {}}
     stats = dd.dedup(inputs, output, config, pmap=processes(workers), run_pass=task_pass)
     artifacts = publish(stats, f"tokenmill dedup: {output}", "dedup", console=summary)
     return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,

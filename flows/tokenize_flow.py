@@ -19,15 +19,31 @@ from prefect import flow
 from flows.passes import task_pass
 from flows.report import normalize_path, publish
 from pipelines import tokenize as tk
+from pipelines.io import documents_dir, parquet_files
 from pipelines.pool import processes
+from pipelines.runinfo import is_finished, prepare_output
 from schemas.config import TokenizeConfig, as_config
 
 
+def prepare(input: str, output: str, config: TokenizeConfig, overwrite: bool = False) -> list[Path]:
+    """The documents files to tokenize, after checking ``output`` against this run
+    (``run.json``: refuses other settings or inputs unless ``overwrite``)."""
+    files = parquet_files(documents_dir(input))
+    if not files:
+        raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="tokenize", config=config, inputs=files, overwrite=overwrite)
+    return files
+
+
 def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
-                 summary: bool = True) -> dict:
+                 summary: bool = True, overwrite: bool = False) -> dict:
     """The flow body (a plain function too); returns the written stats.json."""
     config = as_config(TokenizeConfig, config)
     input, output = normalize_path(input), normalize_path(output)
+    prepare(input, output, config, overwrite)
+    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
+        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+                "artifacts": {}}
     stats = tk.tokenize(input, output, config, pmap=processes(workers), run_pass=task_pass)
     artifacts = publish(stats, f"tokenmill tokenize: {output}", "tokenize", console=summary)
     return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
