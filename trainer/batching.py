@@ -267,6 +267,8 @@ class Engine:
 
     # --- scheduler thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # a per-thread CPU flag: set it in this thread too
         try:
             while True:
                 with self._cv:
