@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.strict import StrictModel
+from schemas.strict import StrictModel  # unknown keys are errors (`{"setps": 5}`)
 
 
 class TrainerWarning(UserWarning):
