@@ -200,3 +200,14 @@ def test_content_encodings_decode(tmp_path):
     warc.write_bytes(data)
     units = list(read_warc(str(warc), ReadConfig()))
     assert [(r, d["text"]) for d, r in units] == [(None, page.decode())] * len(cases)
+
+
+def test_junk_after_a_properly_ended_record_is_its_own_corrupt_unit(tmp_path):
+    """CR LF CR LF ends the record: a few junk bytes after it in the same gzip member are not
+    its payload (the record is kept) and do not vanish either (a corrupt unit)."""
+    raw = record("http://a/ok", GOOD, compress=False) + b"junk"
+    data = gzip.compress(raw, mtime=0) + record("http://a/next", GOOD)
+    warc = tmp_path / "j.warc.gz"
+    warc.write_bytes(data)
+    units = [(d["url"], r) for d, r in read_warc(str(warc), ReadConfig())]
+    assert units == [("http://a/ok", None), (None, "read:corrupt_record"), ("http://a/next", None)]
