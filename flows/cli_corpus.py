@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_app import app, stage_app, tokenizer_app
+from flows.cli_app import app, prefect_local_mode, stage_app, tokenizer_app
 
 InDir = Annotated[Path, typer.Option("--input", "-i", help="a documents directory (a stage's OUT or OUT/documents)")]
 OutDir = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
@@ -36,7 +36,8 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
     prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
-    dedup_flow(str(input), str(output), cfg, workers)
+    with prefect_local_mode():
+        dedup_flow(str(input), str(output), cfg, workers)
 
 
 @stage_app.command("tokenize")
@@ -52,7 +53,8 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
     prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
-    tokenize_flow(str(input), str(output), cfg, workers)
+    with prefect_local_mode():
+        tokenize_flow(str(input), str(output), cfg, workers)
 
 
 @tokenizer_app.command("train")
@@ -100,5 +102,6 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
-                         [f"--runner={runner}", *(beam_option or [])])
+    with prefect_local_mode():
+        corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
+                             [f"--runner={runner}", *(beam_option or [])])

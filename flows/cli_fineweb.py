@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.cli_app import app, stage_app
+from flows.cli_app import app, prefect_local_mode, stage_app
 from pipelines import registry
 
 InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="WARC/Parquet files, globs, dirs or fsspec URLs")]
@@ -60,6 +60,13 @@ OVERRIDES: dict[str, Override] = {
         "needs python-magic)")],
         lambda cfg, v: setattr(cfg, "read", type(cfg.read).model_validate(
             {**cfg.read.model_dump(), "payload_type": v}))),
+    "no_prescreen": Override(Annotated[bool | None, typer.Option(
+        "--no-prescreen", help="extract every page (datatrove's exact decisions); default: skip "
+        "trafilatura for pages a fast language pre-screen finds confidently outside --languages")],
+        lambda cfg, v: setattr(cfg.langid, "prescreen", not v)),
+    "by_language": Override(Annotated[bool | None, typer.Option(
+        "--by-language", help="write kept documents to OUT/documents/<language>/")],
+        lambda cfg, v: setattr(cfg, "partition_by_language", v)),
 }
 
 
@@ -95,9 +102,10 @@ def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg,
                    overwrite=overwrite)
     from flows import fineweb as fw
 
-    if stages is None:
-        return fw.fineweb_flow(inputs, str(output), cfg)
-    return fw.stage_flow(stages[0], inputs, str(output), cfg)
+    with prefect_local_mode():
+        if stages is None:
+            return fw.fineweb_flow(inputs, str(output), cfg)
+        return fw.stage_flow(stages[0], inputs, str(output), cfg)
 
 
 def _command(name: str | None, options: tuple[str, ...], doc: str) -> Callable:

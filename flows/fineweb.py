@@ -199,13 +199,48 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
     return [payloads[p] for p in files]
 
 
-def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict]:
-    parts, skipped = [], {}
+def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict, dict]:
+    parts, skipped, step_counts = [], {}, {}
     for d in payloads:
         parts.append(stats_from_json(d["stages"]))
         for k, v in d.get("skipped_records", {}).items():
             skipped[k] = skipped.get(k, 0) + v
-    return merge_stats(parts), skipped
+        for step, counts in d.get("step_counts", {}).items():  # e.g. PII replacements by kind
+            for k, v in counts.items():
+                step_counts.setdefault(step, {})[k] = step_counts.get(step, {}).get(k, 0) + v
+    return merge_stats(parts), skipped, step_counts
+
+
+def _settings(config: FinewebConfig, stages: list[str] | None) -> dict:
+    """What decides the output (the worker count does not)."""
+    return {"stages": list(stages or STAGES),
+            "config": config.model_dump(mode="json", exclude={"workers"})}
+
+
+def _first_difference(old: object, new: object, where: str = "") -> str:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            if old.get(k) != new.get(k):
+                return _first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
+    return f"{where or 'settings'}: {old!r} then, {new!r} now"
+
+
+def check_settings(output: str, config: FinewebConfig, stages: list[str] | None) -> None:
+    """Finished shards are reused only if they were made with the same settings: the first run
+    into ``output`` records them in ``OUT/settings.json``; a re-run with other settings is
+    refused (a ValueError naming the first difference) instead of mixing or returning old
+    results."""
+    from pipelines.io import atomic_write_text
+
+    path = Path(output) / "settings.json"
+    want = _settings(config, stages)
+    if path.exists():
+        have = json.loads(path.read_text())
+        if have != want:
+            raise ValueError(f"{output} was made with other settings ({_first_difference(have, want)})"
+                             ": use another --output, or delete it to start over")
+        return
+    atomic_write_text(path, json.dumps(want, indent=2))
 
 
 def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
@@ -226,11 +261,12 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     prepare_output(output, kind=title, config=config, inputs=files,
                    stages=list(STAGES if stages is None else stages), overwrite=overwrite)
     Path(output).mkdir(parents=True, exist_ok=True)
+    check_settings(output, config, stages)
     workers = workers or config.workers
     run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
                       output, workers)
     payloads = run_shards(files, output, config, stages, workers, title)
-    merged, skipped = _merge(payloads)
+    merged, skipped, step_counts = _merge(payloads)
     for st in merged.values():
         st.check_conservation()
     seconds = time.perf_counter() - t0
@@ -238,7 +274,7 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     docs = first.docs_in if first else 0
     extra = {"output": output, "inputs": files, "seconds": round(seconds, 3),
              "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped, "stage_list": stages or STAGES,
+             "skipped_records": skipped, "step_counts": step_counts, "stage_list": stages or STAGES,
              "config": config.model_dump(mode="json")}
     write_stats(Path(output) / "stats.json", merged, extra)
     extra["artifacts"] = publish(merged, f"tokenmill {title}: {output}", key)

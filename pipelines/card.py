@@ -303,6 +303,8 @@ class DatasetSummary:
     sources: dict[str, Counter] = field(default_factory=dict)  # config -> source counts
     with_provenance: dict[str, int] = field(default_factory=dict)  # config -> rows with doc_id
     turns: list[int] = field(default_factory=list)
+    quality_scores: list[float] = field(default_factory=list)  # classify: kept documents
+    quality_scores_removed: list[float] = field(default_factory=list)  # classify: removed ones
 
     @property
     def total_rows(self) -> int:
@@ -326,6 +328,10 @@ def summarize(root: Path, include_removed: bool = False) -> DatasetSummary:
             s.doc_word_lengths = _word_lengths(files)
             reps = [v for v in _column_values(files, "pii_replacements", limit=10**12) if v]
             s.pii_docs, s.pii_replacements = len(reps), int(sum(reps))
+            s.quality_scores = [v for v in _column_values(files, "quality_score") if v is not None]
+        elif c.kind == "removed":
+            s.quality_scores_removed = [v for v in _column_values(files, "quality_score")
+                                        if v is not None]
         elif c.kind == "tokens":
             for split, gs in c.splits.items():
                 split_files = [f for g in gs for f in g.files]
@@ -543,10 +549,13 @@ def _personal_info(s: DatasetSummary) -> list[str]:
     lines = ["## Personal and sensitive information", ""]
     if s.family == "corpus":
         if "pii" in s.stages:
-            lines.append("The PII stage replaced email addresses with `email@example.com` and public IP "
-                         "addresses with `0.0.0.0` (FineWeb's PII formatter)"
+            lines.append("The PII stage replaced email addresses with `email@example.com`, public IP "
+                         "addresses with `0.0.0.0` (FineWeb's PII formatter) and, with the default "
+                         "settings, phone numbers, IBANs (mod-97 checked) and credit-card numbers "
+                         "(issuer prefix and Luhn checked) with placeholders; counts by kind are in "
+                         "`stats.json` (`step_counts.pii`)"
                          + (f": {s.pii_replacements:,} replacements in {s.pii_docs:,} documents." if s.pii_docs else "."))
-            lines.append("Names, phone numbers, street addresses and other personal data that appear on "
+            lines.append("Names, street addresses and other personal data that appear on "
                          "public web pages are **not** removed.")
         else:
             lines.append("**No PII stage ran on this data**: email addresses, IP addresses and other "

@@ -54,7 +54,12 @@ def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; known: {STAGES}")
-    return [(name, registry.get(name).steps(config)) for name in STAGES[1:] if name in stages]
+    groups = [(name, registry.get(name).steps(config)) for name in STAGES[1:] if name in stages]
+    if "langid" in stages and "extract" in stages:
+        from pipelines.prescreen import add_prescreen
+
+        add_prescreen(groups, config.langid)  # before trafilatura (issue 13)
+    return groups
 
 
 def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
@@ -72,8 +77,19 @@ def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
                 why = step.process(doc)
                 clock(i, step, time.perf_counter() - t0)
             if why is not None:
-                return i, why
+                return _owner(groups, i, step), why
     return None
+
+
+def _owner(groups: list[tuple[str, list[Step]]], i: int, step: Step) -> int:
+    """The stage a removal is counted in: the step's group, or the later stage it decides for
+    (``Step.counts_as``: the language pre-screen runs before extraction, removes for langid)."""
+    target = getattr(step, "counts_as", None)
+    if target is not None:
+        for j in range(i, len(groups)):
+            if groups[j][0] == target:
+                return j
+    return i
 
 
 def is_parquet_input(path: str) -> bool:
@@ -128,10 +144,37 @@ class _StreamingParquet:
             self.file.abort()
 
 
+class _LanguagePartitions:
+    """Kept documents split by ``language``: ``documents/<language>/<shard>.parquet`` (one
+    streaming writer per language met; ``und`` when the document has none)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = root, name
+        self.writers: dict[str, _StreamingParquet] = {}
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        lang = row.get("language") or "und"
+        w = self.writers.get(lang)
+        if w is None:
+            w = self.writers[lang] = _StreamingParquet(self.root / lang / f"{self.name}.parquet",
+                                                       DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+        w.add(row)
+        self.count += 1
+
+    def commit(self) -> None:
+        for w in self.writers.values():
+            w.commit()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
+
+
 def clean_stale_temps(output_dir: str | Path, name: str) -> None:
     """Remove temp files a killed run left for shard ``name`` (temp + rename never leaves others)."""
-    for sub in ("documents", "removed", "stats"):
-        for p in (Path(output_dir) / sub).glob(f".{name}.*.tmp"):
+    for sub in ("documents", "documents/*", "removed", "stats"):
+        for p in Path(output_dir).glob(f"{sub}/.{name}.*.tmp"):
             p.unlink(missing_ok=True)
 
 
@@ -192,7 +235,10 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         chain[i].seconds += seconds
         step_seconds[step.name] = step_seconds.get(step.name, 0.0) + seconds
 
-    kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+    if config.partition_by_language:
+        kept = _LanguagePartitions(out / "documents", name)
+    else:
+        kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
     removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
     counters = ReadCounters()
     perf = time.perf_counter
@@ -253,8 +299,11 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "kept": kept.count,
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
+        # counters a step keeps besides removals (e.g. PII replacements by kind)
+        "step_counts": {s.name: dict(sorted(s.counts.items())) for s in steps if getattr(s, "counts", None)},
         "setup_seconds": setup_s,
         "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
+        **{k: v for step in steps for k, v in (getattr(step, "stats_report", dict)()).items()},
         "seconds": round(time.perf_counter() - t_start, 4),
     }
     atomic_write_text(done, json.dumps(payload, indent=2))
