@@ -146,8 +146,8 @@ def main() -> None:
         h = r["heldout"]
         lines.append(f"{name}: **{r['docs_per_s'][0]:,.0f} docs/s/core** scoring (CPU time; wall "
                      f"{r['docs_per_s'][1]:,.0f} docs/s), held-out accuracy "
-                     f"{h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, train {r['train_s']:.1f} s, "
-                     f"model {r['model_bytes'] / 1e6 if 'model_bytes' in r else float('nan'):.1f} MB")
+                     f"{h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, train {r['train_s']:.1f} s"
+                     + (f", model {r['model_bytes'] / 1e6:.1f} MB" if "model_bytes" in r else ""))
     print(json.dumps({k: {**v, "heldout": {x: v["heldout"][x] for x in ("accuracy", "macro_f1")}}
                       for k, v in results.items()}, indent=2))
     if not args.no_append:
