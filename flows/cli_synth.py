@@ -46,9 +46,11 @@ def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> N
     base = load_config_file(config_file) if config_file else {}
     config = {**base, **{k: v for k, v in options.items() if v is not None}}
     if prefect:
+        from flows.cli_app import prefect_local_mode
         from flows.synth import FLOWS
 
-        stats = FLOWS[kind](config)
+        with prefect_local_mode():
+            stats = FLOWS[kind](config)
     else:
         from importlib import import_module
 

@@ -98,8 +98,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("langid", "fastText lid.176 language identification; documents outside the kept "
           "languages or below the score threshold are removed.", "document", LangIdConfig,
           "langid", "pipelines.langid:LangIdStep",
-          reasons=("langid:below_threshold", "langid:not_in_languages"),
-          options=("languages", "limit")),
+          reasons=("langid:below_threshold", "langid:not_in_languages",
+                   "langid:prescreen_not_in_languages"),
+          options=("languages", "limit", "no_prescreen", "by_language")),
     Stage("quality", "Gopher repetition, Gopher quality, C4 and FineWeb quality filters with the "
           "published thresholds.", "document", QualityConfig, "quality",
           "pipelines.quality:build_quality_steps",

