@@ -368,14 +368,14 @@ def _cached_model(path: str, sha256: str):
     return load_model(path)
 
 
-def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig
-            ) -> tuple[list[ss.Shard], dict]:
+def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig,
+            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     model = load_model(config.model)
     settings = ss.settings_payload(STAGE, config.model_dump(), shards,
                                    {"model_sha256": file_sha256(config.model),
                                     "model_settings": model.settings})
-    ss.check_settings(Path(output), settings)
+    ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
 
@@ -389,9 +389,10 @@ def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> d
     return ss.finish(STAGE, Path(output), parts, seconds, settings, {"model": settings["model_settings"]})
 
 
-def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig) -> dict:
+def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig,
+                 overwrite: bool = False) -> dict:
     """The whole stage locally; resumable; returns stats.json (score histogram in ``counts``)."""
     t0 = time.perf_counter()
-    shards, settings = prepare(inputs, output, config)
+    shards, settings = prepare(inputs, output, config, overwrite)
     parts = [filter_step(s, output, config, settings["model_sha256"]) for s in shards]
     return finish(output, parts, time.perf_counter() - t0, settings)
