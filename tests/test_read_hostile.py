@@ -151,11 +151,14 @@ def encoded_bomb(encoding: str) -> bytes:
 
 
 _MEASURE = """
-import json, resource, sys
+import json, sys
 from pipelines.read import read_warc
 from schemas.config import ReadConfig
 units = [(d["url"], r) for d, r in read_warc(sys.argv[1], ReadConfig())]
-print(json.dumps({"units": units, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# VmHWM is this process's own peak RSS: unlike ru_maxrss it does not carry over the parent's
+# RSS from before exec (a big pytest process forking this one would count otherwise)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"units": units, "peak_mb": int(hwm.split()[1]) / 1024}))
 """
 
 
