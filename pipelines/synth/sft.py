@@ -5,6 +5,7 @@ Output: ``DIR/data/part-*.parquet`` (conversation schema) and ``DIR/stats.json``
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -46,6 +47,11 @@ class SFTConfig(BaseModel):
     llm: LLMConfig | None = None
 
 
+def warn(message: str) -> None:
+    """Shortfalls and skipped input are reported on stderr as well as in stats.json."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def task_conversations(kind: str, n: int, seed: int) -> list[dict]:
     out = []
     for p in problems(kind, n, seed):
@@ -64,7 +70,9 @@ def run_sft(cfg: SFTConfig) -> dict:
         got, report = IMPORTERS[spec.format](spec.path)
         rows += got
         figures["imports"][spec.path] = {"format": spec.format, "read": report.read, "imported": report.imported,
-                                         "skipped": dict(report.skipped)}
+                                         "skipped": dict(report.skipped), "errors": report.errors}
+        for err in report.errors:
+            warn(f"import skipped {err}")
     if cfg.generated:
         if cfg.llm is None:
             raise ValueError("`generated` conversations need an LLM (llm config)")
