@@ -18,7 +18,8 @@ from pipelines.synth.common import (
     write_conversations,
     write_stats,
 )
-from pipelines.synth.identity import ModelCard, identity_conversations
+from pipelines.synth.generated import GeneratedConfig
+from pipelines.synth.identity import ModelCard, identity_conversations, max_identity_conversations
 from pipelines.synth.imports import IMPORTERS
 from pipelines.synth.tasks import problems
 
@@ -41,6 +42,8 @@ class SFTConfig(BaseModel):
     max_digits: int = Field(4, description="largest operand size of arithmetic tasks")
     imports: list[ImportSpec] = Field(default_factory=list)
     generated: int = Field(0, description="LLM-generated conversations (needs `llm`)")
+    generation: GeneratedConfig = Field(default_factory=GeneratedConfig,
+                                        description="variation, follow-ups and near-duplicate settings")
     topics: list[str] = Field(default_factory=list, description="seed topics for generated conversations")
     documents: str | None = Field(None, description="corpus dir: generated conversations from its documents")
     documents_limit: int = 200
@@ -63,7 +66,13 @@ def task_conversations(kind: str, n: int, seed: int) -> list[dict]:
 def run_sft(cfg: SFTConfig) -> dict:
     rows: list[dict] = []
     figures: dict = {"imports": {}}
-    rows += identity_conversations(cfg.model_card, cfg.identity, cfg.seed)
+    identity = identity_conversations(cfg.model_card, cfg.identity, cfg.seed)
+    figures["identity"] = {"requested": cfg.identity, "generated": len(identity),
+                           "maximum": max_identity_conversations()}
+    if len(identity) < cfg.identity:
+        warn(f"identity: {cfg.identity} requested but the question bank makes at most "
+             f"{max_identity_conversations()} distinct conversations; wrote {len(identity)}")
+    rows += identity
     for kind in ("arithmetic", "counting", "spelling"):
         rows += task_conversations(kind, getattr(cfg, kind), cfg.seed)
     for spec in cfg.imports:
@@ -81,8 +90,14 @@ def run_sft(cfg: SFTConfig) -> dict:
 
         docs = load_documents(cfg.documents, cfg.documents_limit) if cfg.documents else None
         llm = make_llm(cfg.llm)
-        got, figures["generated"] = generate_conversations(llm, cfg.generated, cfg.seed, cfg.topics, docs)
+        got, figures["generated"] = generate_conversations(llm, cfg.generated, cfg.seed, cfg.topics, docs,
+                                                           cfg.generation)
         figures["generated"]["llm_requests"] = llm.requests
+        g = figures["generated"]
+        if g["shortfall"]:
+            warn(f"generated: {g['generated']} of {g['requested']} conversations after {g['rounds']} rounds "
+                 f"({g['duplicate_questions']} duplicate questions, {g['empty_questions']} empty questions, "
+                 f"{g['empty_answers']} empty answers); raise generation.max_rounds or vary the topics")
         rows += got
     rows, dropped = dedup_conversations(rows)
     write_conversations(cfg.output, rows)
