@@ -1,4 +1,4 @@
-"""`tokenmill synth sft|refusal|tooluse|rl|prefs|mix|index`: post-training datasets.
+"""`tokenmill synth sft|refusal|tooluse|rl|prefs|samples|mix|index`: post-training datasets.
 
 Every command builds the generator's pydantic config from its options (``--config FILE.json``
 gives the full config; options on the command line override it) and runs it directly, or as its
@@ -55,7 +55,8 @@ def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> N
         mod_name, cfg_name, fn_name = {
             "sft": ("sft", "SFTConfig", "run_sft"), "refusal": ("refusal", "RefusalConfig", "run_refusal"),
             "tooluse": ("tooluse", "ToolUseConfig", "run_tooluse"), "rl": ("rl", "RLConfig", "run_rl"),
-            "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix")}[kind]
+            "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix"),
+            "samples": ("samples", "SamplesConfig", "run_samples")}[kind]
         mod = import_module(f"pipelines.synth.{mod_name}")
         stats = getattr(mod, fn_name)(getattr(mod, cfg_name)(**config))
     summary = {k: v for k, v in stats.items() if not isinstance(v, dict | list)}
@@ -166,6 +167,29 @@ def prefs_cmd(
                    "llm": _llm(llm_url, llm_checkpoint, llm_model, llm_key_env, llm_cache, output)}, config, prefect)
 
 
+@synth_app.command("samples")
+def samples_cmd(
+    output: Output,
+    prompts: Annotated[Path, typer.Option(help="prompts: an `rl` output dir or a conversation dataset")],
+    k: Annotated[int | None, typer.Option(help="responses sampled per prompt")] = None,
+    n_prompts: Annotated[int | None, typer.Option(help="use the first N prompts")] = None,
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature (> 0)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="response length cap")] = None,
+    llm_url: LLMUrl = None,
+    llm_checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "--llm-checkpoint",
+                                                       help="local checkpoint (instead of an endpoint)")] = None,
+    llm_model: LLMModel = "tokenmill", llm_key_env: LLMKeyEnv = "OPENAI_API_KEY", llm_cache: Cache = None,
+    seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
+) -> None:
+    """k responses per prompt from a policy, to be ranked (`tokenmill rank serve|auto`)."""
+    llm = _llm(llm_url, llm_checkpoint, llm_model, llm_key_env, llm_cache, output)
+    if llm is None and config is None:
+        raise typer.BadParameter("give --llm-url or --checkpoint (the policy to sample from)")
+    _run("samples", {"output": str(output), "prompts": str(prompts), "k": k, "n_prompts": n_prompts,
+                     "temperature": temperature, "max_tokens": max_tokens, "seed": seed, "llm": llm},
+         config, prefect)
+
+
 @synth_app.command("mix")
 def mix_cmd(
     output: Output,
@@ -194,3 +218,8 @@ def index_cmd(
 
     idx = SearchIndex.build(documents, output, SearchConfig(passage_words=passage_words))
     typer.echo(json.dumps({"passages": len(idx), "index": str(output)}))
+
+
+# `tokenmill rank ...` belongs with the preference data made here; registering it from this
+# module keeps flows/cli.py untouched.
+from flows import cli_rank  # noqa: E402,F401

@@ -15,6 +15,7 @@ from prefect import flow  # noqa: E402
 from pipelines.synth.mix import MixConfig, run_mix  # noqa: E402
 from pipelines.synth.refusal import RefusalConfig, run_refusal  # noqa: E402
 from pipelines.synth.rl import PrefsConfig, RLConfig, run_prefs, run_rl  # noqa: E402
+from pipelines.synth.samples import SamplesConfig, run_samples  # noqa: E402
 from pipelines.synth.sft import SFTConfig, run_sft  # noqa: E402
 from pipelines.synth.tooluse import ToolUseConfig, run_tooluse  # noqa: E402
 
@@ -49,5 +50,11 @@ def synth_mix_flow(config: dict) -> dict:
     return run_mix(MixConfig(**config))
 
 
+@flow(name="synth-samples")
+def synth_samples_flow(config: dict) -> dict:
+    return run_samples(SamplesConfig(**config))
+
+
 FLOWS = {"sft": synth_sft_flow, "refusal": synth_refusal_flow, "tooluse": synth_tooluse_flow,
-         "rl": synth_rl_flow, "prefs": synth_prefs_flow, "mix": synth_mix_flow}
+         "rl": synth_rl_flow, "prefs": synth_prefs_flow, "mix": synth_mix_flow,
+         "samples": synth_samples_flow}

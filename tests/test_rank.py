@@ -1,0 +1,151 @@
+"""Preferences as the seed material describes: k sampled responses per prompt (real loopback
+endpoint), ranked by the verifier, by a position-swapped LLM judge or by people (store API), and
+exported as every implied chosen/rejected pair with annotator ids."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from pipelines.io import atomic_write_parquet
+from pipelines.llm import LLMConfig, make_llm
+from pipelines.rank.auto import judge_rankings, verifier_ranking
+from pipelines.rank.db import AlreadyRanked, IncompleteRanking, RankStore, UnknownSample
+from pipelines.rank.export import agreement, export_pairs, implied_pairs
+from pipelines.synth.samples import SamplesConfig, read_samples, run_samples
+from pipelines.verify import is_correct
+from tests.test_synth_support import OpenAIServer, last_user
+
+PROMPTS = [(f"What is {a} + {b}?", str(a + b)) for a, b in [(2, 3), (10, 32), (7, 8), (40, 2), (13, 29), (6, 6)]]
+
+
+def write_prompts(d):
+    atomic_write_parquet(d / "train" / "part-00000.parquet",
+                         pa.Table.from_pylist([{"prompt": p, "answer": a} for p, a in PROMPTS]))
+    return d
+
+
+def policy(body: dict) -> str:
+    """A sampler that honours seeds: some seeds give a wrong sum, all show their work."""
+    a, b = map(int, re.findall(r"\d+", last_user(body))[:2])
+    wrong = body["seed"] % 3 == 0
+    total = a + b + (1 if wrong else 0)
+    return f"Attempt {body['seed'] % 997}: {a} plus {b}, add the ones, then the tens, giving {total}.\nAnswer: {total}"
+
+
+@pytest.fixture
+def samples(tmp_path):
+    with OpenAIServer(policy) as server:
+        stats = run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=5,
+                                          llm=LLMConfig(base_url=server.base_url, cache_dir=str(tmp_path / "c"))))
+        assert len({r["seed"] for r in server.requests}) == len(server.requests) == 30
+    assert stats["prompts"] == 6 and stats["responses"] == 30
+    return tmp_path / "s"
+
+
+def test_samples_k_responses_per_prompt(samples):
+    rows = read_samples(samples)
+    assert [len(r["responses"]) for r in rows] == [5] * 6
+    assert {r["answer"] for r in rows} == {a for _, a in PROMPTS}
+    assert len({x["id"] for r in rows for x in r["responses"]}) == 30
+
+
+def test_verifier_ranking_exports_correct_over_incorrect(samples, tmp_path):
+    store = RankStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    store.load_samples(read_samples(samples))
+    for s in store.sets():
+        store.submit(s["id"], "verifier", verifier_ranking(s))
+    stats = export_pairs(store, tmp_path / "pairs")
+    rows = pa.parquet.read_table(tmp_path / "pairs" / "train").to_pylist()
+    assert rows and stats["pairs"] == len(rows)
+    answer = {p: a for p, a in PROMPTS}
+    for r in rows:  # every pair's chosen was ranked above its rejected, and is the correct one
+        assert r["chosen_rank"] < r["rejected_rank"] and r["annotator"] == "verifier"
+        assert is_correct(r["chosen"], answer[r["prompt"]]) and not is_correct(r["rejected"], answer[r["prompt"]])
+    # all implied pairs: #correct x #incorrect per set; the ties inside groups are dropped
+    expected = sum(len(g[0]) * len(g[1]) for g in (verifier_ranking(s) for s in store.sets()) if len(g) == 2)
+    assert stats["pairs"] == expected and stats["ties_dropped"] > 0
+
+
+def test_llm_judge_is_position_swapped(samples, tmp_path):
+    sets = RankStore(f"sqlite:///{tmp_path / 'j.sqlite'}")
+    sets.load_samples(read_samples(samples))
+    sets = sets.sets()[:2]
+    with OpenAIServer(lambda b: "A") as biased:  # always the first position: no real preference
+        ranks, fig = judge_rankings(make_llm(LLMConfig(base_url=biased.base_url)), sets)
+        assert len(biased.requests) == 2 * 2 * 10  # 10 pairs per set, both orders
+    assert fig["position_flips"] == 20 and all(len(r) == 1 for r in ranks)  # all tied: no pairs
+
+    def fair(body):  # prefers the response whose answer is right
+        text = last_user(body)
+        a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", text)[0])
+        ra = text.split("Response A:\n")[1].split("Response B:")[0]
+        return "A" if is_correct(ra, str(a + b)) else "B"
+
+    with OpenAIServer(fair) as judge:
+        ranks, fig = judge_rankings(make_llm(LLMConfig(base_url=judge.base_url)), sets)
+    for s, r in zip(sets, ranks, strict=True):
+        for c, rej, _, _ in implied_pairs(s, r)[0]:
+            text = {x["id"]: x["text"] for x in s["responses"]}
+            assert is_correct(text[c], s["answer"]) and not is_correct(text[rej], s["answer"])
+
+
+def test_bad_rankings_get_clear_errors_and_change_nothing(samples, tmp_path):
+    store = RankStore(f"sqlite:///{tmp_path / 'b.sqlite'}")
+    store.load_samples(read_samples(samples))
+    s = store.sets()[0]
+    ids = [r["id"] for r in s["responses"]]
+    with pytest.raises(IncompleteRanking, match="all 5 responses"):
+        store.submit(s["id"], "ana", ids[:4])
+    with pytest.raises(IncompleteRanking, match="not in set"):
+        store.submit(s["id"], "ana", ids[:4] + ["nope"])
+    with pytest.raises(IncompleteRanking, match="twice"):
+        store.submit(s["id"], "ana", ids + ids[:1])
+    with pytest.raises(UnknownSample):
+        store.submit("no-such-set", "ana", ids)
+    assert store.rankings() == []
+    store.submit(s["id"], "ana", ids)
+    with pytest.raises(AlreadyRanked):
+        store.submit(s["id"], "ana", ids[::-1])
+    assert [r["ranking"] for r in store.rankings()] == [[[i] for i in ids]]
+    # the store is a real database: a new connection (a restarted server) sees the ranking
+    again = RankStore(store.url)
+    assert again.rankings() == store.rankings() and again.next_for("ana")["id"] != s["id"]
+
+
+def test_agreement_between_annotators(samples, tmp_path):
+    store = RankStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    store.load_samples(read_samples(samples))
+    s = store.sets()[0]
+    ids = [r["id"] for r in s["responses"]]
+    store.submit(s["id"], "ana", ids)
+    store.submit(s["id"], "ben", ids)
+    store.submit(s["id"], "cy", ids[::-1])
+    a = agreement(store.rankings())
+    assert a["sets_with_several_rankings"] == 1 and a["compared_pairs"] == 30
+    assert a["by_annotator_pair"] == {"ana vs ben": 1.0, "ana vs cy": 0.0, "ben vs cy": 0.0}
+    stats = export_pairs(store, tmp_path / "x", annotators=["ana", "cy"])
+    assert stats["pairs"] == 20 and stats["by_annotator"] == {"ana": 10, "cy": 10}
+    with pytest.raises(ValueError, match="no rankings by"):
+        export_pairs(store, tmp_path / "y", annotators=["zed"])
+
+
+def test_cli_samples_auto_export(tmp_path):
+    with OpenAIServer(policy) as server:
+        r = subprocess.run([sys.executable, "-m", "flows.cli", "synth", "samples", "--prompts",
+                            str(write_prompts(tmp_path / "p")), "--llm-url", server.base_url, "--k", "4",
+                            "--output", str(tmp_path / "s")], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "auto", "--samples", str(tmp_path / "s"),
+                        "--by", "verifier"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ranked"] == 6
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "export", "--samples", str(tmp_path / "s"),
+                        "--output", str(tmp_path / "pairs")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["pairs"] > 0
