@@ -124,6 +124,25 @@ def reward_cmd(
     _report(train_reward(init, data, out, cfg, resume=resume))
 
 
+@train_app.command("dpo")
+def dpo_cmd(
+    init: Annotated[Path, typer.Option(help="SFT checkpoint (file or run dir): policy start and frozen reference")],
+    data: Annotated[Path, typer.Option(help="preference pairs: DIR/train/*.parquet (+ DIR/val)")],
+    out: Annotated[Path, typer.Option(help="run directory")],
+    beta: Annotated[float, typer.Option(help="DPO temperature: how far the policy may move from the reference")] = 0.1,
+    steps: Steps = 100, stop_at: StopAt = None, batch_size: Batch = 8, grad_accum: Accum = 1, lr: LR = None,
+    warmup_steps: Warmup = 5, eval_every: EvalEvery = 50, eval_batches: EvalBatches = 8,
+    ckpt_every: CkptEvery = 100, seed: Seed = 1337, device: Device = "auto", resume: Resume = False,
+    progress: Progress = True, compile: Compile = True,
+) -> None:
+    """Direct Preference Optimization on chosen/rejected pairs against a frozen reference."""
+    from trainer.dpo import dpo
+
+    cfg = _cfg(1e-4, steps, stop_at, batch_size, grad_accum, lr, warmup_steps, eval_every, eval_batches,
+               ckpt_every, seed, device, progress, compile)
+    _report(dpo(init, data, out, cfg, beta=beta, resume=resume))
+
+
 @app.command("sample")
 def sample_cmd(
     ckpt: Annotated[Path, typer.Option(help="checkpoint file or run dir")],
