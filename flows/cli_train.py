@@ -91,6 +91,8 @@ def rl_cmd(
     k: Annotated[int, typer.Option(help="sampled answers per prompt")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="answer length cap")] = 64,
     temperature: Annotated[float, typer.Option(help="rollout temperature")] = 1.0,
+    reward_model: Annotated[Path | None, typer.Option(help="reward-model run: its score is the reward "
+                                                      "(default: the verifier)")] = None,
     steps: Steps = 50, stop_at: StopAt = None, batch_size: Batch = 4, grad_accum: Accum = 1, lr: LR = None,
     warmup_steps: Warmup = 0, eval_every: EvalEvery = 25, eval_batches: EvalBatches = 8,
     ckpt_every: CkptEvery = 50, seed: Seed = 1337, device: Device = "auto", resume: Resume = False,
@@ -103,7 +105,7 @@ def rl_cmd(
     cfg = _cfg(1e-4, steps, stop_at, batch_size, grad_accum, lr, warmup_steps, eval_every, eval_batches,
                ckpt_every, seed, device, progress, compile)
     _report(rl(init, data, out, cfg, RLConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature),
-               resume=resume))
+               resume=resume, reward_model=reward_model))
 
 
 @train_app.command("reward")
@@ -152,11 +154,27 @@ def sample_cmd(
     top_k: Annotated[int | None, typer.Option(help="sample from the k most likely tokens")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    best_of: Annotated[int | None, typer.Option(help="chat reply: best of N samples by --reward-model")] = None,
+    reward_model: Annotated[Path | None, typer.Option(help="reward-model run that scores --best-of samples")] = None,
 ) -> None:
-    """Continue a text prompt with a trained model."""
+    """Continue a text prompt with a trained model (or, with --best-of, answer it as a user message)."""
     from trainer.inference import LocalModel
 
     lm = LocalModel.from_checkpoint(ckpt, device=device)
+    if best_of is not None or reward_model is not None:
+        if best_of is None or reward_model is None:
+            raise typer.BadParameter("--best-of N and --reward-model RUN go together")
+        from trainer.best_of_n import best_of_n
+        from trainer.reward import RewardScorer
+
+        try:
+            res = best_of_n(lm, RewardScorer(reward_model, device), prompt, best_of, max_tokens, temperature,
+                            top_k, seed or 0)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        typer.echo(json.dumps({k: res[k] for k in ("best_index", "scores", "reward_model")}), err=True)
+        typer.echo(res["best"])
+        return
     typer.echo(prompt + lm.complete(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed))
 
 
