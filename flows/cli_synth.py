@@ -127,12 +127,16 @@ def tooluse_cmd(
     index: Annotated[Path | None, typer.Option(help="existing search index (default: build OUTPUT/index)")] = None,
     search: Annotated[int | None, typer.Option(help="max search traces")] = None,
     python: Annotated[int | None, typer.Option(help="python traces")] = None,
+    python_fix: Annotated[int | None, typer.Option(help="python error-recovery traces (fail, fix, rerun)")] = None,
+    search_python: Annotated[int | None, typer.Option(help="max search-then-python traces")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
 ) -> None:
-    """Search and Python tool-use traces, with real tool results."""
+    """Search (with refinement), Python (with error recovery) and search+Python traces, with real
+    tool results; also written in OpenAI tool_calls format (OUTPUT/openai/)."""
     _run("tooluse", {"output": str(output), "documents": str(documents) if documents else None,
                      "index": str(index) if index else None, "search": search if documents or search else 0,
-                     "python": python, "seed": seed}, config, prefect)
+                     "search_python": search_python if documents or search_python else 0,
+                     "python": python, "python_fix": python_fix, "seed": seed}, config, prefect)
 
 
 @synth_app.command("rl")
