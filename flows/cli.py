@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from flows import cli_corpus, cli_fineweb, cli_publish, cli_synth, cli_train  # noqa: F401 (registers commands)
-from flows.cli_app import app
+from flows.cli_app import DEBUG, app
 
 #: Options that take several values after one flag (``--input a.warc.gz b.warc.gz``, also what a
 #: shell glob expands to, and ``--languages en de``). Click options take one value each, so the
@@ -30,8 +30,38 @@ def expand_variadic(argv: list[str]) -> list[str]:
     return out
 
 
-def main() -> None:
-    app(args=expand_variadic(sys.argv[1:]), prog_name="tokenmill")
+#: Exceptions that mean "the user asked for something that cannot be done" (a glob that matches
+#: nothing, a missing file, a bad option value or config): one line, exit 1, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirectoryError,
+                                                IsADirectoryError, PermissionError, ValueError)
+
+
+def user_error_line(exc: BaseException) -> str:
+    """The one line shown for a user error (pydantic's multi-line report made one line)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc") or ()) or "(top level)"
+        more = len(exc.errors()) - 1
+        return (f"{exc.title}: '{where}': {err.get('msg')}"
+                + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""))
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; user errors print ``error: <one line>`` and exit 1 (``--debug``: traceback)."""
+    args = expand_variadic(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="tokenmill", standalone_mode=True)
+    except SystemExit:
+        raise
+    except USER_ERRORS as exc:
+        if DEBUG["on"]:
+            raise
+        print(f"error: {user_error_line(exc)} (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

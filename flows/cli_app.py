@@ -1,11 +1,19 @@
-"""The Typer applications the `tokenmill` command is made of.
+"""The Typer applications the `tokenmill` command is made of, and its global options.
 
 Command modules (``flows/cli_*.py``) register their commands on these objects; keeping the app
 objects here lets each module own its commands without importing the others. Command bodies
 import heavy libraries (prefect, torch, beam) lazily so ``tokenmill --help`` stays fast.
+
+Global options (before the command): ``--version``; ``-v`` (Prefect and tokenmill logs at
+DEBUG) / ``-q`` (console shows warnings and errors only; the Prefect server still receives the
+INFO logs); ``--debug`` (a failing command shows its traceback instead of one line).
 """
 
 from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
 
 import typer
 
@@ -24,3 +32,48 @@ app.add_typer(stage_app, name="stage")
 app.add_typer(tokenizer_app, name="tokenizer")
 app.add_typer(synth_app, name="synth")
 app.add_typer(train_app, name="train")
+
+#: set by ``--debug``: user errors show their traceback too
+DEBUG = {"on": False}
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("tokenmill")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokenmill {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="print the version and exit")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="console: warnings and errors only (the Prefect server still gets "
+        "INFO logs)")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failing command")] = False,
+) -> None:
+    """Raw web crawls -> FineWeb-style corpus -> post-training data -> a compact model."""
+    if verbose and quiet:
+        raise typer.BadParameter("-v and -q exclude each other")
+    DEBUG["on"] = debug
+    # Prefect reads these when it is imported (command bodies import it lazily, after this).
+    # Explicit requests only: without -v/-q Prefect's own settings (env, profile) apply.
+    if verbose:
+        os.environ["PREFECT_LOGGING_LEVEL"] = "DEBUG"
+        logging.basicConfig(level=logging.DEBUG)
+    elif quiet:
+        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "WARNING"
+        logging.getLogger("tokenmill").setLevel(logging.WARNING)
+    else:
+        logging.getLogger("tokenmill").setLevel(logging.INFO)

@@ -16,12 +16,6 @@ Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes"
 Tok = Annotated[str, typer.Option("--tokenizer", help="cl100k_base (tiktoken) or a tokenizers JSON path")]
 
 
-def _prefect() -> None:
-    from flows import runtime
-
-    runtime.prewarm_api()
-
-
 @stage_app.command("dedup")
 def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
           min_similarity: Annotated[float | None, typer.Option(
@@ -33,13 +27,10 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
     Writes OUT/documents (kept, with minhash_cluster), OUT/removed (reason dedup:minhash,
     duplicate_of) and OUT/stats.json; work files in OUT/_work make re-runs resume.
     """
-    _prefect()
-    from flows import runtime
     from flows.dedup import dedup_flow
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
-    runtime.ensure_api()
     dedup_flow(str(input), str(output), cfg, workers)
 
 
@@ -51,13 +42,10 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
 
     Writes OUT/train/shard-NNNNN.parquet, OUT/val/shard-NNNNN.parquet and OUT/manifest.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.tokenize_flow import tokenize_flow
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    runtime.ensure_api()
     tokenize_flow(str(input), str(output), cfg, workers)
 
 
@@ -99,8 +87,6 @@ def pipeline(
 
     Writes OUT/fineweb, OUT/dedup, OUT/tokenize and all stage stats in OUT/stats.json.
     """
-    _prefect()
-    from flows import runtime
     from flows.cli_fineweb import load_config
     from flows.pipeline import corpus_pipeline_flow
     from schemas.config import DedupConfig, TokenizeConfig
@@ -108,6 +94,5 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
-    runtime.ensure_api()
     corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
                          [f"--runner={runner}", *(beam_option or [])])

@@ -1,152 +1,130 @@
-"""`tokenmill fineweb`, `tokenmill stage <name>` and `tokenmill demo`.
+"""`tokenmill fineweb`, `tokenmill stage <name>` (per-document stages) and `tokenmill demo`.
 
-Every command builds a typed ``FinewebConfig`` (from ``--config`` JSON/YAML, then the command-
-line overrides) and runs the matching Prefect flow from ``flows/fineweb.py`` locally (the
-temporary API server is started in the background while inputs are expanded).
+Every command builds a typed ``FinewebConfig`` (from ``--config`` JSON/YAML, then the command-line
+overrides) and calls the matching Prefect flow from ``flows/fineweb.py`` (Prefect's own local
+mode when no API is configured). The stage commands come from ``pipelines.registry``: each lists
+only the overrides that act on its stage (``stage read --help`` has ``--max-bytes``, not
+``--languages``).
 """
 
 from __future__ import annotations
 
-import json
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from flows.cli_app import app, stage_app
+from pipelines import registry
 
 InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="WARC/Parquet files, globs, dirs or fsspec URLs")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="worker processes (default: config, 1)")]
-LangOpt = Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep (repeat); 'all' keeps every language")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="stop after N documents per input file")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="worker processes (default: config, 1)", min=1)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
-MaxBytesOpt = Annotated[int | None, typer.Option("--max-bytes", help="remove pages larger than this (read:too_large)")]
-TimeoutOpt = Annotated[float | None, typer.Option("--extract-timeout", help="seconds per page before extract:timeout")]
-PayloadOpt = Annotated[str | None, typer.Option(
-    "--payload-type", help="records without WARC-Identified-Payload-Type: 'http' (HTTP Content-Type, "
-    "default) or 'libmagic' (sniff the payload like datatrove's WarcReader; needs python-magic)")]
+LangOpt = Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep (repeat); 'all' keeps every language")]
 
 
-def load_config(path: Path | None = None, *, workers: int | None = None,
-                languages: list[str] | None = None, limit: int | None = None,
-                max_bytes: int | None = None, extract_timeout: float | None = None,
-                payload_type: str | None = None):
-    """A FinewebConfig from an optional JSON/YAML file plus command-line overrides."""
+def _languages(cfg, value: list[str]) -> None:
+    langs = [x for lang in value for x in lang.replace(",", " ").split()]
+    cfg.langid.languages = [] if langs == ["all"] else langs
+
+
+@dataclass(frozen=True)
+class Override:
+    """A command-line option that sets one config value (``apply(cfg, value)``)."""
+
+    annotation: Any
+    apply: Callable[[Any, Any], None]
+
+
+#: every override a FineWeb command can take; the registry says which stage uses which
+OVERRIDES: dict[str, Override] = {
+    "languages": Override(LangOpt, _languages),
+    "limit": Override(Annotated[int | None, typer.Option(
+        "--limit", help="stop after N documents per input file", min=1)],
+        lambda cfg, v: setattr(cfg, "limit", v)),
+    "max_bytes": Override(Annotated[int | None, typer.Option(
+        "--max-bytes", help="remove pages larger than this (read:too_large)", min=1)],
+        lambda cfg, v: setattr(cfg.read, "max_bytes", v)),
+    "extract_timeout": Override(Annotated[float | None, typer.Option(
+        "--extract-timeout", help="seconds per page before extract:timeout", min=0.001)],
+        lambda cfg, v: setattr(cfg.extract, "timeout_s", v)),
+    "payload_type": Override(Annotated[str | None, typer.Option(
+        "--payload-type", help="records without WARC-Identified-Payload-Type: 'http' (HTTP "
+        "Content-Type, default) or 'libmagic' (sniff the payload like datatrove's WarcReader; "
+        "needs python-magic)")],
+        lambda cfg, v: setattr(cfg, "read", type(cfg.read).model_validate(
+            {**cfg.read.model_dump(), "payload_type": v}))),
+}
+
+
+def load_config(path: Path | None = None, *, workers: int | None = None, **overrides: Any):
+    """A FinewebConfig from an optional JSON/YAML file plus command-line overrides (names of
+    ``OVERRIDES``; None = not given). Bad keys or values raise a one-line ``ConfigError``."""
     from schemas.config import FinewebConfig
+    from schemas.strict import config_from_file, validate_config
 
-    data: dict = {}
-    if path is not None:
-        text = Path(path).read_text()
-        if str(path).endswith((".yaml", ".yml")):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-    cfg = FinewebConfig.model_validate(data)
-    if workers is not None:
-        cfg.workers = workers
-    if languages:
-        langs = [x for lang in languages for x in lang.replace(",", " ").split()]
-        cfg.langid.languages = [] if langs == ["all"] else langs
-    if limit is not None:
-        cfg.limit = limit
-    if max_bytes is not None:
-        cfg.read.max_bytes = max_bytes
-    if extract_timeout is not None:
-        cfg.extract.timeout_s = extract_timeout
-    if payload_type is not None:  # validated (assignment is not)
-        cfg.read = type(cfg.read).model_validate({**cfg.read.model_dump(), "payload_type": payload_type})
-    return cfg
+    cfg = config_from_file(FinewebConfig, path, workers=workers)
+    for name, value in overrides.items():
+        if value is not None and value != []:
+            OVERRIDES[name].apply(cfg, value)
+    # assignments are not validated by pydantic: validate the result once more
+    return validate_config(FinewebConfig, cfg.model_dump(), "command-line options")
 
 
 def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
-    """Start-up in overlap, with as little duplicated work as possible: the workers' forkserver
-    preloads the stage modules while this process imports Prefect; then Prefect's temporary
-    server is forked from this process (it inherits the Prefect import) and boots while the
-    workers fork warm and set up their steps.
-
-    With the temporary local server (no ``PREFECT_API_URL``), the workers also start on the
-    shards at once (eager dispatch, ``flows/workers.py``); the flow's task adopts that work.
-    ``TOKENMILL_EAGER=0`` turns this off (the pool then only warms up). With a configured API
-    nothing runs before the flow run exists.
-    """
-    import os
-
-    from flows import runtime
-
-    runtime.prewarm_api(defer=True)  # port + PREFECT_API_URL now; the server starts below
-    from flows import workers as wk
-    from pipelines.fineweb import stats_path
+    """Expand the inputs first (a glob that matches nothing fails before Prefect starts), then
+    run the flow in Prefect's own local mode or against the configured API."""
     from pipelines.io import expand_inputs
 
-    files = expand_inputs(inputs)  # fail fast on a bad glob, before waiting for Prefect
-    pending = [p for p in files if not stats_path(output, p).exists()]
-    procs = max(1, min(cfg.workers, len(pending)))
-    eager = runtime.is_temporary_api() and os.environ.get("TOKENMILL_EAGER", "1") != "0"
-    try:
-        if procs > 1:  # the forkserver starts preloading the worker modules now, in parallel
-            wk.start_forkserver()
-        from flows import fineweb as fw
+    if not expand_inputs(list(inputs)):
+        raise FileNotFoundError(f"no input files match {list(inputs)}")
+    from flows import fineweb as fw
 
-        # fork the server from this process now that it imported Prefect (the server skips that
-        # import) and before any thread exists here (the pool below starts one)
-        runtime.start_server()
-        if procs > 1:  # workers fork warm, set up their steps (+ run the shards, eager)
-            wk.start_pool(cfg.workers, cfg, stages, str(output), pending, procs, eager=eager)
-
-        if procs == 1 and pending:
-            wk.cached_steps(cfg.model_dump_json(), stages)  # set up in-process while the server boots
-        runtime.ensure_api()
-        with runtime.local_run_settings():
-            if stages is None:
-                return fw.fineweb_flow(inputs, str(output), cfg)
-            return fw.stage_flow(stages[0], inputs, str(output), cfg)
-    finally:
-        wk.discard_prestarted()  # no-op once the flow took the pool
-        # the pools are done: the forkserver exits now (its teardown overlaps with ours), reaped
-        # at exit (atexit) or by the next pool rather than orphaned
-        wk.stop_forkserver(wait=False)
+    if stages is None:
+        return fw.fineweb_flow(inputs, str(output), cfg)
+    return fw.stage_flow(stages[0], inputs, str(output), cfg)
 
 
-@app.command("fineweb")
-def fineweb(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None, languages: LangOpt = None,
-            limit: LimitOpt = None, config: ConfigOpt = None, max_bytes: MaxBytesOpt = None,
-            extract_timeout: TimeoutOpt = None, payload_type: PayloadOpt = None) -> None:
-    """The FineWeb pass: read -> urlfilter -> extract -> langid -> quality -> pii.
+def _command(name: str | None, options: tuple[str, ...], doc: str) -> Callable:
+    """A Typer command whose signature has the common options plus ``options`` (from the
+    registry), so its ``--help`` lists exactly what it uses."""
+    def command(**kw: Any) -> None:
+        cfg = load_config(kw.pop("config"), workers=kw.pop("workers"), **{
+            k: kw.pop(k) for k in options})
+        _run(None if name is None else [name], kw["input"], kw["output"], cfg)
+
+    params = [inspect.Parameter("input", inspect.Parameter.KEYWORD_ONLY, annotation=InputOpt),
+              inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=OutputOpt),
+              inspect.Parameter("workers", inspect.Parameter.KEYWORD_ONLY, annotation=WorkersOpt,
+                                default=None),
+              inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=ConfigOpt,
+                                default=None)]
+    params += [inspect.Parameter(o, inspect.Parameter.KEYWORD_ONLY,
+                                 annotation=OVERRIDES[o].annotation, default=None) for o in options]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__doc__ = doc
+    return command
+
+
+def _all_options() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(o for s in registry.STAGES if s.kind == "document" for o in s.options))
+
+
+app.command("fineweb")(_command(None, _all_options(), f"""The FineWeb pass: {' -> '.join(registry.DOCUMENT_STAGES)}.
 
     Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
     OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
-    """
-    cfg = load_config(config, workers=workers, languages=languages, limit=limit,
-                      max_bytes=max_bytes, extract_timeout=extract_timeout, payload_type=payload_type)
-    _run(None, input, output, cfg)
+    """))
 
-
-def _stage_command(name: str, doc: str) -> None:
-    def command(input: InputOpt, output: OutputOpt, workers: WorkersOpt = None,
-                languages: LangOpt = None, limit: LimitOpt = None, config: ConfigOpt = None,
-                max_bytes: MaxBytesOpt = None, extract_timeout: TimeoutOpt = None,
-                payload_type: PayloadOpt = None) -> None:
-        cfg = load_config(config, workers=workers, languages=languages, limit=limit,
-                          max_bytes=max_bytes, extract_timeout=extract_timeout,
-                          payload_type=payload_type)
-        _run([name], input, output, cfg)
-
-    command.__doc__ = doc + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."
-    stage_app.command(name)(command)
-
-
-for _name, _doc in {
-    "read": "Read WARC files into documents holding the decoded HTML.",
-    "urlfilter": "Drop documents whose URL is blocklisted or has banned words.",
-    "extract": "Extract the main text from HTML with trafilatura (with a time limit).",
-    "langid": "Identify the language with fastText lid.176; keep --languages.",
-    "quality": "Gopher, C4 and FineWeb quality filters.",
-    "pii": "Replace email addresses and public IP addresses.",
-}.items():
-    _stage_command(_name, _doc)
+for _stage in registry.STAGES:
+    if _stage.kind == "document":
+        stage_app.command(_stage.name)(_command(
+            _stage.name, _stage.options, _stage.description
+            + "\n\nInput: WARC files, or a previous stage's OUT/documents Parquet."))
 
 
 @app.command("demo")

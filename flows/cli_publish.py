@@ -76,9 +76,6 @@ def serve_flows_cmd(
 ) -> None:
     """Serve every deployment of prefect.yaml (all flows, their parameters and schedules) from one
     process: for users without a work pool. Trigger runs with `prefect deployment run`."""
-    from flows import runtime
-
-    runtime.configure()
     from flows.deployments import serve_flows
 
     serve_flows(activate_schedules=activate_schedules, limit=limit, only=only or None)

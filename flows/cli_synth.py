@@ -14,10 +14,11 @@ from typing import Annotated
 import typer
 
 from flows.cli_app import synth_app
+from pipelines.sandbox import WEAK_FLAG_HELP
 
 Output = Annotated[Path, typer.Option(help="output directory")]
 Seed = Annotated[int, typer.Option(help="seed: same seed, same dataset")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", help="JSON file with the generator's full config")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="JSON or YAML file with the generator's full config")]
 Prefect = Annotated[bool, typer.Option(help="run as the Prefect flow (local temporary API unless PREFECT_API_URL)")]
 Docs = Annotated[Path | None, typer.Option(help="corpus dir (DIR/documents/*.parquet)")]
 LLMUrl = Annotated[str | None, typer.Option(help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")]
@@ -40,12 +41,11 @@ def _llm(url: str | None, ckpt: Path | None, model: str, key_env: str, cache: Pa
 
 
 def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> None:
-    base = json.loads(config_file.read_text()) if config_file else {}
+    from schemas.strict import load_config_file
+
+    base = load_config_file(config_file) if config_file else {}
     config = {**base, **{k: v for k, v in options.items() if v is not None}}
     if prefect:
-        from flows.runtime import ensure_api
-
-        ensure_api()
         from flows.synth import FLOWS
 
         stats = FLOWS[kind](config)
@@ -130,9 +130,14 @@ def tooluse_cmd(
     python_fix: Annotated[int | None, typer.Option(help="python error-recovery traces (fail, fix, rerun)")] = None,
     search_python: Annotated[int | None, typer.Option(help="max search-then-python traces")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
+    allow_weak_sandbox: Annotated[bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)] = False,
 ) -> None:
     """Search (with refinement), Python (with error recovery) and search+Python traces, with real
     tool results; also written in OpenAI tool_calls format (OUTPUT/openai/)."""
+    if allow_weak_sandbox:
+        from pipelines.sandbox import allow_weak_sandbox as allow_weak
+
+        allow_weak()
     _run("tooluse", {"output": str(output), "documents": str(documents) if documents else None,
                      "index": str(index) if index else None, "search": search if documents or search else 0,
                      "search_python": search_python if documents or search_python else 0,

@@ -12,17 +12,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from flows import runtime
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-runtime.configure()
-
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
-from pipelines import dedup as dd  # noqa: E402
-from pipelines.stats import render_summary  # noqa: E402
-from schemas.config import DedupConfig, as_config  # noqa: E402
+from flows.report import normalize_path, publish
+from flows.retry import RETRY  # transient I/O errors retried; finished steps are skipped
+from pipelines import dedup as dd
+from schemas.config import DedupConfig, as_config
 
 
 def parallel(fn: Callable, calls: list[tuple], workers: int) -> list:
@@ -61,6 +57,7 @@ def run_dedup(input: str, output: str, config: DedupConfig | None = None, worker
               summary: bool = True) -> dict:
     """The flow body (a plain function too): returns the written stats.json."""
     config = as_config(DedupConfig, config)
+    input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
     shards = dd.plan(input)
     if not shards:
@@ -71,12 +68,13 @@ def run_dedup(input: str, output: str, config: DedupConfig | None = None, worker
     clusters_task(shards, work)
     parts = filter_task(shards, work, output, workers)
     stats = dd.finish(Path(output), parts, time.perf_counter() - t0)
-    if summary:
-        render_summary(stats, title=f"tokenmill dedup: {output}")
-    return json.loads((Path(output) / "stats.json").read_text())
+    artifacts = publish(stats, f"tokenmill dedup: {output}", "dedup", console=summary)
+    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+            "artifacts": artifacts}
 
 
-@flow(name="dedup", log_prints=False, validate_parameters=False)
+@flow(name="dedup", log_prints=False, validate_parameters=False, persist_result=True,
+      result_serializer="json")
 def dedup_flow(input: str, output: str, config: DedupConfig | None = None, workers: int = 1) -> dict:
     """MinHash near-duplicate removal of a documents directory into ``output``."""
     return run_dedup(input, output, config, workers)

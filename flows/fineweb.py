@@ -1,73 +1,44 @@
-"""Prefect flows of the FineWeb pass: the whole pass, and one flow per stage.
+"""Prefect flows of the FineWeb pass: the whole pass, and one flow per per-document stage.
 
 Flow objects (deployable by entrypoint ``flows/fineweb.py:<object>``):
 
     fineweb_flow            name "fineweb"          read -> urlfilter -> extract -> langid -> quality -> pii
-    stage_read_flow         name "stage-read"       (and likewise for every stage:)
-    stage_urlfilter_flow    name "stage-urlfilter"
-    stage_extract_flow      name "stage-extract"
-    stage_langid_flow       name "stage-langid"
-    stage_quality_flow      name "stage-quality"
-    stage_pii_flow          name "stage-pii"
+    stage_<name>_flow       name "stage-<name>"     one per per-document stage of ``pipelines.registry``
     STAGE_FLOWS             {stage name: flow object}; ``stage_flow(name, ...)`` calls one
 
-The flows only move data: each input file is a shard handed to ``pipelines.fineweb.
-process_shard`` in a worker PROCESS (``workers`` of them, forked from a forkserver that preloaded
-the stage modules; ``flows/workers.py``, which imports no Prefect) inside one Prefect task, so
-CPU-bound extraction scales past the GIL and Prefect's threads stay idle. Largest shards go
-first. The CLI starts and warms that pool before Prefect is even imported
-(``flows.workers.start_pool``); the task adopts it. Shards whose ``stats/<shard>.json`` exists
-are done and skipped: a crashed run resumes. At the end the per-shard stats are merged into
-``OUT/stats.json`` and printed.
+The flows only move data. Every input file is a shard and every shard is its own Prefect task
+run (``process-shard``, with the project's retry policy from ``flows/retry.py``), so the UI shows
+progress, failures and retries per shard. With ``workers`` > 1 the shard task runs are mapped onto
+Prefect's ``ProcessPoolTaskRunner`` with at most ``workers`` processes (the work is CPU-bound:
+threads would share one GIL); with one worker they run in this process, in the main thread
+(trafilatura's time limit then uses a signal instead of a sandbox process). Each worker process
+builds and sets up its steps once (fastText model, blocklists) and reuses them for its shards.
 
-Eager dispatch (the CLI with Prefect's temporary local server only; ``TOKENMILL_EAGER=0`` turns
-it off): the CLI submits every pending shard to the pool before Prefect's flow run exists, and
-the ``process-shards`` task adopts those futures. Why it is sound:
-
-- Same work, same outputs: a shard is the same ``process_shard`` call on the same config and
-  stage list whoever submits it; outputs are per shard, temp file + rename, and the stats file,
-  written last, is what marks a shard done. ``take_pool`` hands the futures over only to a task
-  with exactly the run's key (workers, config, stages, output dir); anything else discards them.
-- Failures are not lost: a shard's exception stays in its future until the task waits on it
-  (``fut.result()``), so a shard that failed before Prefect was up fails the ``process-shards``
-  task and the ``fineweb`` flow run (state FAILED, the CLI exits non-zero with the error) exactly
-  as if the task had submitted it; the other shards still finish (the pool is shut down with
-  ``wait=True``) and are recorded, so a re-run resumes from them. Retries: the task's retry finds
-  the pool gone (adopted once) and resubmits the unfinished shards to a fresh pool; transient
-  errors are retried, deterministic ones (a missing file) are not (``flows/retry.py``). Tested in
-  ``tests/test_eager_dispatch.py`` (an input that vanished after listing, eager on and off).
-- Nothing runs unobserved: if the CLI fails before the flow takes the pool (Prefect could not
-  start), ``discard_prestarted`` cancels the queued shards and kills the workers; a shard cut
-  short leaves only temp files, removed on the next run. kill -9 of the CLI takes the workers
-  with it (``PR_SET_PDEATHSIG`` via the forkserver, which exits with the CLI), and the re-run's
-  output equals an uninterrupted run's (``tests/test_crash_resume.py``).
-- What a user sees differs only in timing: the flow run starts with shards already done or in
-  flight; its progress bar and ``stats.json`` seconds count from the first dispatch. In either
-  mode the shards are not Prefect task runs of their own: one ``process-shards`` task runs them.
-- With a configured API (``PREFECT_API_URL``, deployments) nothing is dispatched before the flow
-  run exists: a server may schedule, cancel or refuse the run, and work must not precede that.
+A shard whose ``stats/<shard>.json`` exists is done: its task run only reads those stats, so a
+crashed run resumes. At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
+configuration that made them), published (INFO logs with the counts, a table and a markdown
+artifact, the CLI's rich table) and returned: the flow's result is its stats, persisted as JSON
+so ``state.result()`` works for deployment runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from flows import runtime
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-runtime.configure()
-
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from flows import workers as wk  # noqa: E402
-from flows.retry import RETRY  # noqa: E402
-from pipelines.fineweb import STAGES, process_shard, stats_path  # noqa: E402
-from pipelines.io import expand_inputs  # noqa: E402
-from pipelines.stats import StageStats, merge_stats, render_summary, stats_from_json  # noqa: E402
-from schemas.config import FinewebConfig, as_config  # noqa: E402
+from flows.report import normalize_path, publish, run_logger
+from flows.retry import RETRY
+from pipelines import registry
+from pipelines.fineweb import STAGES, build_stage_steps, process_shard, shard_name, stats_path
+from pipelines.io import expand_inputs
+from pipelines.stats import StageStats, merge_stats, stats_from_json, write_stats
+from schemas.config import FinewebConfig, as_config
 
 
 class _Progress:
@@ -107,167 +78,187 @@ class _Progress:
         self.progress.advance(self.task)
 
 
-# Transient failures (I/O, object-store timeouts) are retried; a retry skips the shards that
-# finished, so it only redoes the one that failed.
-@task(name="process-shards", cache_policy=NO_CACHE, **RETRY)
-def process_shards(inputs: list[str], output: str, config: FinewebConfig,
-                   stages: list[str] | None, workers: int, title: str = "fineweb") -> list[str]:
-    """Run every pending shard; in ``workers`` spawned processes when more than one.
+#: (config JSON, stages) -> built and set-up step groups of this process (a worker keeps its
+#: steps across the shards it runs; ``setup()`` is idempotent and resets per-shard state)
+_STEPS: dict[tuple[str, tuple[str, ...] | None], list] = {}
 
-    Adopts the pool the CLI started for this run (``flows.workers.start_pool``) with the shards
-    it already dispatched; the rest (or everything, without one) is submitted here.
-    """
-    pre = wk.take_pool(workers, config, stages, output)
-    adopted = pre.futures if pre is not None else {}
-    pending = wk.order_by_size([p for p in inputs if p not in adopted
-                                and not stats_path(output, p).exists()])
-    n_work = len(adopted) + len(pending)
-    procs = max(1, min(workers, n_work))
-    with _Progress(len(inputs), title, pre.dispatched_at if pre is not None else None) as bar:
-        for _ in range(len(inputs) - n_work):
-            bar.shard_done()
-        if pre is None and procs == 1:  # in this process: no spawn cost, signal-based extract timeouts in the main thread
-            groups = wk.cached_steps(config.model_dump_json(), stages) if pending else []
-            for p in pending:
-                process_shard(p, output, config, stages, progress=bar.docs_read, groups=groups)
-                bar.shard_done()
-            return pending
-        from concurrent.futures import as_completed
 
-        # the CLI started (and warmed) the pool while Prefect was starting; else start it now
-        pool, queue = (pre.pool, pre.queue) if pre is not None else wk.new_pool(procs, config, stages)
-        stop = threading.Event()
+def cached_steps(config_json: str, stages: list[str] | None) -> list:
+    """This process's step groups for ``(config, stages)``, built and set up on first use."""
+    key = (config_json, None if stages is None else tuple(stages))
+    groups = _STEPS.get(key)
+    if groups is None:
+        while len(_STEPS) >= 2:  # a long-lived process running many configs keeps the last two
+            _STEPS.pop(next(iter(_STEPS)))
+        groups = build_stage_steps(FinewebConfig.model_validate_json(config_json), stages)
+        for _, steps in groups:
+            for step in steps:
+                step.setup()
+        _STEPS[key] = groups
+    return groups
 
-        def drain() -> None:
-            import queue as q
 
-            while not stop.is_set() or not queue.empty():
-                try:
-                    bar.docs_read(queue.get(timeout=0.2))
-                except q.Empty:
-                    continue
-                except (EOFError, OSError):
-                    return
+def _shard_run_name() -> str:
+    from prefect.runtime import task_run
 
-        drainer = threading.Thread(target=drain, daemon=True)
-        drainer.start()
+    return f"shard-{shard_name(task_run.parameters['input_path'])}"
+
+
+# Transient failures (I/O, object-store timeouts) are retried; deterministic ones fail at once.
+@task(name="process-shard", task_run_name=_shard_run_name, cache_policy=NO_CACHE, **RETRY)
+def process_shard_task(input_path: str, output: str, config_json: str,
+                       stages: list[str] | None) -> dict:
+    """One shard through the stages (``pipelines.fineweb.process_shard``); returns its
+    stats.json payload. A finished shard (stats file present) is only read back."""
+    done = stats_path(output, input_path)
+    logger = run_logger()
+    if done.exists():
+        logger.info("shard %s finished earlier: skipped", shard_name(input_path))
+    else:
+        process_shard(input_path, output, FinewebConfig.model_validate_json(config_json), stages,
+                      groups=cached_steps(config_json, stages))
+    payload = json.loads(done.read_text())
+    logger.info("shard %s: %d documents in, %d kept, %d removed", payload["shard"],
+                next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0,
+                payload["kept"], payload["removed"])
+    return payload
+
+
+def order_by_size(paths: list[str]) -> list[str]:
+    """Largest local input first, so the longest shard does not start last (outputs are per
+    shard: the order changes nothing else)."""
+    def size(p: str) -> int:
+        local = p.removeprefix("file://")
         try:
-            with pool:
-                cfg = config.model_dump_json()
-                futures = [*adopted.values(),
-                           *(pool.submit(wk.run_one, p, output, cfg, stages) for p in pending)]
+            return Path(local).stat().st_size if "://" not in local else 0
+        except OSError:
+            return 0
+
+    return sorted(paths, key=size, reverse=True)
+
+
+@contextlib.contextmanager
+def _workers_share_this_api() -> Iterator[None]:
+    """Worker processes must report to the API this run reports to. With a configured
+    ``PREFECT_API_URL`` (env or profile, as Prefect resolves it) they inherit it; in Prefect's
+    local mode (no URL: a temporary server serves this process) each spawned worker would start
+    a temporary server of its own and its task runs would be invisible here, so the workers are
+    pointed at this process's temporary server (``temporary_settings``, public API)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    run_logger().info("local mode: worker processes report to this run's temporary Prefect "
+                      "server %s", url)
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
+def run_shards(files: list[str], output: str, config: FinewebConfig, stages: list[str] | None,
+               workers: int, title: str) -> list[dict]:
+    """One ``process-shard`` task run per input: in a bounded process pool, or in this process."""
+    from prefect.utilities.annotations import unmapped
+
+    cfg = config.model_dump_json()
+    pending = order_by_size([p for p in files if not stats_path(output, p).exists()])
+    procs = max(1, min(workers, len(pending)))
+    payloads: dict[str, dict] = {}
+    with _Progress(len(files), title) as bar:
+        def done(path: str, payload: dict) -> None:
+            payloads[path] = payload
+            bar.docs_read(next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0)
+            bar.shard_done()
+
+        for p in files:  # finished shards: a task run each, in this process (they only read stats)
+            if p not in pending:
+                done(p, process_shard_task(p, output, cfg, stages))
+        if procs == 1:
+            for p in pending:
+                done(p, process_shard_task(p, output, cfg, stages))
+        elif pending:
+            from prefect.futures import as_completed
+            from prefect.task_runners import ProcessPoolTaskRunner
+
+            with _workers_share_this_api(), ProcessPoolTaskRunner(max_workers=procs) as runner:
+                futures = runner.map(process_shard_task, {
+                    "input_path": pending, "output": unmapped(output),
+                    "config_json": unmapped(cfg), "stages": unmapped(stages)})
+                by_id = {f.task_run_id: p for f, p in zip(futures, pending, strict=True)}
                 for fut in as_completed(futures):
-                    fut.result()
-                    bar.shard_done()
-        finally:
-            stop.set()
-            drainer.join()
-    return [*adopted, *pending]
+                    done(by_id[fut.task_run_id], fut.result())
+    return [payloads[p] for p in files]
 
 
-def _merge(inputs: list[str], output: str, seconds: float) -> tuple[dict[str, StageStats], dict]:
+def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict]:
     parts, skipped = [], {}
-    for p in inputs:
-        d = json.loads(stats_path(output, p).read_text())
+    for d in payloads:
         parts.append(stats_from_json(d["stages"]))
         for k, v in d.get("skipped_records", {}).items():
             skipped[k] = skipped.get(k, 0) + v
-    merged = merge_stats(parts)
-    first = next(iter(merged.values()), None)
-    docs = first.docs_in if first else 0
-    extra = {"inputs": inputs, "seconds": round(seconds, 3),
-             "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped}
-    return merged, extra
+    return merge_stats(parts), skipped
 
 
 def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
                 stages: list[str] | None = None, workers: int | None = None,
-                title: str = "fineweb") -> dict:
-    """The body shared by every flow here (plain function: callable without Prefect too)."""
-    from pipelines.stats import write_stats
-
+                title: str = "fineweb", key: str = "fineweb") -> dict:
+    """The body shared by every flow here (plain function: callable without a flow too)."""
     t0 = time.perf_counter()
     config = as_config(FinewebConfig, config)  # a deployment run passes plain JSON data
-    files = expand_inputs(list(inputs))
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    output = normalize_path(output)
+    files = expand_inputs([normalize_path(p) for p in inputs])
     if not files:
-        raise FileNotFoundError(f"no input files in {inputs}")
+        raise FileNotFoundError(f"no input files match {list(inputs)}")
     Path(output).mkdir(parents=True, exist_ok=True)
     workers = workers or config.workers
-    # shards the CLI dispatched before Prefect was up count from their dispatch (honest docs/s)
-    t0 = min(t0, wk.dispatched_at(workers, config, stages, output) or t0)
-    process_shards(files, output, config, stages, workers, title)
-    merged, extra = _merge(files, output, time.perf_counter() - t0)
+    run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
+                      output, workers)
+    payloads = run_shards(files, output, config, stages, workers, title)
+    merged, skipped = _merge(payloads)
     for st in merged.values():
         st.check_conservation()
+    seconds = time.perf_counter() - t0
+    first = next(iter(merged.values()), None)
+    docs = first.docs_in if first else 0
+    extra = {"output": output, "inputs": files, "seconds": round(seconds, 3),
+             "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
+             "skipped_records": skipped, "stage_list": stages or STAGES,
+             "config": config.model_dump(mode="json")}
     write_stats(Path(output) / "stats.json", merged, extra)
-    render_summary(merged, title=f"tokenmill {title}: {output}")
-    return json.loads((Path(output) / "stats.json").read_text())
+    extra["artifacts"] = publish(merged, f"tokenmill {title}: {output}", key)
+    return {**json.loads((Path(output) / "stats.json").read_text()), "artifacts": extra["artifacts"]}
 
 
-@flow(name="fineweb", log_prints=False, validate_parameters=False)
+_RESULT = {"persist_result": True, "result_serializer": "json", "validate_parameters": False}
+
+
+@flow(name="fineweb", log_prints=False, **_RESULT)
 def fineweb_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
                  stages: list[str] | None = None, workers: int | None = None) -> dict:
     """The FineWeb per-document pass over WARC (or documents Parquet) inputs into ``output``."""
     return run_fineweb(inputs, output, config, stages, workers)
 
 
-def _stage(name: str, inputs: list[str], output: str, config: FinewebConfig | None,
-           workers: int | None) -> dict:
-    return run_fineweb(inputs, output, config, [name], workers, title=f"stage {name}")
+def _make_stage_flow(stage: registry.Stage):
+    def body(inputs: list[str], output: str, config: FinewebConfig | None = None,
+             workers: int | None = None) -> dict:
+        return run_fineweb(inputs, output, config, [stage.name], workers,
+                           title=f"stage {stage.name}", key=stage.flow_name)
+
+    body.__name__ = body.__qualname__ = f"stage_{stage.name}_flow"
+    body.__doc__ = stage.description
+    return flow(name=stage.flow_name, description=stage.description, **_RESULT)(body)
 
 
-@flow(name="stage-read", validate_parameters=False)
-def stage_read_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                    workers: int | None = None) -> dict:
-    """WARC -> documents with the decoded HTML (read:* removals)."""
-    return _stage("read", inputs, output, config, workers)
-
-
-@flow(name="stage-urlfilter", validate_parameters=False)
-def stage_urlfilter_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                         workers: int | None = None) -> dict:
-    """Blocklisted domains/URLs and banned words (url:* removals)."""
-    return _stage("urlfilter", inputs, output, config, workers)
-
-
-@flow(name="stage-extract", validate_parameters=False)
-def stage_extract_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                       workers: int | None = None) -> dict:
-    """HTML -> text with trafilatura under a time limit (extract:* removals)."""
-    return _stage("extract", inputs, output, config, workers)
-
-
-@flow(name="stage-langid", validate_parameters=False)
-def stage_langid_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                      workers: int | None = None) -> dict:
-    """fastText lid.176 language id (langid:* removals)."""
-    return _stage("langid", inputs, output, config, workers)
-
-
-@flow(name="stage-quality", validate_parameters=False)
-def stage_quality_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                       workers: int | None = None) -> dict:
-    """Gopher, C4 and FineWeb quality filters (quality:* removals)."""
-    return _stage("quality", inputs, output, config, workers)
-
-
-@flow(name="stage-pii", validate_parameters=False)
-def stage_pii_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                   workers: int | None = None) -> dict:
-    """Replace emails and public IP addresses (never removes)."""
-    return _stage("pii", inputs, output, config, workers)
-
-
-STAGE_FLOWS = {
-    "read": stage_read_flow,
-    "urlfilter": stage_urlfilter_flow,
-    "extract": stage_extract_flow,
-    "langid": stage_langid_flow,
-    "quality": stage_quality_flow,
-    "pii": stage_pii_flow,
-}
-assert list(STAGE_FLOWS) == STAGES
+#: one flow per per-document stage of the registry, also as module attributes
+#: ``stage_<name>_flow`` (the deployment entrypoints)
+STAGE_FLOWS = {name: _make_stage_flow(registry.get(name)) for name in STAGES}
+globals().update({f"stage_{name}_flow": f for name, f in STAGE_FLOWS.items()})
 
 
 def stage_flow(name: str, inputs: list[str], output: str, config: FinewebConfig | None = None,

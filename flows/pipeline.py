@@ -12,15 +12,12 @@ import json
 import time
 from pathlib import Path
 
-from flows import runtime
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-runtime.configure()
-
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from pipelines.stats import merge_stats, render_summary, stats_from_json, write_stats  # noqa: E402
-from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config  # noqa: E402
+from flows.report import link_stage_artifacts, publish
+from pipelines.stats import merge_stats, stats_from_json, write_stats
+from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config
 
 
 def _done(stage_dir: Path) -> bool:
@@ -55,23 +52,32 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
         return json.loads((out / "stats.json").read_text())
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r} (local or beam)")
+    links: dict[str, dict] = {}
     if not _done(out / "fineweb"):
-        run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)
+        links["fineweb"] = run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)["artifacts"]
     if not _done(out / "dedup"):
-        run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers, summary=False)
+        links["dedup"] = run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers,
+                                   summary=False)["artifacts"]
     if not _done(out / "tokenize"):
-        run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers, summary=False)
+        links["tokenize"] = run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers,
+                                         summary=False)["artifacts"]
     parts = [stats_from_json(json.loads((out / s / "stats.json").read_text())["stages"])
              for s in ("fineweb", "dedup", "tokenize")]
     stats = merge_stats(parts)
     tokens = json.loads((out / "tokenize" / "manifest.json").read_text())["splits"]
     write_stats(out / "stats.json", stats, {"engine": "local", "seconds": round(time.perf_counter() - t0, 3),
-                                           "tokens": {s: v["tokens"] for s, v in tokens.items()}})
-    render_summary(stats, title=f"tokenmill pipeline: {output}")
-    return json.loads((out / "stats.json").read_text())
+                                           "tokens": {s: v["tokens"] for s, v in tokens.items()},
+                                           "config": {"fineweb": fw.model_dump(mode="json"),
+                                                      "dedup": dc.model_dump(mode="json"),
+                                                      "tokenize": tc.model_dump(mode="json")}})
+    artifacts = publish(stats, f"tokenmill pipeline: {output}", "corpus-pipeline")
+    link_stage_artifacts(links, "corpus-pipeline")
+    return {**json.loads((out / "stats.json").read_text()), "output": output,
+            "artifacts": artifacts, "stage_artifacts": links}
 
 
-@flow(name="corpus-pipeline", log_prints=False, validate_parameters=False)
+@flow(name="corpus-pipeline", log_prints=False, validate_parameters=False, persist_result=True,
+      result_serializer="json")
 def corpus_pipeline_flow(inputs: list[str], output: str, fineweb: FinewebConfig | None = None,
                          dedup: DedupConfig | None = None, tokenize: TokenizeConfig | None = None,
                          workers: int = 1, engine: str = "local", beam_args: list[str] | None = None) -> dict:

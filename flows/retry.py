@@ -24,23 +24,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
-#: HTTP status codes that mean "try again later" (server-side or rate limit), not "your request is wrong".
-TRANSIENT_HTTP_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+from pipelines.http_status import TRANSIENT_HTTP_STATUS, http_status  # noqa: F401 (re-exported)
 
 #: Exceptions that are OSError subclasses but deterministic: retrying cannot make a missing file
 #: appear or a permission be granted.
 _DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
                             PermissionError, FileExistsError)
-
-
-def _http_status(exc: BaseException) -> int | None:
-    """The HTTP status carried by an httpx / httpx2 / requests / huggingface_hub error, if any."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if isinstance(status, int):
-        return status
-    status = getattr(exc, "status_code", None)
-    return status if isinstance(status, int) else None
 
 
 def _is_transient_transport_error(exc: BaseException) -> bool:
@@ -54,7 +43,7 @@ def is_transient_exception(exc: BaseException | None) -> bool:
     """True for failures a retry may fix: I/O errors, timeouts, connection errors, HTTP 5xx/429."""
     if exc is None:
         return False
-    status = _http_status(exc)
+    status = http_status(exc)
     if status is not None:
         return status in TRANSIENT_HTTP_STATUS
     if isinstance(exc, _DETERMINISTIC_OS_ERRORS):
@@ -96,18 +85,6 @@ def retry_options(retries: int | None = None, base_delay_s: float | None = None)
         "retry_jitter_factor": 0.5,
         "retry_condition_fn": is_transient,
     }
-
-
-def task_runner(max_workers: int | None = None):
-    """A bounded ThreadPoolTaskRunner (Prefect's default one is unbounded).
-
-    ``max_workers`` defaults to ``TOKENMILL_MAX_WORKERS`` or the CPU count.
-    """
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    if max_workers is None:
-        max_workers = int(os.environ.get("TOKENMILL_MAX_WORKERS", os.cpu_count() or 1))
-    return ThreadPoolTaskRunner(max_workers=max(1, max_workers))
 
 
 class _LazyRetry(dict):

@@ -6,18 +6,14 @@ the generator's stats, so a deployment can pass parameters as JSON.
 
 from __future__ import annotations
 
-from flows.runtime import configure
+from prefect import flow
 
-configure()
-
-from prefect import flow  # noqa: E402
-
-from pipelines.synth.mix import MixConfig, run_mix  # noqa: E402
-from pipelines.synth.refusal import RefusalConfig, run_refusal  # noqa: E402
-from pipelines.synth.rl import PrefsConfig, RLConfig, run_prefs, run_rl  # noqa: E402
-from pipelines.synth.samples import SamplesConfig, run_samples  # noqa: E402
-from pipelines.synth.sft import SFTConfig, run_sft  # noqa: E402
-from pipelines.synth.tooluse import ToolUseConfig, run_tooluse  # noqa: E402
+from pipelines.synth.mix import MixConfig, run_mix
+from pipelines.synth.refusal import RefusalConfig, run_refusal
+from pipelines.synth.rl import PrefsConfig, RLConfig, run_prefs, run_rl
+from pipelines.synth.samples import SamplesConfig, run_samples
+from pipelines.synth.sft import SFTConfig, run_sft
+from pipelines.synth.tooluse import ToolUseConfig, run_tooluse
 
 
 @flow(name="synth-sft")

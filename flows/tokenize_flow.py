@@ -14,19 +14,16 @@ import json
 import time
 from pathlib import Path
 
-from flows import runtime
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-runtime.configure()
-
-from prefect import flow, task  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
-
-from flows.dedup import parallel  # noqa: E402
-from flows.retry import RETRY  # noqa: E402 (transient I/O errors retried; finished steps are skipped)
-from pipelines import tokenize as tk  # noqa: E402
-from pipelines.io import documents_dir, parquet_files  # noqa: E402
-from pipelines.stats import merge_stats, render_summary, write_stats  # noqa: E402
-from schemas.config import TokenizeConfig, as_config  # noqa: E402
+from flows.dedup import parallel
+from flows.report import normalize_path, publish
+from flows.retry import RETRY  # transient I/O errors retried; finished steps are skipped
+from pipelines import tokenize as tk
+from pipelines.io import documents_dir, parquet_files
+from pipelines.stats import merge_stats, write_stats
+from schemas.config import TokenizeConfig, as_config
 
 
 @task(name="tokenize-runs", cache_policy=NO_CACHE, **RETRY)
@@ -47,6 +44,7 @@ def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: i
 def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
                  summary: bool = True) -> dict:
     config = as_config(TokenizeConfig, config)
+    input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
     files = parquet_files(documents_dir(input))
     if not files:
@@ -58,12 +56,13 @@ def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, 
     stats[tk.STAGE].check_conservation()
     write_stats(Path(output) / "stats.json", stats,
                 {"tokens": {s: v["tokens"] for s, v in manifest["splits"].items()}})
-    if summary:
-        render_summary(stats, title=f"tokenmill tokenize: {output}")
-    return json.loads((Path(output) / "stats.json").read_text())
+    artifacts = publish(stats, f"tokenmill tokenize: {output}", "tokenize", console=summary)
+    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+            "artifacts": artifacts}
 
 
-@flow(name="tokenize", log_prints=False, validate_parameters=False)
+@flow(name="tokenize", log_prints=False, validate_parameters=False, persist_result=True,
+      result_serializer="json")
 def tokenize_flow(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1) -> dict:
     """Documents -> shuffled train/val Parquet token shards + manifest.json."""
     return run_tokenize(input, output, config, workers)

@@ -5,11 +5,7 @@
 
 from __future__ import annotations
 
-from flows import runtime
-
-runtime.configure()  # before Prefect is imported: PREFECT_HOME, analytics off, log level (user env wins)
-
-from prefect import flow  # noqa: E402
+from prefect import flow
 
 
 @flow(name="train-pretrain", log_prints=True)
@@ -37,14 +33,6 @@ def rl_flow(init: str, data: str, out: str, config: dict | None = None, rl_confi
 
     cfg = TrainConfig(**{"lr": 1e-4, "batch_size": 4, "warmup_steps": 0, **(config or {})})
     return rl(init, data, out, cfg, RLConfig(**(rl_config or {})), resume=resume)
-
-
-@flow(name="train-reward", log_prints=True)
-def reward_flow(init: str, data: str, out: str, config: dict | None = None, resume: bool = False) -> dict:
-    from trainer.config import TrainConfig
-    from trainer.reward import train_reward
-
-    return train_reward(init, data, out, TrainConfig(**{"lr": 1e-3, **(config or {})}), resume=resume)
 
 
 @flow(name="post-train", log_prints=True)

@@ -27,13 +27,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines import registry
+
 #: Directory names that are splits rather than configs.
 SPLIT_DIRS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 #: Later stages first: the first documents directory matching one of these is the final corpus.
 FINAL_STAGE_PRIORITY = ["tokenize", "pii", "dedup", "fineweb", "quality", "langid", "extract",
                         "urlfilter", "read"]
 #: Pipeline order used to sort stage statistics in the card.
-STAGE_ORDER = ["read", "urlfilter", "extract", "langid", "quality", "pii", "dedup", "tokenize"]
+STAGE_ORDER = registry.STAGE_ORDER
 SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
                    (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
                    (1_000_000_000, "100M<n<1B"), (10_000_000_000, "1B<n<10B"),
@@ -394,16 +396,7 @@ def card_data(s: DatasetSummary, *, license: str, pretty_name: str,
 
 # ---------------------------------------------------------------- body
 
-_STAGE_WHAT = {
-    "read": "WARC response records with an HTML content type become documents (URL, date, record id).",
-    "urlfilter": "Domain, subdomain and URL blocklists and banned words in the URL (datatrove's lists).",
-    "extract": "Main text extracted with trafilatura (precision-favoured, comments excluded, per-page time limit).",
-    "langid": "fastText lid.176 language identification; documents outside the kept languages or below the score threshold are removed.",
-    "quality": "Gopher repetition, Gopher quality, C4 and FineWeb quality filters with the published thresholds.",
-    "pii": "Email addresses and public IP addresses replaced by placeholders.",
-    "dedup": "MinHash near-duplicate removal (5-gram word shingles, 14 bands x 8 rows); one document per cluster kept.",
-    "tokenize": "Documents tokenized into shuffled Parquet token shards with a train/validation split.",
-}
+_STAGE_WHAT = {s.name: s.description for s in registry.STAGES}
 
 
 def _fmt(n: Any) -> str:

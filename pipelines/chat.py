@@ -58,8 +58,11 @@ def _encode_assistant(tok: Tokenizer, content: str) -> list[int]:
     return ids
 
 
-def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | None = None) -> Rendered:
-    """Render a conversation for training (see module docstring for the format and mask)."""
+def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | None = None,
+                        open_end: bool = False) -> Rendered:
+    """Render a conversation for training (see module docstring for the format and mask).
+    ``open_end``: the conversation may end right after a tool result, inside the assistant turn
+    (a prompt whose answer continues that turn)."""
     ids: list[int] = []
     mask: list[int] = []
 
@@ -93,7 +96,7 @@ def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | 
         add([tok.special(IM_START)] + tok.encode(role) + [tok.special(IM_SEP)], False)
         add(tok.encode(content), False)
         add([tok.special(IM_END)], False)
-    if open_assistant:
+    if open_assistant and not (open_end and messages[-1]["role"] == "tool"):
         raise ValueError("conversation ends inside an assistant tool call without its result")
     if max_tokens is not None:
         ids, mask = ids[:max_tokens], mask[:max_tokens]
@@ -101,20 +104,12 @@ def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | 
 
 
 def render_prompt(messages: list[dict], tok: Tokenizer) -> list[int]:
-    """Token ids that prime the model to write the next assistant turn."""
+    """Token ids that prime the model to write the next assistant turn. After a tool result the
+    same assistant turn continues (no new header), as ``trainer.chat`` injects results."""
+    if messages and messages[-1]["role"] == "tool":
+        return render_conversation(messages, tok, open_end=True).input_ids
     ids = render_conversation(messages, tok).input_ids if messages else []
     return ids + [tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)]
-
-
-def render_text(messages: list[dict]) -> str:
-    """The same format as a string, for display and for text-only LLM endpoints."""
-    out = []
-    for m in messages:
-        if m["role"] == "tool":
-            out.append(f"{OUTPUT_START}{m['content']}{OUTPUT_END}")
-        else:
-            out.append(f"{IM_START}{m['role']}{IM_SEP}{m['content']}{IM_END}")
-    return "".join(out)
 
 
 # --- OpenAI chat format <-> our conversations --------------------------------------------------

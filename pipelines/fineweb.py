@@ -25,6 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines import registry
 from pipelines.base import Step
 from pipelines.io import atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
@@ -37,7 +38,7 @@ from schemas.documents import (
     REMOVED_SCHEMA,
 )
 
-STAGES = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
+STAGES = registry.DOCUMENT_STAGES
 _FLUSH_ROWS = 1000
 _FLUSH_BYTES = 32 * 1024 * 1024
 _PROGRESS_EVERY = 50
@@ -45,36 +46,13 @@ _PROGRESS_EVERY = 50
 
 def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
                       ) -> list[tuple[str, list[Step]]]:
-    """``[(stage, steps)]`` in pipeline order; ``quality`` is several steps, the others one."""
+    """``[(stage, steps)]`` in pipeline order (``pipelines.registry``); ``quality`` is several
+    steps, the others one; ``read`` is the source, not a step."""
     stages = list(STAGES if stages is None else stages)
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; known: {STAGES}")
-    out: list[tuple[str, list[Step]]] = []
-    for name in STAGES[1:]:
-        if name not in stages:
-            continue
-        if name == "urlfilter":
-            from pipelines.urlfilter import URLFilterStep
-
-            out.append((name, [URLFilterStep(config.urlfilter)]))
-        elif name == "extract":
-            from pipelines.extract import ExtractStep
-
-            out.append((name, [ExtractStep(config.extract)]))
-        elif name == "langid":
-            from pipelines.langid import LangIdStep
-
-            out.append((name, [LangIdStep(config.langid)]))
-        elif name == "quality":
-            from pipelines.quality import build_quality_steps
-
-            out.append((name, list(build_quality_steps(config.quality))))
-        elif name == "pii":
-            from pipelines.pii import PIIStep
-
-            out.append((name, [PIIStep(config.pii)]))
-    return out
+    return [(name, registry.get(name).steps(config)) for name in STAGES[1:] if name in stages]
 
 
 def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
@@ -94,11 +72,6 @@ def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
             if why is not None:
                 return i, why
     return None
-
-
-def build_steps(config: FinewebConfig, stages: list[str] | None = None) -> list[Step]:
-    """The per-document steps for ``stages`` (``read`` is the source, not a step), in order."""
-    return [step for _, steps in build_stage_steps(config, stages) for step in steps]
 
 
 def is_parquet_input(path: str) -> bool:

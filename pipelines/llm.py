@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from pipelines.http_status import TRANSIENT_HTTP_STATUS
 from pipelines.io import atomic_write_text
 
 Messages = list[dict[str, str]]
@@ -162,7 +163,7 @@ class LLM:
 class OpenAICompatibleLLM(LLM):
     """Any server speaking OpenAI's ``/chat/completions`` and ``/completions``."""
 
-    TRANSIENT_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+    TRANSIENT_STATUS = TRANSIENT_HTTP_STATUS  # pipelines/http_status.py: the one policy
 
     def __init__(self, config: LLMConfig):
         import httpx

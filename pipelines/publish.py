@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.http_status import http_status
+
 DEFAULT_MAX_COMMIT_FILES = 200
 DEFAULT_MAX_COMMIT_BYTES = 2 * 1024**3
 METADATA_SUFFIXES = {".md", ".json", ".png"}
@@ -79,9 +81,7 @@ def _scrub(message: str, token: str | None) -> str:
     return line.replace(token, "***") if token else line
 
 
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
+_status = http_status  # pipelines/http_status.py: the one HTTP status policy
 
 
 def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: str | None = None,

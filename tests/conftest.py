@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# Prefect's own local mode in every test process and its children: a throwaway PREFECT_HOME (its
+# SQLite database), no analytics, and a start-up limit for the temporary server that a loaded
+# 2-core machine meets. Set before anything imports Prefect (it reads settings at import).
+if "PREFECT_API_URL" not in os.environ:
+    import tempfile
+
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="tokenmill-test-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TOKENMILL_SHARED", REPO.parent / "shared"))
 WEB = SHARED / "data" / "web"

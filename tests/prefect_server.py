@@ -77,7 +77,7 @@ def running_server(home: Path) -> Iterator[dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
                PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_LOGGING_LEVEL="INFO",
-               TOKENMILL_HOME=str(home), NO_PROXY="127.0.0.1,localhost")
+               NO_PROXY="127.0.0.1,localhost")
     log_path = home / "server.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",

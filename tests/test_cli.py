@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from flows.cli import expand_variadic
@@ -63,3 +64,81 @@ def test_no_flow_module_shadows_the_standard_library():
     flows_dir = Path(__file__).resolve().parents[1] / "flows"
     clashes = sorted(p.stem for p in flows_dir.glob("*.py") if p.stem in sys.stdlib_module_names)
     assert clashes == []
+
+
+# ---------------------------------------------------------------- user errors, global options
+
+
+def _main(argv: list[str], capsys) -> tuple[int, str, str]:
+    from flows.cli import main
+    from flows.cli_app import DEBUG
+
+    DEBUG["on"] = False
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code or 0, out, err
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["fineweb", "-i", "/nonexistent/*.warc.gz", "-o", "OUT"], "error: no input matches"),
+    (["stage", "read", "-i", "/nonexistent/x.warc.gz", "-o", "OUT"], "error: no input matches"),
+    (["fineweb", "-i", "W", "-o", "OUT", "-c", "/nonexistent/c.yaml"],
+     "error: cannot read config file /nonexistent/c.yaml"),
+])
+def test_user_errors_are_one_line_without_traceback(argv, expected, capsys, web_warcs, tmp_path):
+    argv = [str(web_warcs[0]) if a == "W" else str(tmp_path / "out") if a == "OUT" else a
+            for a in argv]
+    code, _, err = _main(argv, capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), err
+    assert "Traceback" not in err
+
+
+def test_config_typo_is_one_line_naming_key_and_suggestion(capsys, web_warcs, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("langid:\n  languagse: [de]\n")
+    code, _, err = _main(["stage", "langid", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"),
+                          "-c", str(cfg)], capsys)
+    assert code == 1
+    assert err.strip() == (f"error: {cfg}: unknown key 'langid.languagse'; did you mean "
+                           "'langid.languages'? (--debug shows the traceback)")
+    assert not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_debug_shows_the_traceback(web_warcs, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "--debug", "fineweb", "-i",
+                        "/nonexistent/*.warc.gz", "-o", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
+
+
+def test_bad_option_value_is_rejected(capsys, web_warcs, tmp_path):
+    code, _, err = _main(["fineweb", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"),
+                          "--workers", "0"], capsys)
+    assert code == 2 and "--workers" in err and "Traceback" not in err
+
+
+def test_version(capsys):
+    code, out, _ = _main(["--version"], capsys)
+    assert code == 0 and out.startswith("tokenmill ")
+
+
+def test_stage_help_lists_only_the_options_the_stage_uses():
+    from pipelines import registry
+
+    runner = CliRunner()
+    read = runner.invoke(app, ["stage", "read", "--help"], terminal_width=200).output
+    assert "--max-bytes" in read and "--payload-type" in read
+    assert "--languages" not in read and "--extract-timeout" not in read
+    langid = runner.invoke(app, ["stage", "langid", "--help"], terminal_width=200).output
+    assert "--languages" in langid and "--max-bytes" not in langid
+    for stage in registry.STAGES:
+        if stage.kind == "document":
+            out = runner.invoke(app, ["stage", stage.name, "--help"], terminal_width=200).output
+            assert stage.description.split()[0] in out
+            for opt in stage.options:
+                assert f"--{opt.replace('_', '-')}" in out
+    full = runner.invoke(app, ["fineweb", "--help"], terminal_width=200).output
+    assert "--languages" in full and "--max-bytes" in full and "--extract-timeout" in full

@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(args: list[str], tmp: Path) -> subprocess.Popen:
-    env = dict(os.environ, TOKENMILL_HOME=str(tmp / "home"))
-    env.pop("PREFECT_HOME", None)
+    env = dict(os.environ, PREFECT_HOME=str(tmp / "home"))
     return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 

@@ -7,10 +7,10 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from pydantic import ValidationError
 
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config
 from schemas.documents import documents_table
+from schemas.strict import ConfigError
 
 
 def test_as_config_accepts_model_dict_json_and_none():
@@ -19,8 +19,11 @@ def test_as_config_accepts_model_dict_json_and_none():
     assert as_config(DedupConfig, cfg) is cfg
     assert as_config(DedupConfig, {"bands": 7, "rows": 16}).rows == 16
     assert as_config(FinewebConfig, '{"langid": {"languages": ["de"]}}').langid.languages == ["de"]
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="'shard_tokens'"):
         as_config(TokenizeConfig, {"shard_tokens": "many"})
+    # a deployment parameter with a typo fails instead of running with defaults
+    with pytest.raises(ConfigError, match="did you mean 'langid.languages'"):
+        as_config(FinewebConfig, '{"langid": {"languagse": ["de"]}}')
 
 
 def test_dedup_and_tokenize_flows_take_dict_configs(tmp_path):

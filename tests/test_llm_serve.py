@@ -40,11 +40,12 @@ def _free_port() -> int:
 def served(tmp_path_factory):
     """(checkpoint path, base URL): `tokenmill serve` on a free loopback port; killed at the end."""
     d = tmp_path_factory.mktemp("serve")
-    ckpt = tiny_checkpoint(d, steps=10) / "checkpoint.pt"
+    ckpt = tiny_checkpoint(d, steps=10, block_size=128) / "checkpoint.pt"  # prompts fit: no 400
     port = _free_port()
     log = open(d / "server.log", "wb")  # noqa: SIM115 (closed in the finalizer)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--ckpt", str(ckpt), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--ckpt", str(ckpt), "--port", str(port),
+                             "--model-name", "tokenmill"],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}/v1"
     try:

@@ -72,8 +72,9 @@ def test_multi_step_traces_and_openai_export(web_documents, tmp_path):  # noqa: 
         assert tools[0] == format_results(index.search(q1, 3), 700)  # the real first result
     for r in by["tool:python-fix"]:
         tools = [m["content"] for m in r["messages"] if m["role"] == "tool"]
-        assert len(tools) == 2 and "Error" in tools[0]
-        assert tools[0].split(":")[0] in r["messages"][3]["content"]  # the assistant read the error
+        assert len(tools) == 2 and "Error" in tools[0] and "[sandbox: exit status 1]" in tools[0]
+        exc = json.loads(r["meta"])["error"].split(":")[0]  # e.g. "NameError"
+        assert exc.endswith("Error") and exc in tools[0] and exc in r["messages"][3]["content"]  # read the error
         assert is_correct(r["messages"][-1]["content"], json.loads(r["meta"])["reference"])
     for r in by["tool:search+python"]:
         kinds = [parse_tool_call(m["content"])[0] for m in r["messages"] if m["role"] == "assistant"

@@ -1,7 +1,7 @@
 """The Prefect flows of ``flows/train.py`` run for real on tiny data.
 
 No server is set up: the flows run in a fresh Python process (own temporary PREFECT_HOME, no
-PREFECT_API_URL), where ``flows.runtime`` configures Prefect and Prefect starts its temporary
+PREFECT_API_URL), where Prefect runs in its own local mode and starts its temporary
 local API server. ``train-pretrain`` trains a tiny GPT for a few steps on token shards written
 with ``TOKEN_SHARD_SCHEMA`` (trained BPE); ``train-sft`` fine-tunes that checkpoint on two
 conversations; ``post-train`` (slow) chains both as subflows. Each flow run must end COMPLETED in
@@ -68,15 +68,15 @@ def _data(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _run_flows(tmp_path: Path, which: str, shards: Path, convs: Path, out: Path) -> dict:
-    """Run the flows in a fresh process with no Prefect settings but TOKENMILL_HOME."""
+    """Run the flows in a fresh process with no Prefect settings but PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["TOKENMILL_HOME"] = str(tmp_path / "home")  # flows.runtime puts PREFECT_HOME under it
+    env["PREFECT_HOME"] = str(tmp_path / "home" / "prefect")  # Prefect's local mode keeps its DB here
     args = json.dumps({"which": which, "shards": str(shards), "convs": str(convs), "out": str(out)})
     proc = subprocess.run([sys.executable, "-c", SCRIPT, args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))
-    # flows.runtime configured Prefect: its database lives in TOKENMILL_HOME, not in ~/.prefect
+    # Prefect's own local mode: its database lives in PREFECT_HOME, not in ~/.prefect
     assert list((tmp_path / "home" / "prefect").glob("*.db"))
     return json.loads(line.removeprefix("REPORT "))
 

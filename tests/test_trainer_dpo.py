@@ -45,7 +45,7 @@ def test_dpo_lowers_loss_and_raises_margin_on_held_out_pairs(tmp_path):
 
 
 def test_logps_count_only_the_reply(tmp_path):
-    from trainer.sft import load_gpt
+    from trainer.checkpoint import load_gpt
 
     base = tiny_checkpoint(tmp_path / "base", steps=2)
     model, state = load_gpt(base, "cpu")

@@ -120,18 +120,19 @@ def test_server_answers_openai_style_requests(tool_model):
             assert r.status_code == 200
             body = r.json()
             expected = tool_model.chat_full(msgs, max_tokens=30)
-            assert body["choices"][0]["message"] == {"role": "assistant", "content": expected.text}
+            assert body["choices"][0]["message"] == {"role": "assistant", "content": expected.text,
+                                                     "refusal": None}
             assert body["usage"] == {"prompt_tokens": expected.prompt_tokens,
                                      "completion_tokens": expected.completion_tokens,
                                      "total_tokens": expected.prompt_tokens + expected.completion_tokens}
             assert "<|python_start|>" in expected.text  # what the model learned: call the tool
-            r = client.post(f"{base}/completions", json={"prompt": "The number 4 is", "max_tokens": 5,
-                                                         "temperature": 0})
+            r = client.post(f"{base}/completions", json={"model": tool_model.name, "prompt": "The number 4 is",
+                                                         "max_tokens": 5, "temperature": 0})
             c = r.json()
             assert c["object"] == "text_completion" and c["usage"]["completion_tokens"] <= 5
             assert c["usage"]["prompt_tokens"] == len(tool_model.tok.encode("The number 4 is"))
-            assert client.post(f"{base}/chat/completions", json={"messages": [{"role": "tool", "content": "x"}]}
-                               ).status_code == 400
+            assert client.post(f"{base}/chat/completions", json={
+                "model": tool_model.name, "messages": [{"role": "tool", "content": "x"}]}).status_code == 400
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -16,11 +16,11 @@ from schemas.conversations import PREFERENCE_SCHEMA
 from tests.test_trainer_data import tiny_checkpoint
 from trainer import checkpoint as ckpt
 from trainer.best_of_n import best_of_n
+from trainer.checkpoint import load_gpt
 from trainer.config import RLConfig, TrainConfig
 from trainer.inference import LocalModel
 from trainer.reward import RewardScorer, train_reward
 from trainer.rl import reward_model_rewards, rl, rollouts
-from trainer.sft import load_gpt
 
 torch.set_num_threads(1)
 

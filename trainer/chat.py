@@ -18,6 +18,7 @@ from pipelines.chat import (
     parse_tool_call,
     render_prompt,
 )
+from pipelines.tool_output import clean_tool_output
 from trainer.inference import LocalModel
 
 Tool = Callable[[str], str]
@@ -30,8 +31,7 @@ def python_tool() -> Tool:
     sandbox = SandboxConfig()
 
     def run(code: str) -> str:
-        r = run_python(code, config=sandbox)
-        return r.output if r.ok else "\n".join(x for x in (r.output, r.error or "error") if x)
+        return run_python(code, config=sandbox).tool_output()
     return run
 
 
@@ -75,6 +75,7 @@ def assistant_turn(lm: LocalModel, messages: list[dict], tools: dict[str, Tool],
             kind, body = parsed if parsed else (call_ends[last], "")
             tool = tools.get(kind)
             result = tool(body) if tool else f"error: the {kind} tool is not available"
+            result = clean_tool_output(result)  # no special-token markers, valid UTF-8
             new += [{"role": "assistant", "content": content}, {"role": "tool", "content": result}]
             ids = ids + [tok.special(OUTPUT_START)] + tok.encode(result) + [tok.special(OUTPUT_END)]
             continue

@@ -19,6 +19,8 @@ import torch
 
 from pipelines.io import atomic_write_bytes
 from pipelines.tokenizer import Tokenizer, load_tokenizer
+from trainer.config import ModelConfig
+from trainer.model import GPT
 
 CKPT_NAME = "checkpoint.pt"
 
@@ -78,3 +80,29 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
 
 def exists(run_dir: str | Path) -> bool:
     return os.path.isfile(resolve(run_dir))
+
+
+class RunDirExists(ValueError):
+    """A run directory that already holds a checkpoint, given without ``resume``/``overwrite``."""
+
+
+def guard_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> None:
+    """Never destroy a checkpoint by accident: an existing ``RUN/checkpoint.pt`` needs ``resume``
+    (continue it) or ``overwrite`` (start over); both at once is contradictory."""
+    if resume and overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: choose one")
+    if exists(run_dir) and not resume and not overwrite:
+        step = load(run_dir).get("step", "?")
+        raise RunDirExists(f"{run_dir} already holds a checkpoint (step {step}): pass --resume to "
+                           "continue it or --overwrite to start over")
+
+
+def load_gpt(init: str | Path, device) -> tuple[GPT, dict]:
+    """The GPT of a pretrain/SFT/RL checkpoint (weights only) and the checkpoint itself. Lives
+    here, not in a training loop, so serving and chat load models without importing training."""
+    state = load(init, map_location=device)
+    if state["kind"] == "reward":
+        raise ValueError(f"{init} is a reward model, not a language model")
+    model = GPT(ModelConfig(**state["model_config"])).to(device)
+    model.load_state_dict(state["model"])
+    return model, state

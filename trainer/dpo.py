@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from pipelines.chat import render_conversation
 from trainer import checkpoint as ckpt
+from trainer.checkpoint import load_gpt
 from trainer.config import TrainConfig
 from trainer.data import IGNORE, ShuffledRows, pad_supervised, read_rows
 from trainer.loop import Env, fit, setup
-from trainer.sft import load_gpt
 
 COLUMNS = ["prompt", "chosen", "rejected"]
 
@@ -86,7 +86,7 @@ def evaluate_pairs(policy, reference, batches, env: Env, beta: float) -> dict:
 
 
 def dpo(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, beta: float = 0.1,
-        resume: bool = False) -> dict:
+        resume: bool = False, overwrite: bool = False) -> dict:
     """DPO-train the model of checkpoint ``init`` (the reference is a frozen copy of it) on the
     pairs in ``data`` (``DIR/train`` + optional ``DIR/val``; without val the train pairs are scored)."""
     if beta <= 0:
@@ -116,5 +116,5 @@ def dpo(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, b
 
     result = fit(run_dir=out, kind="dpo", cfg=cfg, env=env, model=model, model_cfg=model.cfg, data=loader,
                  step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
-                 extra={"init": str(init), "data": str(data), "beta": beta})
+                 overwrite=overwrite, extra={"init": str(init), "data": str(data), "beta": beta})
     return {**result, **{f"initial_{k}": v for k, v in before.items()}}

@@ -2,11 +2,14 @@
 
 The synthesis stages build their LLM backend on this class and ``trainer.serve`` exposes it over
 HTTP; keep the interface stable. Only the checkpoint is needed: it carries the tokenizer.
+
+Every generation, in process (``sample``, ``chat``, the synthesis backend) or over HTTP, goes
+through the model's one continuous-batching engine (``trainer.batching``): concurrent callers
+share forward passes, and a request's output does not depend on who else is generating.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +17,10 @@ import torch
 
 from pipelines.chat import IM_END, render_prompt
 from trainer import checkpoint as ckpt
+from trainer.batching import Engine, SamplingParams
 from trainer.model import GPT
-from trainer.sample import allowed_ids, generate
+from trainer.sample import allowed_ids
+from trainer.threads import limit_cpu_threads
 
 
 @dataclass
@@ -28,21 +33,23 @@ class Completion:
 
 
 class LocalModel:
-    def __init__(self, model: GPT, tokenizer, name: str = "tokenmill"):
+    def __init__(self, model: GPT, tokenizer, name: str = "tokenmill", max_batch: int = 32,
+                 max_waiting: int = 256):
         self.model, self.tok, self.name = model.eval(), tokenizer, name
-        self._lock = threading.Lock()  # one generation at a time (server threads share the model)
         self.allowed = allowed_ids(tokenizer, model.cfg.vocab_size).to(model.wte.weight.device)
+        self.engine = Engine(self.model, self.allowed, bos=tokenizer.eot_id, max_batch=max_batch,
+                             max_waiting=max_waiting)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> LocalModel:
-        from trainer.sft import load_gpt
-
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", **engine) -> LocalModel:
+        """``engine``: ``max_batch`` / ``max_waiting`` of the batching engine."""
         if device == "cpu":
             torch.set_flush_denormal(True)
-        model, state = load_gpt(path, device)
+            limit_cpu_threads()
+        model, state = ckpt.load_gpt(path, device)
         p = ckpt.resolve(path)  # name: the run directory for RUN/checkpoint.pt, else the file stem
         return cls(model, ckpt.tokenizer_from_ref(state["tokenizer"]),
-                   name=p.parent.name if p.name == ckpt.CKPT_NAME else p.stem)
+                   name=p.parent.name if p.name == ckpt.CKPT_NAME else p.stem, **engine)
 
     @property
     def block_size(self) -> int:
@@ -52,14 +59,12 @@ class LocalModel:
                  top_k: int | None = None, seed: int | None = None,
                  stop_ids: list[int] | tuple[int, ...] | None = None) -> list[int]:
         """New token ids; the stop id that ended generation (default: EOT) is the last one.
-        ``temperature=0`` is greedy and deterministic; ``seed`` makes sampling reproducible."""
-        gen = None
-        if seed is not None:
-            gen = torch.Generator(device=self.model.wte.weight.device).manual_seed(seed)
+        ``temperature=0`` is greedy and deterministic; ``seed`` makes sampling reproducible.
+        A prompt longer than the context keeps its last ``block_size - 1`` tokens."""
         stops = (self.tok.eot_id,) if stop_ids is None else tuple(stop_ids)
-        with self._lock:
-            return generate(self.model, prompt_ids, 1, max_tokens, temperature, top_k, stops, gen,
-                            allowed=self.allowed)[0]
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed,
+                                stop_ids=stops)
+        return list(self.engine.generate(prompt_ids, params))
 
     def _finish(self, prompt_ids: list[int], out: list[int], stops: tuple[int, ...]) -> Completion:
         stopped = bool(out) and out[-1] in stops

@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from trainer import checkpoint as ckpt
-from trainer.config import ModelConfig, TrainConfig
+from trainer.config import RESUMABLE_CHANGES, ModelConfig, TrainConfig
 from trainer.metrics import MetricsLog, plot
 from trainer.optim import lr_at, make_optimizer
+from trainer.threads import limit_cpu_threads
 
 
 @dataclass
@@ -46,7 +47,23 @@ def setup(device: str = "auto") -> Env:
         torch.backends.cudnn.allow_tf32 = True
         return Env(dev, lambda: torch.autocast("cuda", dtype=torch.bfloat16))
     torch.set_flush_denormal(True)
+    limit_cpu_threads()
     return Env(dev, contextlib.nullcontext)
+
+
+def check_resumable(run_dir: Path, state: dict, kind: str, cfg: TrainConfig) -> None:
+    """A resumed run must continue the same computation: same mode and the same settings (except
+    the ones in ``RESUMABLE_CHANGES``); otherwise refuse, naming what differs."""
+    if state.get("kind") != kind:
+        raise ValueError(f"{run_dir} holds a {state.get('kind')} checkpoint; cannot resume it as {kind} "
+                         "(use another --out, or --overwrite)")
+    saved = state.get("train_config") or {}
+    diff = sorted(k for k, v in cfg.model_dump().items()
+                  if k not in RESUMABLE_CHANGES and k in saved and saved[k] != v)
+    if diff:
+        what = ", ".join(f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in diff)
+        raise ValueError(f"{run_dir}: cannot resume with different settings ({what}); use the "
+                         "checkpoint's settings, another --out, or --overwrite")
 
 
 def _progress(enabled: bool):
@@ -64,14 +81,20 @@ def _progress(enabled: bool):
 
 def fit(*, run_dir: str | Path, kind: str, cfg: TrainConfig, env: Env, model: torch.nn.Module,
         model_cfg: ModelConfig, data, step_fn: Callable, evaluate: Callable[[torch.nn.Module], dict],
-        tokenizer: dict, resume: bool = False, extra: dict | None = None) -> dict:
-    """Train ``model`` to ``cfg.steps`` (or ``cfg.stop_at``); returns the last evaluation."""
+        tokenizer: dict, resume: bool = False, overwrite: bool = False,
+        extra: dict | None = None) -> dict:
+    """Train ``model`` to ``cfg.steps`` (or ``cfg.stop_at``); returns the last evaluation.
+    An existing checkpoint needs ``resume`` (same settings) or ``overwrite`` (deleted first)."""
     run_dir = Path(run_dir)
+    ckpt.guard_run_dir(run_dir, resume, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite and ckpt.exists(run_dir):
+        ckpt.resolve(run_dir).unlink()
     opt = make_optimizer(model, cfg, env.device)
     step, resumed = 0, False
     if resume and ckpt.exists(run_dir):
         state = ckpt.load(run_dir, map_location=env.device)
+        check_resumable(run_dir, state, kind, cfg)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         data.load_state_dict(state["data"])

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from trainer import checkpoint as ckpt
+from trainer.checkpoint import load_gpt
 from trainer.config import TrainConfig
 from trainer.data import PairBatches, read_rows
 from trainer.loop import Env, fit, setup
 from trainer.model import RewardModel
-from trainer.sft import load_gpt
 
 COLUMNS = ["prompt", "chosen", "rejected"]
 
@@ -38,7 +38,7 @@ def pair_accuracy(model: RewardModel, batches, env: Env) -> dict:
 
 
 def train_reward(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig,
-                 resume: bool = False) -> dict:
+                 resume: bool = False, overwrite: bool = False) -> dict:
     """Train a reward model initialised from the LM checkpoint ``init`` on pairs in ``data``
     (``DIR/train`` + optional ``DIR/val``; without a val split the train pairs are scored)."""
     env = setup(cfg.device)
@@ -62,7 +62,7 @@ def train_reward(init: str | Path, data: str | Path, out: str | Path, cfg: Train
 
     return fit(run_dir=out, kind="reward", cfg=cfg, env=env, model=model, model_cfg=gpt.cfg, data=loader,
                step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
-               extra={"init": str(init), "data": str(data)})
+               overwrite=overwrite, extra={"init": str(init), "data": str(data)})
 
 
 def load_reward_model(path: str | Path, device: str = "cpu") -> tuple[RewardModel, object]:

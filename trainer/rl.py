@@ -13,6 +13,7 @@ answer (the prompts then need no ``answer`` column). The group-mean baseline is 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +23,12 @@ import torch.nn.functional as F
 from pipelines.chat import IM_END, render_prompt
 from pipelines.verify import is_correct
 from trainer import checkpoint as ckpt
-from trainer.config import RLConfig, TrainConfig
+from trainer.checkpoint import load_gpt
+from trainer.config import RLConfig, TrainConfig, TrainerWarning
 from trainer.data import IGNORE, PromptBatches, read_rows
 from trainer.loop import fit, setup
 from trainer.model import GPT
 from trainer.sample import allowed_ids, generate
-from trainer.sft import load_gpt
 
 COLUMNS = ["prompt", "answer"]
 
@@ -44,6 +45,18 @@ def group_advantages(rewards: list[float], normalize_std: bool = False) -> list[
 def pass_at_k(rewards_per_prompt: list[list[float]]) -> float:
     """Fraction of prompts with at least one correct answer among their samples."""
     return sum(any(r > 0 for r in rs) for rs in rewards_per_prompt) / max(1, len(rewards_per_prompt))
+
+
+def warn_if_no_reward(rewards_per_prompt: list[list[float]]) -> bool:
+    """Warn when every sampled answer of a step scored zero: every advantage is then zero and the
+    step cannot teach anything (answers never verify: a policy too weak for the task, or prompts
+    and answers in a format the checker does not accept). Returns whether it warned."""
+    if any(r != 0 for rs in rewards_per_prompt for r in rs):
+        return False
+    warnings.warn(f"rl: all {sum(map(len, rewards_per_prompt))} rewards of this step are zero, so "
+                  "the step has no learning signal; start from an SFT checkpoint that answers in "
+                  "the expected format, or check the prompts' answers", TrainerWarning, stacklevel=2)
+    return True
 
 
 def prompt_ids(tok, prompt: str, block_size: int, max_new: int) -> list[int]:
@@ -116,7 +129,8 @@ def evaluate_prompts(model: GPT, tok, rows: list[dict], rl: RLConfig, seed: int,
 
 
 def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl_cfg: RLConfig,
-       resume: bool = False, eval_prompts: int = 32, reward_model: str | Path | None = None) -> dict:
+       resume: bool = False, eval_prompts: int = 32, overwrite: bool = False,
+       reward_model: str | Path | None = None) -> dict:
     """RL-train the model of ``init`` on RL prompts (``DIR/train``, optional ``DIR/val``).
     ``cfg.batch_size`` is prompts per step (each sampled ``rl_cfg.k`` times). Rewards come from
     the verifier, or from the reward model run ``reward_model`` when given."""
@@ -143,12 +157,13 @@ def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl
         model.train()
         loss, n = policy_loss(fwd, groups, env.device)
         rewards = [g["rewards"] for g in groups]
+        warn_if_no_reward(rewards)
         return loss, {"tokens": n, "reward": sum(map(sum, rewards)) / sum(map(len, rewards)),
                       f"pass@{rl_cfg.k}": pass_at_k(rewards)}
 
     return fit(run_dir=out, kind="rl", cfg=cfg, env=env, model=model, model_cfg=model.cfg, data=loader,
                step_fn=step_fn,
                evaluate=lambda m: evaluate_prompts(m, tok, val_rows, rl_cfg, cfg.seed, allowed, reward_fn),
-               tokenizer=state["tokenizer"], resume=resume,
+               tokenizer=state["tokenizer"], resume=resume, overwrite=overwrite,
                extra={"init": str(init), "data": str(data), "rl": rl_cfg.model_dump(),
                       "reward": str(reward_model) if reward_model else "verifier"})

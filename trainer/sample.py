@@ -1,4 +1,8 @@
-"""Autoregressive sampling with a KV cache: greedy (temperature 0), temperature and top-k."""
+"""Autoregressive sampling with a KV cache: greedy (temperature 0), temperature, top-k, top-p.
+
+``generate`` samples ``n`` continuations of ONE prompt in lockstep (RL rollouts); serving,
+``sample`` and ``chat`` go through the continuous-batching engine (``trainer.batching``), which
+uses the same ``filter_logits``."""
 
 from __future__ import annotations
 
@@ -9,16 +13,30 @@ import torch
 from trainer.model import GPT, KVCache
 
 
-def pick(logits: torch.Tensor, temperature: float, top_k: int | None,
-         generator: torch.Generator | None) -> torch.Tensor:
-    """Next ids (B,) from last-position logits (B, V)."""
-    if temperature <= 0:
-        return logits.argmax(dim=-1)
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
+                  top_p: float = 1.0) -> torch.Tensor:
+    """Logits (B, V) scaled by ``1/temperature`` (> 0) with everything outside the ``top_k`` most
+    likely ids and outside the smallest set of probability >= ``top_p`` (nucleus) set to -inf;
+    the most likely id always survives."""
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        drop = probs.cumsum(-1) - probs >= top_p  # mass before this id already reaches top_p
+        drop[:, 0] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def pick(logits: torch.Tensor, temperature: float, top_k: int | None,
+         generator: torch.Generator | None, top_p: float = 1.0) -> torch.Tensor:
+    """Next ids (B,) from last-position logits (B, V)."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(filter_logits(logits, temperature, top_k, top_p), dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 

@@ -7,26 +7,20 @@ from pathlib import Path
 import torch
 
 from trainer import checkpoint as ckpt
-from trainer.config import ModelConfig, TrainConfig
+from trainer.checkpoint import load_gpt
+from trainer.config import TrainConfig
 from trainer.data import ConversationBatches, drop_overlong, read_rows
+from trainer.evaluate import byte_lengths, evaluate_lm
 from trainer.loop import fit, setup
-from trainer.model import GPT
-from trainer.pretrain import byte_lengths, evaluate_lm
+
+__all__ = ["load_gpt", "sft"]  # load_gpt: re-exported for old imports (it lives in trainer.checkpoint)
 
 
-def load_gpt(init: str | Path, device) -> tuple[GPT, dict]:
-    """The GPT of a pretrain/SFT/RL checkpoint (weights only) and the checkpoint itself."""
-    state = ckpt.load(init, map_location=device)
-    if state["kind"] == "reward":
-        raise ValueError(f"{init} is a reward model, not a language model")
-    model = GPT(ModelConfig(**state["model_config"])).to(device)
-    model.load_state_dict(state["model"])
-    return model, state
-
-
-def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False) -> dict:
+def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = False,
+        overwrite: bool = False) -> dict:
     """Fine-tune the model of checkpoint ``init`` on the conversations in ``data``
     (``DIR/train/*.parquet`` + optional ``DIR/val``; without a val split the train set is scored)."""
+    ckpt.guard_run_dir(out, resume, overwrite)
     env = setup(cfg.device)
     torch.manual_seed(cfg.seed)
     model, state = load_gpt(init, env.device)
@@ -58,5 +52,6 @@ def sft(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, r
 
     return fit(run_dir=out, kind="sft", cfg=cfg, env=env, model=model, model_cfg=mcfg, data=loader,
                step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
+               overwrite=overwrite,
                extra={"init": str(init), "data": str(data), "conversations": len(rows),
                       "dropped_too_long": too_long, "val_dropped_too_long": val_too_long})

@@ -12,8 +12,9 @@ Every family is executed for real (the tool results in the data are what the too
   the sandbox runs it -> the assistant reports the output, which must equal the reference answer
   (``tool:python``);
 * python error recovery (``tool:python-fix``): the first program really fails in the sandbox (a
-  misspelt name, a str + int, an unclosed parenthesis), the assistant reads the real error, fixes
-  the code and reruns it;
+  misspelt name, a str + int, an unclosed parenthesis), the tool result is its real stderr (as
+  ``SandboxResult.tool_output`` shows it at inference), the assistant reads the error, fixes the
+  code and reruns it;
 * search + python (``tool:search+python``): a year or number found by search, then a calculation
   on it in Python: two different tools in one conversation, both results checked.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from pipelines.chat import tool_call
-from pipelines.sandbox import SandboxConfig, run_python
+from pipelines.sandbox import SandboxConfig, isolation, run_python
 from pipelines.search import SearchConfig, SearchIndex, format_results
 from pipelines.synth.common import (
     conversation,
@@ -48,6 +49,7 @@ from pipelines.synth.tasks import (
     random_spelling,
     word_problem,
 )
+from pipelines.tool_output import clean_tool_output
 from pipelines.verify import format_answer
 
 
@@ -181,7 +183,7 @@ def search_python_trace(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) ->
     msgs = [{"role": "user", "content": f"{item.question} {ask}"}, *steps,
             {"role": "assistant", "content": f"Search result [{info['rank']}] gives {item.answer}. Now the "
              "calculation:\n" + tool_call("python", code)},
-            {"role": "tool", "content": res.output},
+            {"role": "tool", "content": clean_tool_output(res.output)},
             {"role": "assistant", "content": f"The {item.answer_type} is {item.answer}, and the calculation gives "
              f"{expected}.\n{format_answer(expected)}"}]
     meta = {"tool": "search+python", "queries": info["queries"], "reference": item.answer, "computed": expected,
@@ -219,7 +221,7 @@ def python_trace(p: Problem, cfg: ToolUseConfig) -> tuple[dict | None, str]:
         return None, "output_mismatch"
     msgs = [{"role": "user", "content": p.prompt},
             {"role": "assistant", "content": "Let me compute this exactly with Python.\n" + tool_call("python", p.code)},
-            {"role": "tool", "content": res.output},
+            {"role": "tool", "content": clean_tool_output(res.output)},
             {"role": "assistant", "content": f"The program printed {out}.\n{format_answer(out)}"}]
     return conversation(msgs, "tool_use", "tool:python", None, {"tool": "python", "reference": p.answer,
                                                                  "task": p.kind}), "ok"
@@ -236,11 +238,6 @@ BUGS = {
 }
 
 
-def tool_output(res) -> str:
-    """What the tool injects, exactly as ``trainer.chat.python_tool`` does at inference."""
-    return res.output if res.ok else "\n".join(x for x in (res.output, res.error or "error") if x)
-
-
 def python_fix_trace(p: Problem, bug: str, cfg: ToolUseConfig) -> tuple[dict | None, str]:
     """python that fails -> read the real error -> fix -> rerun -> answer."""
     m = _PRINT_RE.match(p.code.strip())
@@ -254,16 +251,17 @@ def python_fix_trace(p: Problem, bug: str, cfg: ToolUseConfig) -> tuple[dict | N
     good = run_python(fixed, config=cfg.sandbox)
     if not good.ok or good.output.strip() != p.answer:
         return None, "fix_mismatch"
-    error_line = (bad.error or "").strip().splitlines()[-1] if bad.error else "an error"
+    # the exception line the code printed (what a person reads first), e.g. "NameError: ..."
+    error_line = (bad.stderr.strip().splitlines() or [bad.error or "an error"])[-1]
     msgs = [{"role": "user", "content": p.prompt},
             {"role": "assistant", "content": "Let me compute this exactly with Python.\n" + tool_call("python", broken)},
-            {"role": "tool", "content": tool_output(bad)},
+            {"role": "tool", "content": bad.tool_output()},
             {"role": "assistant", "content": f"That failed with {error_line.split(':')[0]}. {remark}\n"
              + tool_call("python", fixed)},
-            {"role": "tool", "content": tool_output(good)},
+            {"role": "tool", "content": good.tool_output()},
             {"role": "assistant", "content": f"The program printed {good.output.strip()}.\n"
              f"{format_answer(good.output.strip())}"}]
-    meta = {"tool": "python", "reference": p.answer, "task": p.kind, "bug": bug, "error": bad.error, "calls": 2}
+    meta = {"tool": "python", "reference": p.answer, "task": p.kind, "bug": bug, "error": error_line, "calls": 2}
     return conversation(msgs, "tool_use", "tool:python-fix", None, meta), "ok"
 
 
@@ -287,6 +285,8 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
     rows: list[dict] = []
     outcomes: Counter = Counter()
     figures: dict = {}
+    if cfg.python:  # refuse before any work when no sandbox may run the code (no bwrap, no opt-in)
+        figures["sandbox_isolation"] = isolation(cfg.sandbox)
     if cfg.search:
         if not cfg.documents:
             raise ValueError("search traces need `documents` (a corpus dir)")

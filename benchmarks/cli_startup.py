@@ -1,0 +1,94 @@
+"""Start-up cost of `tokenmill fineweb`: wall time of the CLI on a tiny and on a larger input.
+
+    python benchmarks/cli_startup.py [--code DIR] [--label L] [--copies 20] [--repeat 3]
+        [--workers 2] [--no-append]
+
+Runs ``python -m flows.cli fineweb`` as a subprocess (interpreter start, imports, Prefect, worker
+processes: what a user waits for) with ``PYTHONPATH=DIR`` (default: this checkout; point it at an
+older checkout to measure "before"), on
+
+- the demo sample (``pipelines.sample_pages.write_sample_warc``: the project's own pages), and
+- K symlinked copies of the real WARCs in ../shared/data/web (K x 144 records), where start-up
+  is amortized,
+
+each into a fresh output directory, median wall of ``--repeat`` runs (alternating inputs).
+Reported: wall seconds and documents/s end to end. Appends to benchmarks/RESULTS.md unless
+``--no-append``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WEB = REPO.parent / "shared" / "data" / "web"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.results import append_bullets  # noqa: E402
+
+
+def _run(code: Path, inputs: Path, out: Path, workers: int, env: dict) -> float:
+    cmd = [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inputs), "--output",
+           str(out), "--workers", str(workers)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=code, env={**env, "PYTHONPATH": str(code)}, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--code", type=Path, default=REPO, help="checkout whose CLI is timed")
+    ap.add_argument("--label", default="this checkout")
+    ap.add_argument("--copies", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-append", action="store_true")
+    args = ap.parse_args()
+
+    from pipelines.sample_pages import write_sample_warc
+
+    work = Path(tempfile.mkdtemp(prefix="cli-startup-"))
+    demo = work / "demo"
+    demo.mkdir()
+    write_sample_warc(demo / "sample.warc.gz")
+    big = work / "big"
+    big.mkdir()
+    warcs = sorted(WEB.glob("*.warc.gz"))
+    for k in range(args.copies):
+        for p in warcs:
+            (big / f"copy{k}-{p.name}").symlink_to(p.resolve())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["TOKENMILL_HOME"] = str(work / "home")  # same fresh-then-warm Prefect home for every run
+    walls: dict[str, list[float]] = {"demo": [], "big": []}
+    for i in range(args.repeat):
+        for name, inp in (("demo", demo / "sample.warc.gz"), ("big", big)):
+            walls[name].append(_run(args.code, inp, work / f"out-{name}-{i}", args.workers, env))
+            print(f"{name} run {i}: {walls[name][-1]:.1f} s", flush=True)
+    import json
+
+    def docs(name: str) -> int:
+        stats = json.loads((work / f"out-{name}-0" / "stats.json").read_text())
+        return next(iter(stats["stages"].values()))["in"]
+
+    lines = []
+    for name in ("demo", "big"):
+        med = statistics.median(walls[name])
+        n = docs(name)
+        lines.append(f"{args.label}: {name} ({n} records, {args.workers} workers): wall median "
+                     f"{med:.1f} s of {args.repeat} ({', '.join(f'{w:.1f}' for w in walls[name])}),"
+                     f" {n / med:.1f} docs/s end to end")
+    print("\n".join(lines))
+    if not args.no_append:
+        append_bullets("CLI start-up (`benchmarks/cli_startup.py`)", lines)
+
+
+if __name__ == "__main__":
+    main()
