@@ -41,24 +41,30 @@ def _llm(url: str | None, ckpt: Path | None, model: str, key_env: str, cache: Pa
 
 
 def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> None:
-    from schemas.strict import load_config_file
+    """Validate the generator's config (one-line error naming a bad key), then run it."""
+    from importlib import import_module
+
+    from schemas.strict import ConfigError, load_config_file, validate_config
 
     base = load_config_file(config_file) if config_file else {}
     config = {**base, **{k: v for k, v in options.items() if v is not None}}
+    mod_name, cfg_name, fn_name = {
+        "sft": ("sft", "SFTConfig", "run_sft"), "refusal": ("refusal", "RefusalConfig", "run_refusal"),
+        "tooluse": ("tooluse", "ToolUseConfig", "run_tooluse"), "rl": ("rl", "RLConfig", "run_rl"),
+        "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix"),
+        "samples": ("samples", "SamplesConfig", "run_samples")}[kind]
+    mod = import_module(f"pipelines.synth.{mod_name}")
+    try:
+        cfg = validate_config(getattr(mod, cfg_name), config, str(config_file or f"synth {kind}"))
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     if prefect:
         from flows.synth import FLOWS
 
-        stats = FLOWS[kind](config)
+        stats = FLOWS[kind](cfg.model_dump(mode="json"))
     else:
-        from importlib import import_module
-
-        mod_name, cfg_name, fn_name = {
-            "sft": ("sft", "SFTConfig", "run_sft"), "refusal": ("refusal", "RefusalConfig", "run_refusal"),
-            "tooluse": ("tooluse", "ToolUseConfig", "run_tooluse"), "rl": ("rl", "RLConfig", "run_rl"),
-            "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix"),
-            "samples": ("samples", "SamplesConfig", "run_samples")}[kind]
-        mod = import_module(f"pipelines.synth.{mod_name}")
-        stats = getattr(mod, fn_name)(getattr(mod, cfg_name)(**config))
+        stats = getattr(mod, fn_name)(cfg)
     summary = {k: v for k, v in stats.items() if not isinstance(v, dict | list)}
     typer.echo(json.dumps(summary, indent=2))
 

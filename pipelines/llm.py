@@ -29,10 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.http_status import TRANSIENT_HTTP_STATUS
 from pipelines.io import atomic_write_text
+from schemas.strict import StrictModel
 
 Messages = list[dict[str, str]]
 Seeds = int | Sequence[int]
@@ -63,7 +64,7 @@ def _seed_list(seed: Seeds, n_prompts: int) -> list[int]:
     return seeds
 
 
-class LLMConfig(BaseModel):
+class LLMConfig(StrictModel):
     """Where answers come from. Defaults: an OpenAI-compatible server on localhost (e.g.
     ``tokenmill serve``), greedy-friendly limits, 4 requests in flight, 4 retries."""
 

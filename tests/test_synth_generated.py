@@ -136,3 +136,15 @@ def test_arithmetic_covers_four_operations_fractions_decimals_and_word_problems(
         assert sum(line.startswith("Answer:") for line in lines) == 1
     for p in rng.sample(ps, 12):  # the tool-use code computes the same answer
         assert run_python(p.code).output.strip() == p.answer, p.code
+
+
+def test_config_typo_is_a_one_line_error_not_a_silent_default(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"generation": {"folowup_rate": 0.9}}))
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "synth", "sft", "--output", str(tmp_path / "o"),
+                        "--config", str(cfg)], capture_output=True, text=True)
+    assert r.returncode == 1 and "generation.folowup_rate" in r.stderr and "followup_rate" in r.stderr
+    assert not (tmp_path / "o").exists()

@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import random
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.llm import request_seeds
 from pipelines.synth.common import conversation
 from pipelines.synth.neardup import NearDuplicateFilter
 from pipelines.synth.qa import snippet_around, split_sentences
+from schemas.strict import StrictModel
 
 PERSONAS = ("a high-school student", "a retired engineer", "a busy parent", "a nurse on a night shift",
             "a small-business owner", "a university researcher", "a curious ten-year-old's parent",
@@ -46,7 +47,7 @@ FOLLOWUP_PROMPT = ("Here is a conversation between a user and an assistant.\n\nU
 ANSWER_SYSTEM = "You are a helpful, accurate assistant. Answer clearly and concisely."
 
 
-class GeneratedConfig(BaseModel):
+class GeneratedConfig(StrictModel):
     """How LLM-generated conversations vary and how hard the generator tries to reach the count."""
 
     temperature: float = Field(0.9, ge=0, description="question-writing temperature")

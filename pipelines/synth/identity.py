@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.synth.common import conversation
+from schemas.strict import StrictModel
 
 
-class ModelCard(BaseModel):
+class ModelCard(StrictModel):
     """Facts the model states about itself."""
 
     name: str = Field("Millie", description="the assistant's name")

@@ -22,7 +22,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.io import atomic_write_parquet
 from pipelines.llm import LLMConfig, make_llm
@@ -34,6 +34,7 @@ from pipelines.synth.common import (
     write_stats,
 )
 from pipelines.synth.qa import QAItem, llm_questions, load_documents, rule_questions, span_match
+from schemas.strict import StrictModel
 
 REFUSALS = [
     "I'm not sure. I don't have reliable information about that, so I'd rather not guess.",
@@ -47,7 +48,7 @@ REFUSALS = [
 ]
 
 
-class RefusalConfig(BaseModel):
+class RefusalConfig(StrictModel):
     """Knowledge-probe settings; the target model is required, writer and judge are optional."""
 
     output: str

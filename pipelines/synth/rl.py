@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.llm import LLMConfig, make_llm
 from pipelines.synth.common import (
@@ -34,11 +34,12 @@ from pipelines.synth.decontam import DecontamConfig, NgramIndex
 from pipelines.synth.tasks import problems
 from pipelines.verify import format_answer, is_correct
 from schemas.conversations import PREFERENCE_SCHEMA, RL_PROMPT_SCHEMA
+from schemas.strict import StrictModel
 
 ANSWER_INSTRUCTION = "Show your work, then give the final answer on the last line as \"Answer: <value>\"."
 
 
-class RLConfig(BaseModel):
+class RLConfig(StrictModel):
     output: str
     seed: int = 0
     word_problems: int = 400
@@ -99,7 +100,7 @@ def run_rl(cfg: RLConfig) -> dict:
     return stats
 
 
-class PrefsConfig(BaseModel):
+class PrefsConfig(StrictModel):
     output: str
     prompts: str | None = Field(None, description="an `rl` output dir (uses its train split); default: fresh prompts")
     seed: int = 0

@@ -16,15 +16,16 @@ import json
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.io import iter_parquet_rows, parquet_files
 from pipelines.llm import LLMConfig, make_llm, request_seeds
 from pipelines.synth.common import first_user, stable_id, write_rows, write_stats
 from schemas.conversations import SAMPLES_SCHEMA
+from schemas.strict import StrictModel
 
 
-class SamplesConfig(BaseModel):
+class SamplesConfig(StrictModel):
     output: str
     prompts: str = Field(description="dir with a `prompt` column (rl output) or conversations")
     llm: LLMConfig = Field(description="the policy to sample from (endpoint or local checkpoint)")

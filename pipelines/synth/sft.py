@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.llm import LLMConfig, make_llm
 from pipelines.synth.common import (
@@ -22,14 +22,15 @@ from pipelines.synth.generated import GeneratedConfig
 from pipelines.synth.identity import ModelCard, identity_conversations, max_identity_conversations
 from pipelines.synth.imports import IMPORTERS
 from pipelines.synth.tasks import problems
+from schemas.strict import StrictModel
 
 
-class ImportSpec(BaseModel):
+class ImportSpec(StrictModel):
     format: str = Field(description="openai | sharegpt | oasst")
     path: str
 
 
-class SFTConfig(BaseModel):
+class SFTConfig(StrictModel):
     """Counts per family (0 disables it). Defaults make a small, balanced set in seconds."""
 
     output: str

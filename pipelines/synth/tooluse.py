@@ -29,7 +29,7 @@ import random
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.chat import tool_call
 from pipelines.sandbox import SandboxConfig, isolation, run_python
@@ -51,9 +51,10 @@ from pipelines.synth.tasks import (
 )
 from pipelines.tool_output import clean_tool_output
 from pipelines.verify import format_answer
+from schemas.strict import StrictModel
 
 
-class ToolUseConfig(BaseModel):
+class ToolUseConfig(StrictModel):
     output: str
     documents: str | None = Field(None, description="corpus dir; required for search traces")
     index: str | None = Field(None, description="existing search index dir (default: build DIR/index)")
