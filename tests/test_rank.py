@@ -149,3 +149,17 @@ def test_cli_samples_auto_export(tmp_path):
                         "--output", str(tmp_path / "pairs")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["pairs"] > 0
+
+
+def test_samples_from_the_projects_own_model(tmp_path):
+    """`synth samples --checkpoint RUN`: k responses from a local checkpoint, one seed each."""
+    from tests.test_trainer_data import tiny_checkpoint
+
+    run = tiny_checkpoint(tmp_path / "base", steps=3)
+    stats = run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=3,
+                                      n_prompts=2, max_tokens=6,
+                                      llm=LLMConfig(backend="local", checkpoint=str(run))))
+    rows = read_samples(tmp_path / "s")
+    assert stats["responses"] == 6 and stats["source"].startswith("checkpoint:")
+    assert all(len({x["text"] for x in r["responses"]}) > 1 for r in rows)  # k draws, not k copies
+    assert json.loads((tmp_path / "s" / "stats.json").read_text())["config"]["k"] == 3

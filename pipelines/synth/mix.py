@@ -74,5 +74,6 @@ def run_mix(cfg: MixConfig) -> dict:
              "duplicates_dropped": dropped,
              "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
                                  "against": cfg.decontaminate, "removed": removed}}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

@@ -148,5 +148,6 @@ def run_refusal(cfg: RefusalConfig) -> dict:
         "target_cache_hits": target.cache_hits, "writer_requests": writer_requests,
         "duplicates_dropped": dropped,
     }
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

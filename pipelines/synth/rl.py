@@ -96,6 +96,7 @@ def run_rl(cfg: RLConfig) -> dict:
              "by_kind": {"train": dict(Counter(r["kind"] for r in train)), "test": dict(Counter(r["kind"] for r in clean))},
              "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
                                  "against": ["train", *cfg.decontaminate], "test_removed": len(test) - len(clean)}}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(out, stats)
     return stats
 
@@ -186,5 +187,6 @@ def run_prefs(cfg: PrefsConfig) -> dict:
             "prompts_all_correct": all_right, "prompts_all_wrong": all_wrong, "llm_requests": llm.requests})
     write_rows(Path(cfg.output) / "train" / "part-00000.parquet", pairs, PREFERENCE_SCHEMA)
     stats = {"generator": "prefs", "seed": cfg.seed, "pairs": len(pairs), **figures}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

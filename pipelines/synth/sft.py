@@ -104,5 +104,6 @@ def run_sft(cfg: SFTConfig) -> dict:
     write_conversations(cfg.output, rows)
     stats = {"generator": "sft", "seed": cfg.seed, **conversation_stats(rows), "duplicates_dropped": dropped,
              **figures}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

@@ -347,5 +347,6 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
     stats = {"generator": "tooluse", "seed": cfg.seed, **conversation_stats(rows),
              "by_calls": dict(sorted(Counter(str(sum(m["role"] == "tool" for m in r["messages"])) for r in rows).items())),
              "outcomes": dict(sorted(outcomes.items())), "duplicates_dropped": dropped, **figures}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats
