@@ -163,3 +163,29 @@ def test_samples_from_the_projects_own_model(tmp_path):
     assert stats["responses"] == 6 and stats["source"].startswith("checkpoint:")
     assert all(len({x["text"] for x in r["responses"]}) > 1 for r in rows)  # k draws, not k copies
     assert json.loads((tmp_path / "s" / "stats.json").read_text())["config"]["k"] == 3
+
+
+def test_cli_rank_by_judge(tmp_path):
+    with OpenAIServer(policy) as server:
+        run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=3,
+                                  n_prompts=2, llm=LLMConfig(base_url=server.base_url)))
+
+    def judge(body):  # prefers the right sum, whatever its position
+        text = last_user(body)
+        a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", text)[0])
+        return "A" if is_correct(text.split("Response A:\n")[1].split("Response B:")[0], str(a + b)) else "B"
+
+    with OpenAIServer(judge) as j:
+        r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "auto", "--samples", str(tmp_path / "s"),
+                            "--by", "judge", "--judge-url", j.base_url, "--judge-model", "stub"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert len(j.requests) == 2 * 2 * 3  # 3 pairs per set, both orders
+    out = json.loads(r.stdout)
+    # pairs of two right (or two wrong) answers get "A" both ways: position bias, recorded as a tie
+    assert out["annotator"] == "judge:stub" and out["ranked"] == 2 and out["consistent"] > 0
+    stats = export_pairs(RankStore(f"sqlite:///{tmp_path / 's' / 'rankings.sqlite'}"), tmp_path / "pairs")
+    answer = dict(PROMPTS)
+    for row in pa.parquet.read_table(tmp_path / "pairs" / "train").to_pylist():
+        assert row["annotator"] == "judge:stub" and is_correct(row["chosen"], answer[row["prompt"]])
+    assert stats["pairs"] == out["consistent"]

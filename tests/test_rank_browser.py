@@ -141,6 +141,10 @@ def test_rank_in_browser_restart_and_export(samples, browser, tmp_path):
         assert r.status_code == 400
         r = httpx.post(srv.url + "api/rank", json={"set_id": "nope", "annotator": "ben", "order": ids})
         assert r.status_code == 404 and "unknown sample set" in r.json()["detail"]
+        r = httpx.post(srv.url + "api/rank", json={"set_id": second, "annotator": "ben"})
+        assert r.status_code == 400 and "order" in r.json()["detail"]
+        r = httpx.post(srv.url + "api/rank", json={"set_id": second, "annotator": " ", "order": ids})
+        assert r.status_code == 400 and "annotator" in r.json()["detail"]
         assert RankStore(default_url(samples)).rankings() == before
 
     # the server is gone; a new one serves the same database

@@ -35,6 +35,7 @@ class SkipIn(BaseModel):
 
 def make_app(store: RankStore):
     from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
 
     from pipelines.rank.page import PAGE
@@ -44,6 +45,11 @@ def make_app(store: RankStore):
     @app.exception_handler(RankError)
     async def rank_error(_request: Request, exc: RankError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request: Request, exc: RequestValidationError):
+        where = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"detail": f"bad request: {where}"}, status_code=400)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
