@@ -113,16 +113,21 @@ def refusal_cmd(
     samples: Annotated[int | None, typer.Option(help="answers sampled per question")] = None,
     max_questions: Annotated[int | None, typer.Option(help="cap on questions")] = None,
     documents_limit: Annotated[int | None, typer.Option(help="documents read from the corpus")] = None,
+    llm_questions_per_doc: Annotated[int | None, typer.Option(help="questions the writer LLM writes per document")] = None,
+    cloze_with_writer: Annotated[bool | None, typer.Option(help="also use cloze questions with a writer")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
 ) -> None:
-    """Knowledge probes: refuse where the target model is consistently wrong."""
+    """Knowledge probes: refuse where the target model is consistently wrong. With --writer-url the
+    questions are natural ones written by the LLM (checked answerable by the judge); without, cloze
+    questions are the offline fallback."""
     target = _llm(target_url, target_checkpoint, target_model, llm_key_env, llm_cache, output)
     if target is None and config is None:
         raise typer.BadParameter("give --target-url or --target-checkpoint")
     _run("refusal", {"output": str(output), "documents": str(documents), "seed": seed, "target": target,
                      "judge": _llm(judge_url, None, target_model, llm_key_env, llm_cache, output),
                      "question_writer": _llm(writer_url, None, target_model, llm_key_env, llm_cache, output),
-                     "samples": samples, "max_questions": max_questions, "documents_limit": documents_limit},
+                     "samples": samples, "max_questions": max_questions, "documents_limit": documents_limit,
+                     "llm_questions_per_doc": llm_questions_per_doc, "cloze_with_writer": cloze_with_writer},
          config, prefect)
 
 

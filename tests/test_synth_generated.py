@@ -148,3 +148,13 @@ def test_config_typo_is_a_one_line_error_not_a_silent_default(tmp_path):
                         "--config", str(cfg)], capture_output=True, text=True)
     assert r.returncode == 1 and "generation.folowup_rate" in r.stderr and "followup_rate" in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_task_family_shortfall_is_reported(tmp_path, capsys):
+    # spelling draws from a fixed word list: 2 x len(WORDS) distinct problems at most
+    from pipelines.synth.tasks import WORDS
+
+    stats = run_sft(SFTConfig(output=str(tmp_path / "s"), identity=0, arithmetic=0, counting=0,
+                              spelling=3 * len(WORDS)))
+    assert stats["shortfall"]["spelling"] == 3 * len(WORDS) - stats["by_kind"]["spelling"] > 0
+    assert "spelling:" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Output: ``DIR/data/part-*.parquet`` (conversation schema) and ``DIR/stats.json``
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 from pydantic import Field
@@ -101,9 +102,17 @@ def run_sft(cfg: SFTConfig) -> dict:
                  f"{g['empty_answers']} empty answers); raise generation.max_rounds or vary the topics")
         rows += got
     rows, dropped = dedup_conversations(rows)
+    # every family's count against what was asked: a shortfall is reported, never silent
+    kept = Counter(r["kind"] for r in rows)
+    asked = {"identity": cfg.identity, "arithmetic": cfg.arithmetic, "counting": cfg.counting,
+             "spelling": cfg.spelling, "generated": cfg.generated}
+    shortfall = {k: n - kept.get(k, 0) for k, n in asked.items() if n and kept.get(k, 0) < n}
+    for k, missing in shortfall.items():
+        if k not in ("identity", "generated"):  # those two warned above, with their reasons
+            warn(f"{k}: {asked[k] - missing} of {asked[k]} requested (the problem space or dedup ran out)")
     write_conversations(cfg.output, rows)
     stats = {"generator": "sft", "seed": cfg.seed, **conversation_stats(rows), "duplicates_dropped": dropped,
-             **figures}
+             "requested": asked, "shortfall": shortfall, **figures}
     stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats
