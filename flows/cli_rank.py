@@ -27,13 +27,35 @@ Samples = Annotated[Path, typer.Option(help="a `synth samples` output dir")]
 DB = Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: sqlite file SAMPLES/rankings.sqlite)")]
 
 
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 def _store(samples: Path, db: str | None, load: bool = True):
-    from pipelines.rank.db import RankStore, default_url
+    """The rankings database; with ``load`` the samples are read (and added) first. Missing
+    samples, a missing default database (export/status before any ranking) or a database that
+    cannot be opened are one-line errors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from pipelines.rank.db import RankError, RankStore, default_url
     from pipelines.synth.samples import read_samples
 
-    store = RankStore(db or default_url(samples))
-    if load:
-        store.load_samples(read_samples(samples))
+    try:
+        rows = read_samples(samples) if load else None
+    except FileNotFoundError as e:
+        _fail(str(e))
+    if db is None and not load and not (samples / "rankings.sqlite").is_file():
+        _fail(f"no rankings database at {samples / 'rankings.sqlite'} (rank with `tokenmill rank serve|auto` "
+              "first, or give --db)")
+    try:
+        store = RankStore(db or default_url(samples))
+        if rows is not None:
+            store.load_samples(rows)
+    except RankError as e:
+        _fail(str(e))
+    except SQLAlchemyError as e:
+        _fail(f"database {db or default_url(samples)}: {str(e).splitlines()[0]}")
     return store
 
 

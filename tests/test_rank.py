@@ -189,3 +189,26 @@ def test_cli_rank_by_judge(tmp_path):
     for row in pa.parquet.read_table(tmp_path / "pairs" / "train").to_pylist():
         assert row["annotator"] == "judge:stub" and is_correct(row["chosen"], answer[row["prompt"]])
     assert stats["pairs"] == out["consistent"]
+
+
+def test_cli_rank_errors_are_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "serve", "--samples", str(tmp_path / "none")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.startswith("error:") and "synth samples" in r.stderr
+    (tmp_path / "s").mkdir()
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "export", "--samples", str(tmp_path / "s"),
+                        "--output", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 1 and "no rankings database" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_resampling_with_other_settings_gives_other_sets(tmp_path):
+    """Sets are named by what made them: other sampling settings never collide with stored rankings."""
+    with OpenAIServer(policy) as server:
+        a = SamplesConfig(output=str(tmp_path / "a"), prompts=str(write_prompts(tmp_path / "p")), k=3, n_prompts=2,
+                          llm=LLMConfig(base_url=server.base_url))
+        run_samples(a)
+        run_samples(a.model_copy(update={"output": str(tmp_path / "b"), "temperature": 0.7}))
+    store = RankStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    assert store.load_samples(read_samples(tmp_path / "a")) == 2
+    assert store.load_samples(read_samples(tmp_path / "b")) == 2 and len(store.sets()) == 4
+    assert store.load_samples(read_samples(tmp_path / "a")) == 0  # loading again adds nothing

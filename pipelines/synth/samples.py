@@ -77,7 +77,8 @@ def run_samples(cfg: SamplesConfig) -> dict:
     for i, p in enumerate(prompts):
         outs = [t.strip() for t in texts[i * cfg.k:(i + 1) * cfg.k]]
         empty += sum(not t for t in outs)
-        set_id = stable_id("samples", p["prompt"], source, cfg.seed)
+        # the id names everything that made the responses: other settings, other set
+        set_id = stable_id("samples", p["prompt"], source, cfg.seed, cfg.k, cfg.temperature, cfg.max_tokens)
         responses = [{"id": f"{set_id}-{j}", "text": t} for j, t in enumerate(outs)]
         identical += len(set(outs)) < len(outs)
         rows.append({"id": set_id, "prompt": p["prompt"], "answer": p["answer"], "responses": responses,
