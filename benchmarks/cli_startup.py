@@ -66,7 +66,10 @@ def main() -> None:
         for p in warcs:
             (big / f"copy{k}-{p.name}").symlink_to(p.resolve())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env["TOKENMILL_HOME"] = str(work / "home")  # same fresh-then-warm Prefect home for every run
+    # one fresh-then-warm Prefect home for every run (the old CLI derived it from TOKENMILL_HOME)
+    env["PREFECT_HOME"] = str(work / "home" / "prefect")
+    env["TOKENMILL_HOME"] = str(work / "home")
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     walls: dict[str, list[float]] = {"demo": [], "big": []}
     for i in range(args.repeat):
         for name, inp in (("demo", demo / "sample.warc.gz"), ("big", big)):

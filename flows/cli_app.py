@@ -11,8 +11,10 @@ INFO logs); ``--debug`` (a failing command shows its traceback instead of one li
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -77,3 +79,33 @@ def main_options(
         logging.getLogger("tokenmill").setLevel(logging.WARNING)
     else:
         logging.getLogger("tokenmill").setLevel(logging.INFO)
+
+
+#: start-up limit of Prefect's temporary server when the user left Prefect's default (20 s):
+#: a fresh database's migrations alone take ~16 s on a loaded 2-core machine
+LOCAL_STARTUP_TIMEOUT_S = 180
+
+
+@contextlib.contextmanager
+def prefect_local_mode() -> Iterator[None]:
+    """Run flows as Prefect resolves its settings (env, profile: never second-guessed). Only
+    when no API URL is configured (Prefect's own local mode, a temporary server per run) and the
+    server start-up limit is still Prefect's default, that limit is raised for this run
+    (``temporary_settings``, public API), so a first run on a busy machine does not fail."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    eph = get_current_settings().server.ephemeral
+    default = type(eph).model_fields["startup_timeout_seconds"].default
+    if PREFECT_API_URL.value() or eph.startup_timeout_seconds != default:
+        yield
+        return
+    logging.getLogger("tokenmill").debug("Prefect local mode: temporary server start-up limit %d s",
+                                         LOCAL_STARTUP_TIMEOUT_S)
+    with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:
+                                     LOCAL_STARTUP_TIMEOUT_S}):
+        yield

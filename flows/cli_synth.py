@@ -60,9 +60,11 @@ def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> N
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
     if prefect:
+        from flows.cli_app import prefect_local_mode
         from flows.synth import FLOWS
 
-        stats = FLOWS[kind](cfg.model_dump(mode="json"))
+        with prefect_local_mode():
+            stats = FLOWS[kind](cfg.model_dump(mode="json"))
     else:
         stats = getattr(mod, fn_name)(cfg)
     summary = {k: v for k, v in stats.items() if not isinstance(v, dict | list)}

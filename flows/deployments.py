@@ -2,9 +2,15 @@
 
 ``prefect.yaml`` at the repository root is the one list of deployments: ``prefect deploy --all``
 applies it for workers; this module reads the same file and turns each entry into
-``flow.to_deployment(...)`` with the same name, parameters, schedules, tags and concurrency
+``flow.to_deployment(...)`` with the same parameters, schedules, triggers, tags and concurrency
 limit, then ``prefect.serve(...)``s them all from one process. So the two ways of running a
 scheduled tokenmill can never drift apart.
+
+Served deployments are named ``serve`` (``fineweb/serve``), not ``default`` like the work-pool
+deployments of ``prefect deploy --all``: both can be registered on the same server without one
+replacing the other (a served ``fineweb/default`` used to overwrite the work-pool deployment,
+and the next worker run crashed). Event triggers are rewritten accordingly: ``dedup/serve`` runs
+when a ``fineweb/serve`` run completes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
+#: the deployment name of everything ``tokenmill serve-flows`` registers
+SERVE_NAME = "serve"
 
 
 @dataclass
@@ -29,6 +37,7 @@ class DeploymentSpec:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     concurrency_limit: int | None = None
+    triggers: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def path(self) -> Path:
@@ -52,7 +61,8 @@ def load_specs(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
     data = yaml.safe_load(Path(path).read_text())
     return [DeploymentSpec(name=d["name"], entrypoint=d["entrypoint"], parameters=d.get("parameters") or {},
                            schedules=d.get("schedules") or [], description=d.get("description"),
-                           tags=d.get("tags") or [], concurrency_limit=d.get("concurrency_limit"))
+                           tags=d.get("tags") or [], concurrency_limit=d.get("concurrency_limit"),
+                           triggers=d.get("triggers") or [])
             for d in data["deployments"]]
 
 
@@ -63,17 +73,36 @@ def _schedules(spec: DeploymentSpec, activate: bool) -> list:
             for s in spec.schedules if "cron" in s]
 
 
+def _served_triggers(spec: DeploymentSpec, name: str) -> list:
+    """prefect.yaml's triggers for the served deployment ``name``: an upstream *deployment* is
+    matched by its served name too (``dedup/serve`` follows ``fineweb/serve``)."""
+    from prefect.events import DeploymentEventTrigger
+
+    out = []
+    for t in spec.triggers:
+        t = {k: v for k, v in t.items() if k != "type"}
+        related = t.get("match_related") or []
+        related = related if isinstance(related, list) else [related]
+        t["match_related"] = [
+            {**r, "prefect.resource.name": name}
+            if r.get("prefect.resource.role") == "deployment" else r for r in related]
+        out.append(DeploymentEventTrigger(**t))
+    return out
+
+
 def runner_deployments(specs: list[DeploymentSpec] | None = None, activate_schedules: bool = False,
-                       only: list[str] | None = None) -> list:
-    """``RunnerDeployment``s for ``serve``; ``only`` filters by flow name or 'flow/deployment'."""
+                       only: list[str] | None = None, name: str = SERVE_NAME) -> list:
+    """``RunnerDeployment``s for ``serve``, all named ``name``; ``only`` filters by flow name or
+    'flow/deployment' (either the served or the prefect.yaml deployment name)."""
     out = []
     for spec in specs if specs is not None else load_specs():
         flow = spec.load_flow()
-        if only and flow.name not in only and f"{flow.name}/{spec.name}" not in only:
+        if only and not ({flow.name, f"{flow.name}/{spec.name}", f"{flow.name}/{name}"} & set(only)):
             continue
         out.append(flow.to_deployment(
-            name=spec.name, parameters=spec.parameters, schedules=_schedules(spec, activate_schedules),
-            description=spec.description, tags=spec.tags, concurrency_limit=spec.concurrency_limit))
+            name=name, parameters=spec.parameters, schedules=_schedules(spec, activate_schedules),
+            description=spec.description, tags=spec.tags, concurrency_limit=spec.concurrency_limit,
+            triggers=_served_triggers(spec, name)))
     return out
 
 

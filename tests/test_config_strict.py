@@ -72,3 +72,11 @@ def test_bad_files_are_config_errors(tmp_path):
     (tmp_path / "typo.yaml").write_text("langid:\n  languagse: [de]\n")
     with pytest.raises(ConfigError, match="typo.yaml: unknown key 'langid.languagse'"):
         config_from_file(FinewebConfig, tmp_path / "typo.yaml")
+
+
+def test_training_config_typo_names_the_closest_key():
+    from trainer.config import TrainConfig
+
+    with pytest.raises(ConfigError) as exc:
+        validate_config(TrainConfig, {"setps": 5}, "train.yaml")
+    assert str(exc.value) == "train.yaml: unknown key 'setps'; did you mean 'steps'?"

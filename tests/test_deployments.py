@@ -74,12 +74,63 @@ def test_deployment_parameters_fit_the_flows_and_schedules_are_inactive() -> Non
         flow = spec.load_flow()
         sig = inspect.signature(flow.fn)
         assert set(spec.parameters) <= set(sig.parameters), spec.entrypoint
-        required = {n for n, p in sig.parameters.items() if p.default is inspect.Parameter.empty}
-        assert required <= set(spec.parameters), f"{spec.entrypoint} lacks {required - set(spec.parameters)}"
-        assert spec.schedules and all(s["active"] is False for s in spec.schedules), spec.entrypoint
+        assert all(s["active"] is False for s in spec.schedules), spec.entrypoint
         for s in spec.schedules:
             CronSchedule(cron=s["cron"], timezone=s["timezone"])  # raises on an invalid cron string
         assert spec.concurrency_limit == 1
+
+
+def test_corpus_deployments_chain_by_events_with_required_paths() -> None:
+    """Cron examples only on first stages; later stages run on the upstream's Completed event
+    with its output; no path parameter has a default (nothing points at a missing path)."""
+    from pipelines import registry
+
+    specs = {spec.load_flow().name: spec for spec in load_specs() if "corpus" in spec.tags}
+    assert set(specs) == {"fineweb", "corpus-pipeline", *(s.flow_name for s in registry.STAGES)}
+    for name, spec in specs.items():
+        assert not {"inputs", "input", "output"} & set(spec.parameters), name
+        sig = inspect.signature(spec.load_flow().fn)
+        for p in ("output", "inputs" if "inputs" in sig.parameters else "input"):
+            assert sig.parameters[p].default is inspect.Parameter.empty, (name, p)
+        first = name in ("fineweb", "corpus-pipeline", "stage-read")
+        assert bool(spec.schedules) is first, name
+        assert bool(spec.triggers) is not first, name
+    chain = {name: spec.triggers[0] for name, spec in specs.items() if spec.triggers}
+    assert chain["dedup"]["expect"] == ["prefect.flow-run.Completed"]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "fineweb"} in \
+        chain["dedup"]["match_related"]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "dedup"} in \
+        chain["tokenize"]["match_related"]
+    assert chain["dedup"]["parameters"] == {"input": "{{ flow_run.parameters.output }}",
+                                            "output": "{{ flow_run.parameters.output }}/../dedup"}
+    assert chain["stage-urlfilter"]["parameters"]["inputs"] == "{{ flow_run.parameters.output }}/documents"
+
+
+def test_prefect_yaml_is_generated_from_the_registry() -> None:
+    """The committed prefect.yaml equals what `python -m flows.prefect_yaml` writes."""
+    from flows.prefect_yaml import generate, main
+
+    text = PREFECT_YAML.read_text()
+    assert generate(text) == text, "prefect.yaml is stale: run `python -m flows.prefect_yaml`"
+    assert main(["--check"]) == 0
+
+
+def test_a_new_registry_stage_gets_its_deployment_and_place_in_the_chain(monkeypatch) -> None:
+    import dataclasses
+
+    from flows import prefect_yaml
+    from pipelines import registry
+    from schemas.config import DedupConfig
+
+    extra = registry.Stage("decontaminate", "Remove benchmark overlaps.", "corpus", DedupConfig,
+                           entrypoint="flows/dedup.py:dedup_flow")
+    stages = (*registry.STAGES, dataclasses.replace(extra))
+    monkeypatch.setattr(registry, "STAGES", stages)
+    deps = prefect_yaml.corpus_deployments()
+    last = deps[-1]
+    assert last["description"].startswith("Stage decontaminate alone")
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "tokenize"} in \
+        last["triggers"][0]["match_related"]
 
 
 def test_prefect_yaml_pull_step_sets_the_repository_as_working_directory() -> None:
@@ -92,14 +143,21 @@ def test_prefect_yaml_pull_step_sets_the_repository_as_working_directory() -> No
 
 
 def test_serve_builds_runner_deployments_with_the_yaml_settings() -> None:
-    from flows.deployments import runner_deployments
+    from flows.deployments import SERVE_NAME, runner_deployments
 
-    deps = runner_deployments(only=["stage-read", "fineweb/default"])
-    assert sorted(d.flow_name for d in deps) == ["fineweb", "stage-read"]
+    deps = runner_deployments(only=["stage-read", "fineweb/default", "dedup"])
+    assert sorted(d.flow_name for d in deps) == ["dedup", "fineweb", "stage-read"]
+    # served deployments never take the names `prefect deploy --all` uses
+    assert SERVE_NAME != "default" and all(d.name == SERVE_NAME for d in deps)
     read = next(d for d in deps if d.flow_name == "stage-read")
-    assert read.name == "default" and read.parameters["output"] == "out/read"
+    assert "output" not in read.parameters
     assert [s.active for s in read.schedules] == [False]
     assert read.schedules[0].schedule.cron == "0 1 * * *"
+    dedup = next(d for d in deps if d.flow_name == "dedup")
+    (trigger,) = dedup.triggers
+    related = [r.root if hasattr(r, "root") else r for r in trigger.match_related]
+    assert {"prefect.resource.role": "deployment", "prefect.resource.name": SERVE_NAME} in related
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "fineweb"} in related
     active = runner_deployments(activate_schedules=True, only=["stage-read"])
     assert [s.active for s in active[0].schedules] == [True]
 

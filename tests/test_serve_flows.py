@@ -2,10 +2,10 @@
 
 A Prefect server runs on 127.0.0.1 (temporary PREFECT_HOME, SQLite, free port); ``tokenmill
 serve-flows --only stage-urlfilter --only stage-read --limit 1`` runs in its own process group
-and registers those deployments of prefect.yaml (and no others). ``prefect deployment run
-'stage-urlfilter/default'`` on one real WARC of ../shared/data/web is picked up by the serving
+and registers those deployments of prefect.yaml (and no others) under the name ``serve``.
+``prefect deployment run 'stage-urlfilter/serve'`` on one real WARC of ../shared/data/web is picked up by the serving
 process; the flow run must reach COMPLETED, write documents/removed/stats.json with every input
-document either kept or removed, and the served deployment must carry prefect.yaml's example
+document either kept or removed, and the served first stage must carry prefect.yaml's example
 cron schedule, inactive; ``--activate-schedules`` serves it active. Every process started here is
 killed as a process group, also on failure.
 """
@@ -91,22 +91,25 @@ def test_serve_flows_runs_a_stage_deployment(prefect_server, web_warcs, tmp_path
     log = tmp_path / "serve.log"
     warc = next(p for p in web_warcs if p.name == "dolma-sample-0000.warc.gz")
     out = tmp_path / "urlfilter"
-    want = _yaml_schedule(":stage_urlfilter_flow")
+    want = _yaml_schedule(":stage_read_flow")
 
     with serving(env, log) as proc:
-        schedules = _schedules_of(env, "stage-urlfilter/default", False, log, proc)
+        schedules = _schedules_of(env, "stage-read/serve", False, log, proc)
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [
             (want["cron"], want["timezone"], False)]
-        assert _schedules_of(env, "stage-read/default", False, log, proc)
+        served = wait_until("stage-urlfilter/serve", lambda: _deployment(env, "stage-urlfilter/serve"),
+                            300, log, alive=proc)
+        assert served["schedules"] == []  # a later stage: triggered by stage-read, no cron
+        # served under its own name: never replaces the `default` deployments of deploy --all
+        assert _deployment(env, "stage-urlfilter/default") is None
         # --only: the other deployments of prefect.yaml are not served
-        assert _deployment(env, "fineweb/default") is None
-        assert _deployment(env, "dedup/default") is None
-        served = _deployment(env, "stage-urlfilter/default")
-        assert served["parameters"]["output"] == "out/urlfilter"  # prefect.yaml's parameters
+        assert _deployment(env, "fineweb/serve") is None
+        assert _deployment(env, "dedup/serve") is None
+        assert served["parameters"] == {"workers": 2}  # prefect.yaml's: no default paths
         # prefect.yaml's concurrency_limit: 1 (Prefect 3 keeps it as a global concurrency limit)
         assert (served.get("global_concurrency_limit") or {}).get("limit") == 1, served
 
-        run_id = run_deployment(env, "stage-urlfilter/default", {
+        run_id = run_deployment(env, "stage-urlfilter/serve", {
             "inputs": json.dumps([str(warc)]), "output": str(out), "workers": "1"})
         run = wait_flow_run(env, run_id, 480, log, alive=proc)
         assert run["state"]["type"] == "COMPLETED", tail(log)
@@ -140,8 +143,9 @@ def test_served_stage_takes_a_config_parameter(prefect_server, web_warcs, tmp_pa
     out = tmp_path / "urlfilter"
     config = {"urlfilter": {"extra_domains": ["soldaini.net"]}}
     with serving(env, log) as proc:
-        _schedules_of(env, "stage-urlfilter/default", False, log, proc)
-        run_id = run_deployment(env, "stage-urlfilter/default", {
+        wait_until("stage-urlfilter/serve", lambda: _deployment(env, "stage-urlfilter/serve"), 300,
+                   log, alive=proc)
+        run_id = run_deployment(env, "stage-urlfilter/serve", {
             "inputs": json.dumps([str(warc)]), "output": str(out), "workers": "1", "config": json.dumps(config)})
         run = wait_flow_run(env, run_id, 480, log, alive=proc)
         assert run["state"]["type"] == "COMPLETED", tail(log)
@@ -152,7 +156,7 @@ def test_served_stage_takes_a_config_parameter(prefect_server, web_warcs, tmp_pa
 def test_serve_flows_activate_schedules(prefect_server, tmp_path: Path) -> None:
     env = prefect_server
     log = tmp_path / "serve.log"
-    want = _yaml_schedule(":stage_urlfilter_flow")
+    want = _yaml_schedule(":stage_read_flow")
     with serving(env, log, "--activate-schedules") as proc:
-        schedules = _schedules_of(env, "stage-urlfilter/default", True, log, proc)
+        schedules = _schedules_of(env, "stage-read/serve", True, log, proc)
         assert [(s["schedule"]["cron"], s["active"]) for s in schedules] == [(want["cron"], True)]

@@ -9,14 +9,16 @@ from __future__ import annotations
 import warnings
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from schemas.strict import StrictModel  # unknown keys are errors (`{"setps": 5}`)
 
 
 class TrainerWarning(UserWarning):
     """A run that works but is probably not what the user wants (slow, or unable to learn)."""
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(StrictModel):
     """GPT shape. ``vocab_size`` is set from the tokenizer (padded to a multiple of 64)."""
 
     n_layer: int = Field(2, description="transformer blocks")
@@ -78,7 +80,7 @@ def warn_if_head_dominates(cfg: ModelConfig, tokenizer: str = "the tokenizer") -
     return ratio
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(StrictModel):
     """One training run (pretrain, SFT, RL or reward model); defaults suit the tiny preset."""
 
     steps: int = Field(200, description="optimizer steps in the whole run (sets the LR schedule)")
@@ -102,7 +104,7 @@ class TrainConfig(BaseModel):
     progress: bool = Field(True, description="rich progress bar with tokens/s")
 
 
-class RLConfig(BaseModel):
+class RLConfig(StrictModel):
     """GRPO-style policy gradient on verifiable prompts."""
 
     k: int = Field(8, description="sampled answers per prompt")

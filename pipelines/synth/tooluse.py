@@ -114,7 +114,7 @@ def search_query(item: QAItem) -> str:
 def _search(index: SearchIndex, query: str, item: QAItem, cfg: ToolUseConfig):
     hits = index.search(query, k=cfg.top_k)
     containing = [h for h in hits if span_match(h.text[:cfg.result_chars], item.answer)]
-    return hits, format_results(hits, cfg.result_chars), containing
+    return hits, clean_tool_output(format_results(hits, cfg.result_chars)), containing
 
 
 def search_steps(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[list[dict] | None, dict, str]:
