@@ -212,3 +212,15 @@ def test_resampling_with_other_settings_gives_other_sets(tmp_path):
     assert store.load_samples(read_samples(tmp_path / "a")) == 2
     assert store.load_samples(read_samples(tmp_path / "b")) == 2 and len(store.sets()) == 4
     assert store.load_samples(read_samples(tmp_path / "a")) == 0  # loading again adds nothing
+
+
+def test_re_export_with_other_settings_leaves_no_stale_split(samples, tmp_path):
+    store = RankStore(f"sqlite:///{tmp_path / 'v.sqlite'}")
+    store.load_samples(read_samples(samples))
+    for s in store.sets():
+        store.submit(s["id"], "verifier", verifier_ranking(s))
+    first = export_pairs(store, tmp_path / "pairs", val_fraction=0.5)
+    assert first["val"] > 0 and (tmp_path / "pairs" / "val").is_dir()
+    again = export_pairs(store, tmp_path / "pairs", val_fraction=0.0)
+    assert again["val"] == 0 and not list((tmp_path / "pairs" / "val").glob("*.parquet"))
+    assert pa.parquet.read_table(tmp_path / "pairs" / "train").num_rows == again["pairs"] == first["pairs"]

@@ -158,3 +158,13 @@ def test_task_family_shortfall_is_reported(tmp_path, capsys):
                               spelling=3 * len(WORDS)))
     assert stats["shortfall"]["spelling"] == 3 * len(WORDS) - stats["by_kind"]["spelling"] > 0
     assert "spelling:" in capsys.readouterr().err
+
+
+def test_rewrite_with_fewer_rows_leaves_no_stale_shards(tmp_path):
+    from pipelines.synth.common import write_conversations
+
+    rows = identity_conversations(ModelCard(), 5, 0)
+    write_conversations(tmp_path, rows, shard_rows=2)
+    assert len(read_conversations(tmp_path)) == 5
+    write_conversations(tmp_path, rows[:1], shard_rows=2)
+    assert [r["id"] for r in read_conversations(tmp_path)] == [rows[0]["id"]]

@@ -99,6 +99,8 @@ def export_pairs(store, output: str | Path, annotators: list[str] | None = None,
     write_rows(out / "train" / "part-00000.parquet", rows["train"], RANKED_PAIR_SCHEMA)
     if rows["val"]:
         write_rows(out / "val" / "part-00000.parquet", rows["val"], RANKED_PAIR_SCHEMA)
+    else:  # a val split left by an earlier export with other settings would be read as this one's
+        (out / "val" / "part-00000.parquet").unlink(missing_ok=True)
     stats = {"generator": "rank-export", "database": store.url, "sets": len(sets),
              "rankings": len(chosen_rankings), "pairs": len(rows["train"]) + len(rows["val"]),
              "train": len(rows["train"]), "val": len(rows["val"]), "ties_dropped": ties,

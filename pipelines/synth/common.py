@@ -77,6 +77,8 @@ def write_conversations(out_dir: str | Path, rows: list[dict], shard_rows: int =
         path = Path(out_dir) / subdir / f"part-{n:05d}.parquet"
         write_rows(path, rows[start:start + shard_rows])
         paths.append(path)
+    for old in set((Path(out_dir) / subdir).glob("part-*.parquet")) - set(paths):
+        old.unlink()  # shards of an earlier, larger run would otherwise be read as part of this one
     return paths
 
 
