@@ -226,9 +226,10 @@ def train_fasttext(texts: list[str], labels: list[int], config: QualityTrainConf
     model = fasttext.train_supervised(f.name, wordNgrams=config.ngram_max, epoch=25, lr=0.5,
                                       seed=config.seed, thread=1, verbose=0)
     Path(f.name).unlink()
-    tmp = path.with_name(f".{path.name}.tmp")
-    model.save_model(str(tmp))
-    tmp.replace(path)
+    from pipelines.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save_model(str(tmp))
     return FastTextQualityModel(path, config.max_chars)
 
 
