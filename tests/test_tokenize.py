@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.dedup_quality import real_texts
-import numpy as np
-
 from pipelines.tokenize import is_val, shard_counts, shard_of, shuffle_key, tokenize
 from pipelines.tokenizer import load_tokenizer, train_bpe
 from schemas.config import TokenizeConfig
