@@ -38,8 +38,10 @@ def _run(code: Path, inputs: Path, out: Path, workers: int, env: dict) -> float:
     cmd = [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inputs), "--output",
            str(out), "--workers", str(workers)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=code, env={**env, "PYTHONPATH": str(code)}, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(cmd, cwd=code, env={**env, "PYTHONPATH": str(code)},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return time.perf_counter() - t0
 
 
@@ -70,6 +72,7 @@ def main() -> None:
     env["PREFECT_HOME"] = str(work / "home" / "prefect")
     env["TOKENMILL_HOME"] = str(work / "home")
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     walls: dict[str, list[float]] = {"demo": [], "big": []}
     for i in range(args.repeat):
         for name, inp in (("demo", demo / "sample.warc.gz"), ("big", big)):
