@@ -226,7 +226,7 @@ def test_stage_deployment_runs_on_a_real_server(prefect_server, web_warcs, tmp_p
         flow_name = spec.load_flow().name
         dep = httpx.get(f"{api}/deployments/name/{flow_name}/{spec.name}", timeout=10)
         assert dep.status_code == 200, flow_name
-        assert [s["active"] for s in dep.json()["schedules"]] == [False]
+        assert [s["active"] for s in dep.json()["schedules"]] == [False] * len(spec.schedules)
         assert dep.json()["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
                                              {"directory": str(REPO)}}]
 
