@@ -70,6 +70,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     # one fresh-then-warm Prefect home for every run (the old CLI derived it from TOKENMILL_HOME)
     env["PREFECT_HOME"] = str(work / "home" / "prefect")
+    (work / "home" / "prefect").mkdir(parents=True)
     env["TOKENMILL_HOME"] = str(work / "home")
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

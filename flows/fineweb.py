@@ -15,7 +15,8 @@ threads would share one GIL); with one worker they run in this process, in the m
 builds and sets up its steps once (fastText model, blocklists) and reuses them for its shards.
 
 A shard whose ``stats/<shard>.json`` exists is done: its task run only reads those stats, so a
-crashed run resumes. At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
+crashed run resumes; ``OUT/settings.json`` (stages + config, written by the first run) makes a
+re-run with other settings fail with the first difference instead of mixing shards. At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
 configuration that made them), published (INFO logs with the counts, a table and a markdown
 artifact, the CLI's rich table) and returned: the flow's result is its stats, persisted as JSON
 so ``state.result()`` works for deployment runs.
