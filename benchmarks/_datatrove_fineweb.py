@@ -29,6 +29,13 @@ Three things make datatrove run on a machine without internet (nothing else is c
 - tldextract: URLFilter's ``TLDExtract()`` would fetch the public suffix list; we give it
   ``suffix_list_urls=()`` so it uses the snapshot tldextract ships.
 
+Multilingual (``--languages de,fr,...``, anything but ``en``): LanguageFilter keeps those
+languages and one ``_QualityByLanguage`` step sends each document to its language's filters:
+FineWeb's English filters above for ``en``; for any other language datatrove's own Gopher
+repetition / FineWeb quality / Gopher quality filters with FineWeb-2's per-language arguments, as
+``fineweb-2-pipeline.py`` builds them (the thresholds and stop words tokenmill ships in
+``pipelines/lang``, word splitting by datatrove's tokenizer for the language), no C4.
+
 Writes ``OUT/timing.json`` with the seconds spent in ``executor.run()``.
 """
 
@@ -38,6 +45,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -110,7 +118,74 @@ def _prefilled_ft176(model_path: Path, languages: list[str]):
     return _PrefilledFT176(languages)
 
 
-def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeout: float = 1.0) -> list:
+def _fineweb2_filters(language: str) -> list:
+    """datatrove's filters with FineWeb-2's arguments for ``language`` (``fineweb-2-pipeline.py``
+    step 5: Gopher repetition, FineWeb quality, Gopher quality; no C4)."""
+    from datatrove.pipeline.filters import (
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    from pipelines.lang import load_language_settings
+    from pipelines.lang.make_settings import LANGUAGES
+
+    s = load_language_settings(language)
+    code = LANGUAGES[language][0] if language in LANGUAGES else language
+    r, q, f = s.gopher_repetition, s.gopher_quality, s.fineweb
+    return [
+        GopherRepetitionFilter(language=code, dup_para_frac=0, dup_line_char_frac=0,
+                               dup_para_char_frac=0, dup_line_frac=r.dup_line_frac,
+                               top_n_grams=r.top_n_grams, dup_n_grams=r.dup_n_grams),
+        FineWebQualityFilter(language=code, short_line_thr=999, char_duplicates_ratio=0.1,
+                             line_punct_thr=f.line_punct_thr, new_line_ratio=f.new_line_ratio),
+        GopherQualityFilter(language=code, max_avg_word_length=q.max_avg_word_length,
+                            min_avg_word_length=q.min_avg_word_length, stop_words=q.stop_words,
+                            max_non_alpha_words_ratio=q.max_non_alpha_words_ratio,
+                            min_stop_words=q.min_stop_words),
+    ]
+
+
+def _english_filters() -> list:
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+    )
+
+    return [GopherRepetitionFilter(), GopherQualityFilter(),
+            C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]
+
+
+def _quality_by_language(exclusion_writer):
+    """One datatrove filter step that runs, per document, the filters of its language."""
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+
+    class _QualityByLanguage(BaseFilter):
+        name = "Quality by language"
+
+        def __init__(self) -> None:
+            super().__init__(exclusion_writer)
+            self.chains: dict[str, list] = {}
+
+        def filter(self, doc):
+            lang = doc.metadata.get("language")
+            chain = self.chains.get(lang)
+            if chain is None:
+                chain = self.chains[lang] = _english_filters() if lang == "en" else _fineweb2_filters(lang)
+            for flt in chain:
+                res = flt.filter(doc)
+                if res is False or (isinstance(res, tuple) and res[0] is False):
+                    why = res[1] if isinstance(res, tuple) else ""
+                    return False, f"{type(flt).__name__}:{why}"
+            return True
+
+    return _QualityByLanguage()
+
+
+def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeout: float = 1.0,
+                   languages: list[str] | None = None) -> list:
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -127,8 +202,18 @@ def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeou
     removed = f"{output}/removed"
     url_filter = URLFilter(exclusion_writer=JsonlWriter(f"{removed}/1_url"))
     url_filter.tldextractor = TLDExtract(suffix_list_urls=())  # offline: the bundled snapshot
-    lang_filter = LanguageFilter(languages=["en"], exclusion_writer=JsonlWriter(f"{removed}/2_lang"))
-    lang_filter.model = _prefilled_ft176(model_path, ["en"])
+    languages = languages or ["en"]
+    lang_filter = LanguageFilter(languages=languages, exclusion_writer=JsonlWriter(f"{removed}/2_lang"))
+    lang_filter.model = _prefilled_ft176(model_path, languages)
+    if languages != ["en"]:
+        return [
+            WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
+            url_filter,
+            Trafilatura(favour_precision=True, timeout=extract_timeout),
+            lang_filter,
+            _quality_by_language(JsonlWriter(f"{removed}/3_quality")),
+            JsonlWriter(f"{output}/output"),
+        ]
     return [
         WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
         url_filter,
@@ -148,14 +233,18 @@ def main() -> None:
     ap.add_argument("--output", required=True)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--extract-timeout", type=float, default=1.0, help="Trafilatura timeout (FineWeb: 1 s)")
+    ap.add_argument("--languages", default="en", help="comma-separated languages to keep (FineWeb: en)")
     args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines.lang (multilingual)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     allow_fasttext_predict()
     model_path = prefill_lid_cache()
     from datatrove.executor import LocalPipelineExecutor
 
     t0 = time.perf_counter()
-    executor = LocalPipelineExecutor(build_pipeline(args.input, args.output, model_path, args.extract_timeout), tasks=args.workers,
+    languages = [x for x in args.languages.split(",") if x]
+    executor = LocalPipelineExecutor(build_pipeline(args.input, args.output, model_path, args.extract_timeout,
+                                                    languages), tasks=args.workers,
                                      workers=args.workers, logging_dir=f"{args.output}/logs",
                                      start_method="fork")  # workers inherit the dependency shim
     executor.run()

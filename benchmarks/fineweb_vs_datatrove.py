@@ -2,6 +2,14 @@
 
     python benchmarks/fineweb_vs_datatrove.py [--input DIR] [--workers 2] [--repeat 3]
         [--extract-timeout 5] [--copies K] [--payload-types http,libmagic] [--no-append]
+        [--multilingual [--min-records 2000]] [--languages en]
+
+``--multilingual`` (issue 13): the input is ``multilingual-news.warc.gz`` alone (real news and blog
+pages, mostly German, also English and French), copied until there are at least ``--min-records``
+records; decisions are compared on the first copy. ``--languages`` (both sides; default ``en``,
+FineWeb's setting) picks what is kept: with ``en`` most pages are removed for their language,
+which tokenmill's pre-screen decides before trafilatura; other languages get FineWeb-2's
+per-language filters on both sides (see ``_datatrove_fineweb.py``).
 
 Each repeat runs, in alternating order so neither side always gets the warmer cache:
 
@@ -142,22 +150,27 @@ def pipeline_seconds(side: str, out: Path) -> float:
     return json.loads((out / "stats.json").read_text())["seconds"]
 
 
+LANGUAGES = ["en"]  # set by main (--languages), used by both sides' commands
+
+
 def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
     return [sys.executable, str(REPO / "benchmarks" / "_datatrove_fineweb.py"), "--input", str(inp),
-            "--output", str(out), "--workers", str(workers), "--extract-timeout", str(timeout)]
+            "--output", str(out), "--workers", str(workers), "--extract-timeout", str(timeout),
+            "--languages", ",".join(LANGUAGES)]
 
 
 def ours_cmd(inp: Path, out: Path, workers: int, timeout: float, payload_type: str = "http") -> list[str]:
     return [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inp), "--output", str(out),
-            "--workers", str(workers), "--languages", "en", "--extract-timeout", str(timeout),
-            "--payload-type", payload_type]
+            "--workers", str(workers), "--languages", ",".join(LANGUAGES),
+            "--extract-timeout", str(timeout), "--payload-type", payload_type]
 
 
 # --- where the time goes: per-stage seconds (summed over workers) and docs/s -------------------
 
 _DT_STAGES = {"READER": "read", "Url-filter": "urlfilter", "Trafilatura": "extract",
               "Language ID": "langid", "Gopher Repetition": "quality", "Gopher Quality": "quality",
-              "C4 Quality": "quality", "FineWeb Quality": "quality"}
+              "C4 Quality": "quality", "FineWeb Quality": "quality",
+              "Quality by language": "quality"}
 STAGE_ORDER = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
 
 
@@ -244,7 +257,8 @@ def _jsonl(folder: Path):
 
 
 ANCHOR_FOLDERS = {"1_url": "url", "2_lang": "langid", "3_gopher_rep": "gopher_repetition",
-                  "4_gopher_qual": "gopher_quality", "5_c4": "c4", "6_fineweb_qual": "fineweb_quality"}
+                  "4_gopher_qual": "gopher_quality", "5_c4": "c4", "6_fineweb_qual": "fineweb_quality",
+                  "3_quality": "quality"}
 
 
 def datatrove_reader_skips(inp: Path) -> dict[str, str]:
@@ -366,8 +380,25 @@ def main(argv: list[str] | None = None) -> dict:
                     help="tokenmill read modes to run (comma-separated; the first is the one "
                     "whose speed is the headline): 'http' = tokenmill's default, 'libmagic' = "
                     "datatrove's WarcReader rule (the same settings as the anchor)")
+    ap.add_argument("--multilingual", action="store_true",
+                    help="input = multilingual-news.warc.gz of --input, copied to >= --min-records")
+    ap.add_argument("--min-records", type=int, default=2000)
+    ap.add_argument("--languages", default="en", help="languages both sides keep (comma-separated)")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.payload_types.split(",") if m.strip()]
+    LANGUAGES[:] = [x for x in args.languages.split(",") if x]
+    startup_source = args.input  # the start-up run takes one record from each of `workers` files
+    if args.multilingual:
+        src = args.input / "multilingual-news.warc.gz"
+        if not src.exists():
+            raise SystemExit(f"--multilingual needs {src}")
+        sel = (args.workdir or Path(tempfile.mkdtemp(prefix="fineweb-ml-"))) / "ml-source"
+        sel.mkdir(parents=True, exist_ok=True)
+        if not (sel / src.name).exists():
+            (sel / src.name).symlink_to(src.resolve())
+        args.input = sel
+        n = len(response_ids(sel))
+        args.copies = max(args.copies, -(-args.min_records // n))
 
     ids = response_ids(args.input)
     if not ids:
@@ -389,7 +420,8 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[str, list[dict]] = {side: [] for side in sides}
     cmp_by_mode: dict[str, dict] = {}
     breakdown: dict[str, dict] = {}
-    start_inp = startup_input(args.input, work, skips, n=max(1, args.workers))
+    start_skips = skips if startup_source == args.input else datatrove_reader_skips(startup_source)
+    start_inp = startup_input(startup_source, work, start_skips, n=max(1, args.workers))
     n_startup = len(response_ids(start_inp))
     startups: dict[str, list[dict]] = {"datatrove": [], "tokenmill": []}
     for r in range(args.repeat):
@@ -453,6 +485,7 @@ def main(argv: list[str] | None = None) -> dict:
     ratios_pipeline = {m: med[f"tokenmill:{m}"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
                        for m in modes}
     summary = {"date": dt.date.today().isoformat(), "input": str(args.input), "documents": n_docs,
+               "multilingual": args.multilingual, "languages": LANGUAGES,
                "distinct_documents": len(ids), "copies": args.copies, "modes": modes,
                "speed_ratio_in_pipeline": ratios_pipeline[modes[0]],
                "workers": args.workers, "repeat": args.repeat, "extract_timeout_s": args.extract_timeout,
@@ -516,7 +549,9 @@ def append_results(s: dict, note: str) -> None:
     lines = [
         f"\n## {s['date']} FineWeb pass: tokenmill vs datatrove 0.10.1 (`benchmarks/fineweb_vs_datatrove.py`)\n",
         f"- machine: {MACHINE}; other engineers' jobs running at the same time",
-        f"- input: {s['input']} x {s['copies']} copies ({s['documents']} WARC response records), {s['workers']} workers, "
+        f"- input: {s['input']} x {s['copies']} copies ({s['documents']} WARC response records), "
+        f"{'multilingual mode, ' if s.get('multilingual') else ''}languages kept: "
+        f"{','.join(s.get('languages') or ['en'])}, {s['workers']} workers, "
         f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "
         f"load average at the end {os.getloadavg()[0]:.1f}, "
         "end-to-end subprocess wall time (imports, Prefect temp server / datatrove blocklist load included)",

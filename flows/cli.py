@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from flows import cli_corpus, cli_fineweb, cli_publish, cli_synth, cli_train  # noqa: F401 (registers commands)
+from flows import cli_corpus, cli_fineweb, cli_publish, cli_quality, cli_synth, cli_train  # noqa: F401
 from flows.cli_app import DEBUG, app
 
 #: Options that take several values after one flag (``--input a.warc.gz b.warc.gz``, also what a

@@ -16,21 +16,26 @@ Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes"
 Tok = Annotated[str, typer.Option("--tokenizer", help="cl100k_base (tiktoken) or a tokenizers JSON path")]
 
 
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
+
+
 @stage_app.command("dedup")
 def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
           min_similarity: Annotated[float | None, typer.Option(
               help="link a colliding pair only if its signature-estimated Jaccard is >= this + 0.02 "
                    "(pipelines.dedup.SIMILARITY_MARGIN), e.g. 0.7")] = None,
-          workers: Workers = 1) -> None:
+          workers: Workers = 1, overwrite: Overwrite = False) -> None:
     """MinHash near-duplicate removal (FineWeb: 5-gram shingles, 14 bands x 8 rows).
 
     Writes OUT/documents (kept, with minhash_cluster), OUT/removed (reason dedup:minhash,
     duplicate_of) and OUT/stats.json; work files in OUT/_work make re-runs resume.
     """
-    from flows.dedup import dedup_flow
+    from flows.dedup import dedup_flow, prepare
     from schemas.config import DedupConfig
 
     cfg = DedupConfig(ngram=ngram, bands=bands, rows=rows, seed=seed, min_similarity=min_similarity)
+    prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
     with prefect_local_mode():
         dedup_flow(str(input), str(output), cfg, workers)
 
@@ -38,15 +43,16 @@ def dedup(input: InDir, output: OutDir, bands: int = 14, rows: int = 8, ngram: i
 @stage_app.command("tokenize")
 def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
              shard_tokens: int = 10_000_000, val_fraction: float = 0.01, seed: int = 0,
-             workers: Workers = 1) -> None:
+             workers: Workers = 1, overwrite: Overwrite = False) -> None:
     """Documents -> shuffled train/val Parquet token shards (each document ends with EOT).
 
     Writes OUT/train/shard-NNNNN.parquet, OUT/val/shard-NNNNN.parquet and OUT/manifest.json.
     """
-    from flows.tokenize_flow import tokenize_flow
+    from flows.tokenize_flow import prepare, tokenize_flow
     from schemas.config import TokenizeConfig
 
     cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
+    prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
     with prefect_local_mode():
         tokenize_flow(str(input), str(output), cfg, workers)
 

@@ -24,6 +24,8 @@ InputOpt = Annotated[list[str], typer.Option("--input", "-i", help="WARC/Parquet
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", "-w", help="worker processes (default: config, 1)", min=1)]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig as JSON or YAML")]
+OverwriteOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
 LangOpt = Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep (repeat); 'all' keeps every language")]
 
 
@@ -58,6 +60,13 @@ OVERRIDES: dict[str, Override] = {
         "needs python-magic)")],
         lambda cfg, v: setattr(cfg, "read", type(cfg.read).model_validate(
             {**cfg.read.model_dump(), "payload_type": v}))),
+    "no_prescreen": Override(Annotated[bool | None, typer.Option(
+        "--no-prescreen", help="extract every page (datatrove's exact decisions); default: skip "
+        "trafilatura for pages a fast language pre-screen finds confidently outside --languages")],
+        lambda cfg, v: setattr(cfg.langid, "prescreen", not v)),
+    "by_language": Override(Annotated[bool | None, typer.Option(
+        "--by-language", help="write kept documents to OUT/documents/<language>/")],
+        lambda cfg, v: setattr(cfg, "partition_by_language", v)),
 }
 
 
@@ -75,13 +84,22 @@ def load_config(path: Path | None = None, *, workers: int | None = None, **overr
     return validate_config(FinewebConfig, cfg.model_dump(), "command-line options")
 
 
-def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg) -> dict:
-    """Expand the inputs first (a glob that matches nothing fails before Prefect starts), then
-    run the flow in Prefect's own local mode or against the configured API."""
+def _run(stages: list[str] | None, inputs: list[str], output: Path, cfg,
+         overwrite: bool = False) -> dict:
+    """Expand the inputs first (a glob that matches nothing, a removed/ dir or a FIFO fails
+    before Prefect starts) and check OUT against this run (``run.json``: another run's output
+    is refused in one line, or deleted with ``--overwrite``), then run the flow in Prefect's
+    own local mode or against the configured API."""
+    from pipelines.fineweb import STAGES
     from pipelines.io import expand_inputs
+    from pipelines.runinfo import prepare_output
 
-    if not expand_inputs(list(inputs)):
+    files = expand_inputs(list(inputs))
+    if not files:
         raise FileNotFoundError(f"no input files match {list(inputs)}")
+    prepare_output(output, kind="fineweb" if stages is None else f"stage {stages[0]}", config=cfg,
+                   inputs=files, stages=list(STAGES if stages is None else stages),
+                   overwrite=overwrite)
     from flows import fineweb as fw
 
     with prefect_local_mode():
@@ -96,14 +114,16 @@ def _command(name: str | None, options: tuple[str, ...], doc: str) -> Callable:
     def command(**kw: Any) -> None:
         cfg = load_config(kw.pop("config"), workers=kw.pop("workers"), **{
             k: kw.pop(k) for k in options})
-        _run(None if name is None else [name], kw["input"], kw["output"], cfg)
+        _run(None if name is None else [name], kw["input"], kw["output"], cfg, kw["overwrite"])
 
     params = [inspect.Parameter("input", inspect.Parameter.KEYWORD_ONLY, annotation=InputOpt),
               inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, annotation=OutputOpt),
               inspect.Parameter("workers", inspect.Parameter.KEYWORD_ONLY, annotation=WorkersOpt,
                                 default=None),
               inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=ConfigOpt,
-                                default=None)]
+                                default=None),
+              inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY,
+                                annotation=OverwriteOpt, default=False)]
     params += [inspect.Parameter(o, inspect.Parameter.KEYWORD_ONLY,
                                  annotation=OVERRIDES[o].annotation, default=None) for o in options]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -117,8 +137,10 @@ def _all_options() -> tuple[str, ...]:
 
 app.command("fineweb")(_command(None, _all_options(), f"""The FineWeb pass: {' -> '.join(registry.DOCUMENT_STAGES)}.
 
-    Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json and
-    OUT/stats.json. Re-running with the same OUT resumes: finished shards are skipped.
+    Writes OUT/documents, OUT/removed (with stage and reason), OUT/stats/<shard>.json,
+    OUT/stats.json and OUT/run.json (config, stages, inputs). Re-running with the same OUT and
+    settings resumes: finished shards are skipped; other settings or inputs are refused unless
+    --overwrite.
     """))
 
 for _stage in registry.STAGES:
@@ -130,13 +152,15 @@ for _stage in registry.STAGES:
 
 @app.command("demo")
 def demo(output: OutputOpt = Path("tokenmill-demo"), workers: WorkersOpt = None,
-         languages: LangOpt = None) -> None:
+         languages: LangOpt = None, overwrite: OverwriteOpt = False) -> None:
     """Write the project's own sample WARC to OUT/sample.warc.gz and run the FineWeb pass on it."""
-    from pipelines.sample_pages import write_sample_warc
+    from pipelines.sample_pages import build_warc_bytes, write_sample_warc
 
     output.mkdir(parents=True, exist_ok=True)
-    warc = write_sample_warc(output / "sample.warc.gz")
+    warc = output / "sample.warc.gz"
+    if not (warc.is_file() and warc.read_bytes() == build_warc_bytes()):  # same input: a re-run resumes
+        write_sample_warc(warc)
     typer.echo(f"wrote {warc}")
     cfg = load_config(workers=workers, languages=languages)
-    _run(None, [str(warc)], output / "fineweb", cfg)
+    _run(None, [str(warc)], output / "fineweb", cfg, overwrite)
     typer.echo(f"kept documents: {output / 'fineweb' / 'documents'}; removed: {output / 'fineweb' / 'removed'}")

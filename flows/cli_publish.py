@@ -23,6 +23,9 @@ def card(
     language: Annotated[list[str] | None, typer.Option(help="languages (default: those found in the data)")] = None,
     repo: Annotated[str | None, typer.Option(help="OWNER/NAME used in the card's loading examples")] = None,
     plots: Annotated[bool, typer.Option(help="draw PNG plots next to the card")] = True,
+    include_removed: Annotated[bool, typer.Option(
+        help="declare the removed documents as a `removed` config (push then uploads them as "
+             "extracted, PII-scrubbed text only)")] = False,
 ) -> None:
     """Write DIR/README.md, a Hugging Face dataset card, and DIR/plots/*.png."""
     from pipelines.card import write_card
@@ -32,7 +35,8 @@ def card(
         raise typer.Exit(1)
     try:
         result = write_card(directory, license=license, pretty_name=pretty_name,
-                            languages=language or None, repo_id=repo, plots=plots)
+                            languages=language or None, repo_id=repo, plots=plots,
+                            include_removed=include_removed)
     except FileNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -52,6 +56,12 @@ def push(
     token_secret: Annotated[str | None, typer.Option(
         help="name of a Prefect Secret block holding the Hub token (default: "
              "TOKENMILL_HF_TOKEN_SECRET; unset: HF_TOKEN or `hf auth login`)")] = None,
+    include_removed: Annotated[bool, typer.Option(
+        help="also publish the removed documents (extracted, PII-scrubbed text only; the card "
+             "must declare them: `tokenmill card DIR --include-removed`)")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each Hub request")] = 60.0,
+    retries: Annotated[int, typer.Option(
+        help="retries of a Hub request after a timeout, connection error or transient HTTP status")] = 3,
 ) -> None:
     """Upload DIR (data, card, plots) to a Hugging Face dataset repository, in several commits.
 
@@ -66,7 +76,8 @@ def push(
                               token=token,
                               max_commit_files=max_commit_files,
                               max_commit_bytes=int(max_commit_mb * 1024 * 1024),
-                              progress=lambda msg: typer.echo(msg, err=True))
+                              progress=lambda msg: typer.echo(msg, err=True),
+                              include_removed=include_removed, timeout_s=timeout, retries=retries)
     except PublishError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.report import normalize_path, publish
 from flows.retry import RETRY  # transient I/O errors retried; finished steps are skipped
 from pipelines import dedup as dd
+from pipelines.runinfo import is_finished, prepare_output
 from schemas.config import DedupConfig, as_config
 
 
@@ -53,15 +54,27 @@ def filter_task(shards: list, work: str, output: str, workers: int) -> list:
     return [{dd.STAGE: st} for st in parallel(dd.filter_step, calls, workers)]
 
 
+def prepare(input: str, output: str, config: DedupConfig, overwrite: bool = False) -> list:
+    """The shards to dedup, after checking ``output`` against this run (``run.json``: refuses
+    an output made with other settings or inputs unless ``overwrite``)."""
+    shards = dd.plan(input)
+    if not shards:
+        raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="dedup", config=config, inputs=[s[1] for s in shards],
+                   overwrite=overwrite)
+    return shards
+
+
 def run_dedup(input: str, output: str, config: DedupConfig | None = None, workers: int = 1,
-              summary: bool = True) -> dict:
+              summary: bool = True, overwrite: bool = False) -> dict:
     """The flow body (a plain function too): returns the written stats.json."""
     config = as_config(DedupConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
-    shards = dd.plan(input)
-    if not shards:
-        raise FileNotFoundError(f"no documents Parquet under {input}")
+    shards = prepare(input, output, config, overwrite)
+    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
+        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+                "artifacts": {}}
     work = str(Path(output) / "_work")
     signatures_task(shards, work, config, workers)
     buckets_task(shards, work, config, workers)

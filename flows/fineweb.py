@@ -14,9 +14,9 @@ threads would share one GIL); with one worker they run in this process, in the m
 (trafilatura's time limit then uses a signal instead of a sandbox process). Each worker process
 builds and sets up its steps once (fastText model, blocklists) and reuses them for its shards.
 
-A shard whose ``stats/<shard>.json`` exists is done: its task run only reads those stats, so a
-crashed run resumes; ``OUT/settings.json`` (stages + config, written by the first run) makes a
-re-run with other settings fail with the first difference instead of mixing shards. At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
+A shard whose ``stats/<shard>.json`` exists and carries the fingerprint of this run's settings is
+done: its task run only reads those stats, so a crashed run resumes (``OUT/run.json`` records the
+run; a re-run with other settings or inputs is refused, ``pipelines.runinfo``). At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
 configuration that made them), published (INFO logs with the counts, a table and a markdown
 artifact, the CLI's rich table) and returned: the flow's result is its stats, persisted as JSON
 so ``state.result()`` works for deployment runs.
@@ -38,6 +38,7 @@ from flows.retry import RETRY
 from pipelines import registry
 from pipelines.fineweb import STAGES, build_stage_steps, process_shard, shard_name, stats_path
 from pipelines.io import expand_inputs
+from pipelines.runinfo import fingerprint, prepare_output, shard_is_current
 from pipelines.stats import StageStats, merge_stats, stats_from_json, write_stats
 from schemas.config import FinewebConfig, as_config
 
@@ -110,10 +111,13 @@ def _shard_run_name() -> str:
 def process_shard_task(input_path: str, output: str, config_json: str,
                        stages: list[str] | None) -> dict:
     """One shard through the stages (``pipelines.fineweb.process_shard``); returns its
-    stats.json payload. A finished shard (stats file present) is only read back."""
+    stats.json payload. A shard finished with these settings (its stats file carries their
+    fingerprint) is only read back; one made with other settings is redone."""
     done = stats_path(output, input_path)
     logger = run_logger()
-    if done.exists():
+    fp = fingerprint(FinewebConfig.model_validate_json(config_json),
+                     list(STAGES if stages is None else stages))
+    if shard_is_current(done, fp):
         logger.info("shard %s finished earlier: skipped", shard_name(input_path))
     else:
         process_shard(input_path, output, FinewebConfig.model_validate_json(config_json), stages,
@@ -165,7 +169,8 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
     from prefect.utilities.annotations import unmapped
 
     cfg = config.model_dump_json()
-    pending = order_by_size([p for p in files if not stats_path(output, p).exists()])
+    fp = fingerprint(config, list(STAGES if stages is None else stages))
+    pending = order_by_size([p for p in files if not shard_is_current(stats_path(output, p), fp)])
     procs = max(1, min(workers, len(pending)))
     payloads: dict[str, dict] = {}
     with _Progress(len(files), title) as bar:
@@ -194,51 +199,25 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
     return [payloads[p] for p in files]
 
 
-def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict]:
-    parts, skipped = [], {}
+def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict, dict]:
+    parts, skipped, step_counts = [], {}, {}
     for d in payloads:
         parts.append(stats_from_json(d["stages"]))
         for k, v in d.get("skipped_records", {}).items():
             skipped[k] = skipped.get(k, 0) + v
-    return merge_stats(parts), skipped
-
-
-def _settings(config: FinewebConfig, stages: list[str] | None) -> dict:
-    """What decides the output (the worker count does not)."""
-    return {"stages": list(stages or STAGES),
-            "config": config.model_dump(mode="json", exclude={"workers"})}
-
-
-def _first_difference(old: object, new: object, where: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new)):
-            if old.get(k) != new.get(k):
-                return _first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
-    return f"{where or 'settings'}: {old!r} then, {new!r} now"
-
-
-def check_settings(output: str, config: FinewebConfig, stages: list[str] | None) -> None:
-    """Finished shards are reused only if they were made with the same settings: the first run
-    into ``output`` records them in ``OUT/settings.json``; a re-run with other settings is
-    refused (a ValueError naming the first difference) instead of mixing or returning old
-    results."""
-    from pipelines.io import atomic_write_text
-
-    path = Path(output) / "settings.json"
-    want = _settings(config, stages)
-    if path.exists():
-        have = json.loads(path.read_text())
-        if have != want:
-            raise ValueError(f"{output} was made with other settings ({_first_difference(have, want)})"
-                             ": use another --output, or delete it to start over")
-        return
-    atomic_write_text(path, json.dumps(want, indent=2))
+        for step, counts in d.get("step_counts", {}).items():  # e.g. PII replacements by kind
+            for k, v in counts.items():
+                step_counts.setdefault(step, {})[k] = step_counts.get(step, {}).get(k, 0) + v
+    return merge_stats(parts), skipped, step_counts
 
 
 def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
                 stages: list[str] | None = None, workers: int | None = None,
-                title: str = "fineweb", key: str = "fineweb") -> dict:
-    """The body shared by every flow here (plain function: callable without a flow too)."""
+                title: str = "fineweb", key: str = "fineweb", overwrite: bool = False) -> dict:
+    """The body shared by every flow here (plain function: callable without a flow too).
+
+    ``output`` records this run (``run.json``); an output made with other settings or inputs is
+    refused unless ``overwrite`` (``pipelines.runinfo.prepare_output``)."""
     t0 = time.perf_counter()
     config = as_config(FinewebConfig, config)  # a deployment run passes plain JSON data
     if isinstance(inputs, str):
@@ -247,13 +226,14 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     files = expand_inputs([normalize_path(p) for p in inputs])
     if not files:
         raise FileNotFoundError(f"no input files match {list(inputs)}")
+    prepare_output(output, kind=title, config=config, inputs=files,
+                   stages=list(STAGES if stages is None else stages), overwrite=overwrite)
     Path(output).mkdir(parents=True, exist_ok=True)
-    check_settings(output, config, stages)
     workers = workers or config.workers
     run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
                       output, workers)
     payloads = run_shards(files, output, config, stages, workers, title)
-    merged, skipped = _merge(payloads)
+    merged, skipped, step_counts = _merge(payloads)
     for st in merged.values():
         st.check_conservation()
     seconds = time.perf_counter() - t0
@@ -261,7 +241,7 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     docs = first.docs_in if first else 0
     extra = {"output": output, "inputs": files, "seconds": round(seconds, 3),
              "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped, "stage_list": stages or STAGES,
+             "skipped_records": skipped, "step_counts": step_counts, "stage_list": stages or STAGES,
              "config": config.model_dump(mode="json")}
     write_stats(Path(output) / "stats.json", merged, extra)
     extra["artifacts"] = publish(merged, f"tokenmill {title}: {output}", key)

@@ -1,8 +1,8 @@
 """``corpus_pipeline_flow``: fineweb -> dedup -> tokenize as ONE Prefect flow.
 
 Outputs ``OUT/fineweb/``, ``OUT/dedup/``, ``OUT/tokenize/`` and every stage's stats in one
-``OUT/stats.json``. Resumable: a stage whose ``stats.json`` exists is finished and skipped, and
-inside a stage finished shards/steps are skipped. ``engine="beam"`` runs the same stage
+``OUT/stats.json``. Resumable: a stage finished with the same settings and inputs (its
+``run.json``) is not redone, and inside a stage finished shards/steps are skipped. ``engine="beam"`` runs the same stage
 functions as one Apache Beam pipeline (``pipelines.beam.corpus``) inside the flow instead.
 """
 
@@ -18,10 +18,6 @@ from prefect.cache_policies import NO_CACHE
 from flows.report import link_stage_artifacts, publish
 from pipelines.stats import merge_stats, stats_from_json, write_stats
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config
-
-
-def _done(stage_dir: Path) -> bool:
-    return (stage_dir / "stats.json").exists()
 
 
 @task(name="beam-corpus-pipeline", cache_policy=NO_CACHE)
@@ -53,14 +49,13 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
     if engine != "local":
         raise ValueError(f"unknown engine {engine!r} (local or beam)")
     links: dict[str, dict] = {}
-    if not _done(out / "fineweb"):
-        links["fineweb"] = run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)["artifacts"]
-    if not _done(out / "dedup"):
-        links["dedup"] = run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers,
-                                   summary=False)["artifacts"]
-    if not _done(out / "tokenize"):
-        links["tokenize"] = run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers,
-                                         summary=False)["artifacts"]
+    # each stage checks its output's run.json: a stage finished with the same settings and
+    # inputs is not redone; other settings are refused (a stale stage is never reused)
+    links["fineweb"] = run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)["artifacts"]
+    links["dedup"] = run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers,
+                               summary=False)["artifacts"]
+    links["tokenize"] = run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers,
+                                     summary=False)["artifacts"]
     parts = [stats_from_json(json.loads((out / s / "stats.json").read_text())["stages"])
              for s in ("fineweb", "dedup", "tokenize")]
     stats = merge_stats(parts)

@@ -85,6 +85,9 @@ def corpus_deployments() -> list[dict]:
             out.append(_entry(stage.flow_name, f"flows/fineweb.py:stage_{stage.name}_flow", desc,
                               ["tokenmill", "corpus", "stage"], trigger))
             prev_doc = stage
+        elif not stage.chained:  # optional: run on demand with --param input/output/config
+            out.append(_entry(stage.flow_name, stage.entrypoint or "", desc,
+                              ["tokenmill", "corpus", "stage"], None))
         else:
             trigger = completed_trigger(prev_corpus, DEPLOY_NAME,
                                         {"input": up, "output": f"{up}/../{stage.name}"})

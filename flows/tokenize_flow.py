@@ -22,6 +22,7 @@ from flows.report import normalize_path, publish
 from flows.retry import RETRY  # transient I/O errors retried; finished steps are skipped
 from pipelines import tokenize as tk
 from pipelines.io import documents_dir, parquet_files
+from pipelines.runinfo import is_finished, prepare_output
 from pipelines.stats import merge_stats, write_stats
 from schemas.config import TokenizeConfig, as_config
 
@@ -41,14 +42,25 @@ def shards_task(files: list[Path], output: str, config: TokenizeConfig, parts: i
     return tk.write_shards(tk._partition_tables(runs, parts), out, config, info)
 
 
-def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
-                 summary: bool = True) -> dict:
-    config = as_config(TokenizeConfig, config)
-    input, output = normalize_path(input), normalize_path(output)
-    t0 = time.perf_counter()
+def prepare(input: str, output: str, config: TokenizeConfig, overwrite: bool = False) -> list[Path]:
+    """The documents files to tokenize, after checking ``output`` against this run
+    (``run.json``: refuses other settings or inputs unless ``overwrite``)."""
     files = parquet_files(documents_dir(input))
     if not files:
         raise FileNotFoundError(f"no documents Parquet under {input}")
+    prepare_output(output, kind="tokenize", config=config, inputs=files, overwrite=overwrite)
+    return files
+
+
+def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
+                 summary: bool = True, overwrite: bool = False) -> dict:
+    config = as_config(TokenizeConfig, config)
+    input, output = normalize_path(input), normalize_path(output)
+    t0 = time.perf_counter()
+    files = prepare(input, output, config, overwrite)
+    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
+        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
+                "artifacts": {}}
     parts = tk.plan_partitions(input, config)
     stats = merge_stats([{tk.STAGE: st} for st in runs_task(files, str(Path(output) / "_work"), config, parts, workers)])
     manifest = shards_task(files, output, config, parts)

@@ -11,27 +11,28 @@ from prefect import flow
 @flow(name="train-pretrain", log_prints=True)
 def pretrain_flow(data: str, out: str, config: dict | None = None, preset: str = "tiny",
                   tokenizer: str | None = None, resume: bool = False) -> dict:
-    from trainer.config import TrainConfig
+    from trainer.config import train_config
     from trainer.pretrain import pretrain
 
-    return pretrain(data, out, TrainConfig(**(config or {})), preset=preset, tokenizer=tokenizer, resume=resume)
+    return pretrain(data, out, train_config("pretrain", **(config or {})), preset=preset,
+                    tokenizer=tokenizer, resume=resume)
 
 
 @flow(name="train-sft", log_prints=True)
 def sft_flow(init: str, data: str, out: str, config: dict | None = None, resume: bool = False) -> dict:
-    from trainer.config import TrainConfig
+    from trainer.config import train_config
     from trainer.sft import sft
 
-    return sft(init, data, out, TrainConfig(**{"lr": 1e-3, **(config or {})}), resume=resume)
+    return sft(init, data, out, train_config("sft", **(config or {})), resume=resume)
 
 
 @flow(name="train-rl", log_prints=True)
 def rl_flow(init: str, data: str, out: str, config: dict | None = None, rl_config: dict | None = None,
             resume: bool = False) -> dict:
-    from trainer.config import RLConfig, TrainConfig
+    from trainer.config import RLConfig, train_config
     from trainer.rl import rl
 
-    cfg = TrainConfig(**{"lr": 1e-4, "batch_size": 4, "warmup_steps": 0, **(config or {})})
+    cfg = train_config("rl", **(config or {}))
     return rl(init, data, out, cfg, RLConfig(**(rl_config or {})), resume=resume)
 
 

@@ -166,14 +166,16 @@ def _config_name(rel: str, kind: str) -> str:
     return name or kind
 
 
-def plan_configs(groups: list[DataGroup]) -> list[ConfigSpec]:
-    """Hub configs: the final documents, all removed documents, token shards, synthesis sets."""
+def plan_configs(groups: list[DataGroup], include_removed: bool = False) -> list[ConfigSpec]:
+    """Hub configs: the final documents, token shards, synthesis sets, and with
+    ``include_removed`` all removed documents (opt-in: they hold rejected pages; what a push
+    uploads of them is reduced to extracted, PII-scrubbed text, see ``public_removed``)."""
     configs: list[ConfigSpec] = []
     final = _final_documents(groups)
     if final is not None:
         configs.append(ConfigSpec("documents", "documents", {"train": [final]}))
     removed = [g for g in groups if g.kind == "removed"]
-    if removed:
+    if removed and include_removed:
         configs.append(ConfigSpec("removed", "removed", {"train": removed}))
     by_name: dict[str, ConfigSpec] = {}
     for g in groups:
@@ -206,7 +208,8 @@ def plan_configs(groups: list[DataGroup]) -> list[ConfigSpec]:
 
 def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
     """Stage statistics from every stats.json under ``root`` (the root's own first), and the
-    run configuration they recorded (``config`` key), if any."""
+    run configuration recorded next to them: ``run.json``'s effective config (what the run
+    really used), else a ``config`` key of stats.json, if any."""
     root = Path(root)
     files = [root / "stats.json"] if (root / "stats.json").is_file() else []
     files += [p for p in sorted(root.rglob("stats.json")) if p != root / "stats.json" and _visible(p, root)]
@@ -221,6 +224,12 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
         for name, st in (payload.get("stages") or {}).items():
             stages.setdefault(name, st)
         cfg = payload.get("config")
+        run_file = p.parent / "run.json"
+        if run_file.is_file():
+            run = json.loads(run_file.read_text())
+            cfg = {"kind": run.get("kind"), "stages": run.get("stages"),
+                   "config": run.get("effective_config", run.get("config")),
+                   "tokenmill_version": run.get("tokenmill_version")}
         if isinstance(cfg, dict):
             rel = p.parent.relative_to(root).as_posix()
             config.setdefault(rel if rel != "." else "run", cfg)
@@ -294,18 +303,20 @@ class DatasetSummary:
     sources: dict[str, Counter] = field(default_factory=dict)  # config -> source counts
     with_provenance: dict[str, int] = field(default_factory=dict)  # config -> rows with doc_id
     turns: list[int] = field(default_factory=list)
+    quality_scores: list[float] = field(default_factory=list)  # classify: kept documents
+    quality_scores_removed: list[float] = field(default_factory=list)  # classify: removed ones
 
     @property
     def total_rows(self) -> int:
         return sum(c.num_rows for c in self.configs if c.kind != "removed")
 
 
-def summarize(root: Path) -> DatasetSummary:
+def summarize(root: Path, include_removed: bool = False) -> DatasetSummary:
     root = Path(root)
     groups = scan_groups(root)
     if not groups:
         raise FileNotFoundError(f"no tokenmill Parquet dataset found under {root}")
-    configs = plan_configs(groups)
+    configs = plan_configs(groups, include_removed)
     family = "corpus" if all(c.kind in CORPUS_KINDS for c in configs) else "post-training"
     s = DatasetSummary(root, family, configs)
     s.stages, s.run_config = load_stats(root)
@@ -317,6 +328,10 @@ def summarize(root: Path) -> DatasetSummary:
             s.doc_word_lengths = _word_lengths(files)
             reps = [v for v in _column_values(files, "pii_replacements", limit=10**12) if v]
             s.pii_docs, s.pii_replacements = len(reps), int(sum(reps))
+            s.quality_scores = [v for v in _column_values(files, "quality_score") if v is not None]
+        elif c.kind == "removed":
+            s.quality_scores_removed = [v for v in _column_values(files, "quality_score")
+                                        if v is not None]
         elif c.kind == "tokens":
             for split, gs in c.splits.items():
                 split_files = [f for g in gs for f in g.files]
@@ -452,17 +467,9 @@ def _how_made(s: DatasetSummary) -> list[str]:
         lines += ["The configuration recorded by the run:", "", "<details><summary>settings</summary>", "",
                   "```json", json.dumps(run_config, indent=2, sort_keys=True, default=str), "```", "",
                   "</details>", ""]
-    else:
-        from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig
-
-        defaults = {"fineweb": FinewebConfig().model_dump(), "dedup": DedupConfig().model_dump(),
-                    "tokenize": TokenizeConfig().model_dump()}
-        used = {k: v for k, v in defaults.items()
-                if k == "fineweb" or k in s.stages}
-        lines += ["The run did not record its configuration in `stats.json`; these are tokenmill's "
-                  "defaults (the FineWeb recipe), which a run uses unless told otherwise:", "",
-                  "<details><summary>settings</summary>", "", "```json",
-                  json.dumps(used, indent=2, sort_keys=True, default=str), "```", "", "</details>", ""]
+    else:  # never tokenmill's defaults in its place: they may not be what the run used
+        lines += ["The run did not record its configuration (no `run.json`), so the settings that "
+                  "made this dataset are **unknown**.", ""]
     return lines
 
 
@@ -542,16 +549,24 @@ def _personal_info(s: DatasetSummary) -> list[str]:
     lines = ["## Personal and sensitive information", ""]
     if s.family == "corpus":
         if "pii" in s.stages:
-            lines.append("The PII stage replaced email addresses with `email@example.com` and public IP "
-                         "addresses with `0.0.0.0` (FineWeb's PII formatter)"
+            lines.append("The PII stage replaced email addresses with `email@example.com`, public IP "
+                         "addresses with `0.0.0.0` (FineWeb's PII formatter) and, with the default "
+                         "settings, phone numbers, IBANs (mod-97 checked) and credit-card numbers "
+                         "(issuer prefix and Luhn checked) with placeholders; counts by kind are in "
+                         "`stats.json` (`step_counts.pii`)"
                          + (f": {s.pii_replacements:,} replacements in {s.pii_docs:,} documents." if s.pii_docs else "."))
-            lines.append("Names, phone numbers, street addresses and other personal data that appear on "
+            lines.append("Names, street addresses and other personal data that appear on "
                          "public web pages are **not** removed.")
         else:
             lines.append("**No PII stage ran on this data**: email addresses, IP addresses and other "
                          "personal data from the crawled pages may be present.")
-        lines.append("The `removed` config holds removed documents as they were when removed (before "
-                     "any later PII scrubbing) so filtering decisions can be audited.")
+        if any(c.kind == "removed" for c in s.configs):
+            lines.append("The `removed` config lets filtering decisions be audited: it holds only "
+                         "extracted text, PII-scrubbed like the documents; documents removed before "
+                         "text extraction (read, urlfilter, extract) are listed without text.")
+        else:
+            lines.append("Removed documents are not published (they hold rejected pages); the "
+                         "counts above say what was removed and why.")
     else:
         lines.append("Samples are generated from templates, models and snippets of the processed corpus; "
                      "snippets carry whatever PII scrubbing the corpus had (emails and IP addresses "
@@ -614,12 +629,13 @@ class CardResult:
 
 def write_card(root: Path, *, license: str = "odc-by", pretty_name: str | None = None,
                languages: list[str] | None = None, repo_id: str | None = None,
-               plots: bool = True) -> CardResult:
-    """Write ``root/README.md`` (and ``root/plots/*.png``) for the dataset under ``root``."""
+               plots: bool = True, include_removed: bool = False) -> CardResult:
+    """Write ``root/README.md`` (and ``root/plots/*.png``) for the dataset under ``root``;
+    the ``removed`` config only with ``include_removed``."""
     from huggingface_hub import DatasetCard
 
     root = Path(root)
-    s = summarize(root)
+    s = summarize(root, include_removed)
     name = pretty_name or (f"tokenmill {'corpus' if s.family == 'corpus' else 'post-training data'}: "
                            f"{root.resolve().name}")
     made = __import__("pipelines.plots", fromlist=["make_plots"]).make_plots(s, root) if plots else []
@@ -632,11 +648,31 @@ def write_card(root: Path, *, license: str = "odc-by", pretty_name: str | None =
     return CardResult(root / "README.md", made, s)
 
 
-def publishable_files(root: Path) -> list[Path]:
-    """What a push uploads: the configs' Parquet files, card, plots, stats and manifests."""
+def publishable_files(root: Path, include_removed: bool = False) -> list[Path]:
+    """What a push uploads: the configs' Parquet files, card, plots, stats and manifests
+    (removed documents only with ``include_removed``)."""
     root = Path(root)
-    s_groups = plan_configs(scan_groups(root))
+    s_groups = plan_configs(scan_groups(root), include_removed)
     files = {f for c in s_groups for f in c.files}
     for pattern in ("README.md", "plots/*.png", "**/stats.json", "**/manifest.json", "stats.json"):
         files.update(p for p in root.glob(pattern) if p.is_file() and _visible(p, root))
     return sorted(files)
+
+
+#: Stages that remove a document before its text is extracted: its ``text`` is raw HTML.
+PRE_EXTRACTION_STAGES = frozenset({"read", "urlfilter", "extract"})
+
+
+def public_removed(table: pa.Table) -> pa.Table:
+    """A removed-documents table as it may be published: raw HTML (documents removed before
+    extraction) dropped to null, every other text PII-scrubbed like the corpus (FineWeb's
+    email / public IP replacement; idempotent on text the PII stage already scrubbed)."""
+    from pipelines.pii import PIIStep
+
+    pii = PIIStep()
+    stages = table.column("stage").to_pylist()
+    texts = table.column("text").to_pylist()
+    out = [None if st in PRE_EXTRACTION_STAGES or t is None else pii.scrub(t)[0]
+           for st, t in zip(stages, texts, strict=True)]
+    i = table.schema.get_field_index("text")
+    return table.set_column(i, table.schema.field("text"), pa.array(out, pa.string()))

@@ -9,7 +9,8 @@ until one removes it. Outputs, all written to a temp file and renamed into place
     OUT/stats/<shard>.json          per-stage in/kept/removed-by-reason/seconds, written LAST
 
 The stats file marks the shard done: a re-run skips it and reuses its stats, so a crashed run
-resumes where it stopped. Parquet is written in row groups while streaming, so memory stays
+resumes where it stopped; it records the fingerprint of the settings that made the shard, and a
+run with other settings redoes the shard instead (``pipelines.runinfo``). Parquet is written in row groups while streaming, so memory stays
 flat however large the WARC is.
 """
 
@@ -27,8 +28,9 @@ import pyarrow.parquet as pq
 
 from pipelines import registry
 from pipelines.base import Step
-from pipelines.io import atomic_write_text
+from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
+from pipelines.runinfo import fingerprint, shard_is_current
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
 from schemas.config import FinewebConfig
 from schemas.documents import (
@@ -52,7 +54,12 @@ def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}; known: {STAGES}")
-    return [(name, registry.get(name).steps(config)) for name in STAGES[1:] if name in stages]
+    groups = [(name, registry.get(name).steps(config)) for name in STAGES[1:] if name in stages]
+    if "langid" in stages and "extract" in stages:
+        from pipelines.prescreen import add_prescreen
+
+        add_prescreen(groups, config.langid)  # before trafilatura (issue 13)
+    return groups
 
 
 def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
@@ -70,8 +77,19 @@ def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
                 why = step.process(doc)
                 clock(i, step, time.perf_counter() - t0)
             if why is not None:
-                return i, why
+                return _owner(groups, i, step), why
     return None
+
+
+def _owner(groups: list[tuple[str, list[Step]]], i: int, step: Step) -> int:
+    """The stage a removal is counted in: the step's group, or the later stage it decides for
+    (``Step.counts_as``: the language pre-screen runs before extraction, removes for langid)."""
+    target = getattr(step, "counts_as", None)
+    if target is not None:
+        for j in range(i, len(groups)):
+            if groups[j][0] == target:
+                return j
+    return i
 
 
 def is_parquet_input(path: str) -> bool:
@@ -94,8 +112,8 @@ class _StreamingParquet:
 
     def __init__(self, path: Path, schema: pa.Schema, columns: list[str]) -> None:
         self.path, self.schema, self.columns = path, schema, columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self.file = AtomicFile(path)
+        self.tmp = self.file.tmp
         self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
         self.rows: list[dict] = []
         self.bytes = 0
@@ -117,20 +135,46 @@ class _StreamingParquet:
     def commit(self) -> None:
         self.flush()
         self.writer.close()
-        os.replace(self.tmp, self.path)
+        self.file.commit()
 
     def abort(self) -> None:
         try:
             self.writer.close()
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink()
+            self.file.abort()
+
+
+class _LanguagePartitions:
+    """Kept documents split by ``language``: ``documents/<language>/<shard>.parquet`` (one
+    streaming writer per language met; ``und`` when the document has none)."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root, self.name = root, name
+        self.writers: dict[str, _StreamingParquet] = {}
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        lang = row.get("language") or "und"
+        w = self.writers.get(lang)
+        if w is None:
+            w = self.writers[lang] = _StreamingParquet(self.root / lang / f"{self.name}.parquet",
+                                                       DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+        w.add(row)
+        self.count += 1
+
+    def commit(self) -> None:
+        for w in self.writers.values():
+            w.commit()
+
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.abort()
 
 
 def clean_stale_temps(output_dir: str | Path, name: str) -> None:
     """Remove temp files a killed run left for shard ``name`` (temp + rename never leaves others)."""
-    for sub in ("documents", "removed", "stats"):
-        for p in (Path(output_dir) / sub).glob(f".{name}.*.tmp"):
+    for sub in ("documents", "documents/*", "removed", "stats"):
+        for p in Path(output_dir).glob(f"{sub}/.{name}.*.tmp"):
             p.unlink(missing_ok=True)
 
 
@@ -161,7 +205,8 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     config = config or FinewebConfig()
     stages = list(STAGES if stages is None else stages)
     done = stats_path(output_dir, input_path)
-    if done.exists():
+    fp = fingerprint(config, stages)
+    if shard_is_current(done, fp):  # finished with these settings (else: redone, never reused)
         return stats_from_json(json.loads(done.read_text())["stages"])
     name = shard_name(input_path)
     out = Path(output_dir)
@@ -190,7 +235,10 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         chain[i].seconds += seconds
         step_seconds[step.name] = step_seconds.get(step.name, 0.0) + seconds
 
-    kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+    if config.partition_by_language:
+        kept = _LanguagePartitions(out / "documents", name)
+    else:
+        kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
     removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
     counters = ReadCounters()
     perf = time.perf_counter
@@ -247,11 +295,15 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "stages": stats_to_json(stats),
         "input": input_path,
         "shard": name,
+        "fingerprint": fp,  # the settings that made this shard: a re-run trusts only its own
         "kept": kept.count,
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
+        # counters a step keeps besides removals (e.g. PII replacements by kind)
+        "step_counts": {s.name: dict(sorted(s.counts.items())) for s in steps if getattr(s, "counts", None)},
         "setup_seconds": setup_s,
         "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
+        **{k: v for step in steps for k, v in (getattr(step, "stats_report", dict)()).items()},
         "seconds": round(time.perf_counter() - t_start, 4),
     }
     atomic_write_text(done, json.dumps(payload, indent=2))

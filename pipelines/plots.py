@@ -62,6 +62,21 @@ def _hist(values: list[int], title: str, xlabel: str, path: Path, log: bool = Tr
     _save(plt, fig, path)
 
 
+def _quality_scores(kept: list[float], removed: list[float], path: Path) -> None:
+    """The classify stage's score distribution: kept and removed documents stacked, 0-5."""
+    import numpy as np
+
+    plt, fig, ax = _figure()
+    bins = np.linspace(0, 5, 41)
+    ax.hist([np.clip(kept, 0, 5), np.clip(removed, 0, 5)], bins=bins, stacked=True,
+            color=["#4c72b0", "#c44e52"], label=[f"kept ({len(kept):,})", f"removed ({len(removed):,})"])
+    ax.set_title("Quality score (classify stage)")
+    ax.set_xlabel("quality_score (0-5)")
+    ax.set_ylabel("documents")
+    ax.legend()
+    _save(plt, fig, path)
+
+
 def make_plots(s: DatasetSummary, out_dir: Path) -> list[str]:
     """Draw every plot the summary has data for; returns paths relative to ``out_dir``."""
     out_dir = Path(out_dir)
@@ -108,4 +123,6 @@ def make_plots(s: DatasetSummary, out_dir: Path) -> list[str]:
         _barh(sources.most_common(20), "Samples by source (provenance)", "samples", target("sources.png"))
     if s.turns:
         _hist(s.turns, "Messages per conversation", "messages", target("turns.png"), log=False)
+    if s.quality_scores or s.quality_scores_removed:
+        _quality_scores(s.quality_scores, s.quality_scores_removed, target("quality_scores.png"))
     return made

@@ -15,6 +15,14 @@ here each text is split once by ``pipelines.words`` (a port of spaCy's English t
 the words are shared by the steps while the text is unchanged (a one-slot cache keyed by the text
 object: C4 replaces the text, so FineWeb re-splits, as datatrove does).
 
+Languages (FineWeb-2): English documents (and documents without a ``language``, see
+``QualityConfig.default_language``) get the four configs of ``QualityConfig``: FineWeb's English
+recipe, unchanged. Every other language gets its own ``LanguageSettings`` (``pipelines.lang``):
+FineWeb-2's thresholds, stop words and word splitting for that language, or the documented
+language-independent fallback, never the English stop words. A filter whose ``QualityConfig``
+field is None is off for every language. Which settings each language used is written to the
+shard's stats (``quality_languages``).
+
 Removal reasons (``quality:<filter>_<datatrove reason>``):
 
 - gopher repetition: ``quality:gopher_empty``, ``quality:gopher_dup_para_frac``,
@@ -42,7 +50,8 @@ from itertools import accumulate
 from datatrove.utils.text import PUNCTUATION_SET, TERMINAL_PUNCTUATION
 
 from pipelines.base import Step
-from pipelines.words import count_sentences, split_into_words
+from pipelines.lang import LanguageResolver
+from pipelines.words import count_sentences, split_words
 from schemas.config import (
     C4QualityConfig,
     FineWebQualityConfig,
@@ -53,24 +62,58 @@ from schemas.config import (
 
 # --- shared word cache ----------------------------------------------------------------------
 
-_last: tuple[str | None, list[str]] = (None, [])
+_last: tuple[str | None, str, list[str]] = (None, "", [])
 
 
-def words_of(text: str) -> list[str]:
+def words_of(text: str, splitter: str = "rules") -> list[str]:
     """Words of ``text``, split once and reused by the next step while the text is unchanged.
 
-    Keyed by identity (``is``): the cache holds a reference to the text, so its id cannot be
-    reused, and a step that rewrites the text (C4) makes a new string object. Text and words are
-    stored as one tuple (a single atomic assignment), so threads sharing it (Beam SDK workers)
-    can only miss, never get another text's words.
+    Keyed by identity (``is``) and the language's splitter: the cache holds a reference to the
+    text, so its id cannot be reused, and a step that rewrites the text (C4) makes a new string
+    object. Text and words are stored as one tuple (a single atomic assignment), so threads
+    sharing it (Beam SDK workers) can only miss, never get another text's words.
     """
     global _last
     cached = _last
-    if cached[0] is text:
-        return cached[1]
-    words = split_into_words(text)
-    _last = (text, words)
+    if cached[0] is text and cached[1] == splitter:
+        return cached[2]
+    words = split_words(text, splitter)
+    _last = (text, splitter, words)
     return words
+
+
+class LanguageAwareStep(Step):
+    """A quality step whose thresholds follow the document's language (``pipelines.lang``).
+
+    Without a resolver (or for English) the step's own ``config`` applies: FineWeb's English
+    settings. With one, ``settings_field`` of the document language's ``LanguageSettings``; a
+    language whose settings turn this filter off (None) passes the step.
+    """
+
+    settings_field: str = ""
+    config = None
+
+    def __init__(self, resolver: LanguageResolver | None = None) -> None:
+        self.resolver = resolver
+        self.reports = False  # one step per resolver reports its record (build_quality_steps)
+
+    def setup(self) -> None:
+        """Steps are reused across shards: the languages record starts afresh per shard."""
+        if self.reports and self.resolver is not None:
+            self.resolver.reset()
+
+    def stats_report(self) -> dict:
+        """Which settings each language of this shard used (``pipelines.fineweb`` stats)."""
+        if not self.reports or self.resolver is None:
+            return {}
+        return {"quality_languages": self.resolver.report()}
+
+    def config_for(self, doc: dict):
+        """(config or None, word splitter) for ``doc``."""
+        if self.resolver is None:
+            return self.config, "rules"
+        s = self.resolver.for_doc(doc)
+        return getattr(s, self.settings_field), s.word_splitter
 
 
 # --- Gopher repetition ------------------------------------------------------------------------
@@ -139,18 +182,23 @@ def duplicated_ngram_chars(words: list[str], n: int, limit: float | None = None)
     return repeated
 
 
-class GopherRepetitionStep(Step):
+class GopherRepetitionStep(LanguageAwareStep):
     """Drops documents whose lines, paragraphs or word n-grams repeat too much."""
 
     name = "gopher_repetition"
     reason_prefix = "quality"
 
-    def __init__(self, config: GopherRepetitionConfig | None = None) -> None:
+    settings_field = "gopher_repetition"
+
+    def __init__(self, config: GopherRepetitionConfig | None = None,
+                 resolver: LanguageResolver | None = None) -> None:
+        super().__init__(resolver)
         self.config = config or GopherRepetitionConfig()
 
-    def check(self, text: str) -> str | None:
+    def check(self, text: str, config: GopherRepetitionConfig | None = None,
+              splitter: str = "rules") -> str | None:
         """The datatrove reason (without prefix) or None to keep."""
-        c = self.config
+        c = config or self.config
         if not text:
             return "empty"
         paragraphs = _PARAGRAPH_RE.split(text.strip())
@@ -165,7 +213,7 @@ class GopherRepetitionStep(Step):
             return "dup_line_frac"
         if c.dup_line_char_frac and chars / len(text) > c.dup_line_char_frac:
             return "dup_line_char_frac"
-        words = words_of(text)
+        words = words_of(text, splitter)
         for n, frac in c.top_n_grams:
             if len(words) >= n and top_ngram_chars(words, n) / len(text) > frac:
                 return f"top_{n}_gram"
@@ -175,26 +223,40 @@ class GopherRepetitionStep(Step):
         return None
 
     def process(self, doc: dict) -> str | None:
-        why = self.check(doc.get("text") or "")
+        config, splitter = self.config_for(doc)
+        if config is None:
+            return None
+        why = self.check(doc.get("text") or "", config, splitter)
         return None if why is None else self.reason(f"gopher_{why}")
 
 
 # --- Gopher quality ---------------------------------------------------------------------------
 
 
-class GopherQualityStep(Step):
+class GopherQualityStep(LanguageAwareStep):
     """Gopher's document rules: length, mean word length, symbols, bullets, alpha words, stop words."""
 
     name = "gopher_quality"
     reason_prefix = "quality"
 
-    def __init__(self, config: GopherQualityConfig | None = None) -> None:
-        self.config = config or GopherQualityConfig()
-        self.stop_words = frozenset(self.config.stop_words)
+    settings_field = "gopher_quality"
 
-    def check(self, text: str) -> str | None:
-        c = self.config
-        words = words_of(text)
+    def __init__(self, config: GopherQualityConfig | None = None,
+                 resolver: LanguageResolver | None = None) -> None:
+        super().__init__(resolver)
+        self.config = config or GopherQualityConfig()
+        self._stop_words: dict[int, frozenset[str]] = {}
+
+    def stop_words(self, config: GopherQualityConfig) -> frozenset[str]:
+        got = self._stop_words.get(id(config))
+        if got is None:  # configs live as long as the step (resolver cache), so ids are stable
+            got = self._stop_words[id(config)] = frozenset(config.stop_words)
+        return got
+
+    def check(self, text: str, config: GopherQualityConfig | None = None,
+              splitter: str = "rules") -> str | None:
+        c = config or self.config
+        words = words_of(text, splitter)
         n_words = len(words)
         # per distinct word, then weighted by count: same integer sums as datatrove's per-word loops
         counts = Counter(words)
@@ -230,12 +292,15 @@ class GopherQualityStep(Step):
             alpha = sum(k for w, k in counts.items() if w.isalpha() or any(ch.isalpha() for ch in w))
             if alpha / n_words < c.max_non_alpha_words_ratio:
                 return "gopher_below_alpha_threshold"
-        if c.min_stop_words and len(self.stop_words.intersection(counts)) < c.min_stop_words:
+        if c.min_stop_words and len(self.stop_words(c).intersection(counts)) < c.min_stop_words:
             return "gopher_enough_stop_words"
         return None
 
     def process(self, doc: dict) -> str | None:
-        why = self.check(doc.get("text") or "")
+        config, splitter = self.config_for(doc)
+        if config is None:
+            return None
+        why = self.check(doc.get("text") or "", config, splitter)
         return None if why is None else self.reason(why)
 
 
@@ -247,7 +312,7 @@ POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses co
                      "use of cookies", "use cookies")
 
 
-class C4QualityStep(Step):
+class C4QualityStep(LanguageAwareStep):
     """C4's line filter (keeps good lines, REWRITES the text) and its document rules.
 
     Only ``split_paragraph=True`` (lines, C4's and FineWeb's setting) is supported: the sentence
@@ -257,14 +322,20 @@ class C4QualityStep(Step):
     name = "c4_quality"
     reason_prefix = "quality"
 
-    def __init__(self, config: C4QualityConfig | None = None) -> None:
+    settings_field = "c4"
+
+    def __init__(self, config: C4QualityConfig | None = None,
+                 resolver: LanguageResolver | None = None) -> None:
+        super().__init__(resolver)
         self.config = config or C4QualityConfig()
         if not self.config.split_paragraph:
             raise ValueError("C4QualityStep supports split_paragraph=True only (FineWeb's setting)")
 
-    def filter_text(self, text: str) -> tuple[str | None, str]:
+    def filter_text(self, text: str, config: C4QualityConfig | None = None) -> tuple[str | None, str]:
         """(reason or None, the text with only the kept lines)."""
-        c = self.config
+        c = config or self.config
+        if not c.split_paragraph:
+            raise ValueError("C4QualityStep supports split_paragraph=True only (FineWeb's setting)")
         num_sentences = 0
         kept: list[str] = []
         for line in text.splitlines():
@@ -295,7 +366,10 @@ class C4QualityStep(Step):
         return None, "\n".join(kept).strip()
 
     def process(self, doc: dict) -> str | None:
-        why, text = self.filter_text(doc.get("text") or "")
+        config, _ = self.config_for(doc)
+        if config is None:
+            return None
+        why, text = self.filter_text(doc.get("text") or "", config)
         if why is not None:
             return self.reason(f"c4_{why}")
         if text != doc.get("text"):
@@ -306,18 +380,23 @@ class C4QualityStep(Step):
 # --- FineWeb ----------------------------------------------------------------------------------
 
 
-class FineWebQualityStep(Step):
+class FineWebQualityStep(LanguageAwareStep):
     """FineWeb's own rules: lines ending in punctuation, short lines, duplicated lines, lists."""
 
     name = "fineweb_quality"
     reason_prefix = "quality"
 
-    def __init__(self, config: FineWebQualityConfig | None = None) -> None:
+    settings_field = "fineweb"
+
+    def __init__(self, config: FineWebQualityConfig | None = None,
+                 resolver: LanguageResolver | None = None) -> None:
+        super().__init__(resolver)
         self.config = config or FineWebQualityConfig()
         self.stop_chars = tuple(TERMINAL_PUNCTUATION)
 
-    def check(self, text: str) -> str | None:
-        c = self.config
+    def check(self, text: str, config: FineWebQualityConfig | None = None,
+              splitter: str = "rules") -> str | None:
+        c = config or self.config
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
             return "empty"
@@ -330,26 +409,35 @@ class FineWebQualityStep(Step):
         non_newline_chars = len(text) - text.count("\n")
         if non_newline_chars and find_duplicates(lines)[1] / non_newline_chars > c.char_duplicates_ratio:
             return "char_dup_ratio"
-        words = words_of(text)
+        words = words_of(text, splitter)
         if words and text.count("\n") / len(words) > c.new_line_ratio:
             return "list_ratio"
         return None
 
     def process(self, doc: dict) -> str | None:
-        why = self.check(doc.get("text") or "")
+        config, splitter = self.config_for(doc)
+        if config is None:
+            return None
+        why = self.check(doc.get("text") or "", config, splitter)
         return None if why is None else self.reason(f"fineweb_{why}")
 
 
 def build_quality_steps(config: QualityConfig | None = None) -> list[Step]:
-    """The enabled quality filters in FineWeb's order (a filter whose config is None is skipped)."""
+    """The enabled quality filters in FineWeb's order. A filter whose config is None is off for
+    every language; otherwise English gets the config's values and, with ``per_language``, every
+    other language its own settings (``pipelines.lang``), which may turn a filter off (FineWeb-2
+    does not run C4). The first step reports the languages seen (``stats_report``)."""
     config = config or QualityConfig()
+    resolver = LanguageResolver(config)
     steps: list[Step] = []
     if config.gopher_repetition is not None:
-        steps.append(GopherRepetitionStep(config.gopher_repetition))
+        steps.append(GopherRepetitionStep(config.gopher_repetition, resolver))
     if config.gopher_quality is not None:
-        steps.append(GopherQualityStep(config.gopher_quality))
+        steps.append(GopherQualityStep(config.gopher_quality, resolver))
     if config.c4 is not None:
-        steps.append(C4QualityStep(config.c4))
+        steps.append(C4QualityStep(config.c4, resolver))
     if config.fineweb is not None:
-        steps.append(FineWebQualityStep(config.fineweb))
+        steps.append(FineWebQualityStep(config.fineweb, resolver))
+    if steps:
+        steps[0].reports = True
     return steps

@@ -13,6 +13,15 @@ records are not documents (they hold no crawled page): they are counted as *skip
 - ``read:too_large``      the record block (HTTP headers + body) exceeds ``max_bytes``
 - ``read:undecodable``    no charset (UTF-8, declared, <meta>, detected) decodes the bytes
 - ``read:corrupt_record`` a broken gzip member, random bytes, a truncated record, a bad header
+- ``read:length_mismatch`` payload bytes follow the record's block: its ``Content-Length`` is
+  shorter than its payload, so the block would be a silently cut page
+- ``read:undecodable`` also covers charsets that are not page encodings (``undefined``,
+  ``unicode_escape``) and any decode error: text handed on is always valid UTF-8
+
+Decompression is bounded: WARC gzip members are inflated in 1 MB pieces that the framing skips
+(``read:too_large``) or resyncs over, and HTTP ``Content-Encoding`` (gzip, deflate, br, zstd,
+and lists of them) never yields more than ``max_bytes + 1`` bytes, so a small bomb cannot blow
+up a worker's memory.
 
 The kept document's ``text`` is the decoded HTML (extract replaces it with the extracted text,
 as in datatrove's WarcReader).
@@ -27,6 +36,7 @@ work is done by zlib and ``bytes.find`` in C, so it is as fast as a library read
 
 from __future__ import annotations
 
+import codecs
 import re
 import zlib
 from collections import Counter
@@ -38,7 +48,10 @@ from typing import BinaryIO
 from schemas.config import ReadConfig
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
+_RECORD_END = b"\r\n\r\n"
 _CHUNK = 1 << 20
+#: most decompressed bytes produced per zlib/brotli call: memory stays bounded on a bomb
+_OUT_CHUNK = 1 << 20
 #: a WARC header block longer than this is treated as corrupt (real ones are < 2 KB)
 _MAX_HEADER = 64 * 1024
 #: raw bytes of the current gzip member kept to rescan for the next member after an error
@@ -76,16 +89,17 @@ def _plain_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
         pos += len(chunk)
 
 
-def _salvage(raw: bytes, step: int = 64) -> bytes:
-    """Decompress a damaged gzip member in small steps, returning the output before the error."""
+def _salvage(raw: bytes, limit: int, step: int = 64) -> bytes:
+    """Decompress a damaged gzip member in small steps, returning the output before the error
+    (at most ``limit`` bytes: only the broken record's WARC header is wanted from it)."""
     d = zlib.decompressobj(31)
     out = bytearray()
     for i in range(0, len(raw), step):
         try:
-            out += d.decompress(raw[i:i + step])
+            out += d.decompress(raw[i:i + step], max(1, limit - len(out)))
         except zlib.error:
             break
-        if d.eof:
+        if d.eof or len(out) >= limit:
             break
     return bytes(out)
 
@@ -93,14 +107,19 @@ def _salvage(raw: bytes, step: int = 64) -> bytes:
 def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
     """Decompress gzip member by member; yield ("data"|"member_end"|"corrupt", payload, offset).
 
-    On a zlib error (bad deflate data, CRC mismatch, random bytes) the rest of the member is
-    given up and the raw bytes after the member's start are scanned for the next gzip magic.
+    Output comes in pieces of at most ``_OUT_CHUNK`` bytes (zlib's ``max_length``), so a gzip
+    bomb streams through the record framing (which skips oversized blocks) instead of being
+    inflated into memory at once. On a zlib error (bad deflate data, CRC mismatch, random
+    bytes) the rest of the member is given up and the raw bytes after the member's start are
+    scanned for the next gzip magic.
     """
     pending = b""  # raw bytes not yet fed to a decompressor
     pos = 0  # file offset of pending[0]
     eof = False
     d = None
     member_raw = bytearray()  # raw bytes of the current member (to rescan after an error)
+    member_whole = True  # member_raw holds every raw byte of the member so far
+    fresh = True  # pending is not yet in member_raw
     member_start = 0
     member_out = 0  # decompressed bytes of the current member already yielded
     while True:
@@ -111,7 +130,7 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
             if not chunk:
                 eof = True
                 continue
-            pending = chunk
+            pending, fresh = chunk, True
         if d is None:
             if len(pending) < 3 and not eof:
                 more = f.read(_CHUNK)
@@ -129,28 +148,31 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
                 continue
             d = zlib.decompressobj(31)
             member_start = pos
-            member_raw = bytearray()
+            member_raw, member_whole, fresh = bytearray(), True, True
             member_out = 0
-        retain = len(member_raw) < _MAX_MEMBER_RETAIN
-        if retain:
-            member_raw += pending
+        if fresh:
+            if member_whole and len(member_raw) < _MAX_MEMBER_RETAIN:
+                member_raw += pending
+            else:
+                member_whole = False
+            fresh = False
         try:
-            out = d.decompress(pending)
+            out = d.decompress(pending, _OUT_CHUNK)
         except zlib.error as e:
             d = None
-            if retain:
+            if member_whole:
                 raw = bytes(member_raw)
                 # zlib drops the output of a failing call: salvage what precedes the damage, so
                 # the broken record's WARC header (its id and URL) names it in `removed`
-                salvage = _salvage(raw)
+                salvage = _salvage(raw, member_out + _MAX_HEADER)
                 if len(salvage) > member_out:
                     yield "salvage", salvage[member_out:], member_start
             yield "corrupt", f"gzip: {e}", member_start
-            if retain:
+            if member_whole:
                 idx = raw.find(GZIP_MAGIC, 1)
                 if idx >= 0:
                     pos = member_start + idx
-                    pending = raw[idx:]
+                    pending, fresh = raw[idx:], True
                 else:
                     pos += len(pending)
                     pending = b""
@@ -158,6 +180,7 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
                 idx = pending.find(GZIP_MAGIC, 1)
                 pos += idx if idx >= 0 else len(pending)
                 pending = pending[idx:] if idx >= 0 else b""
+                fresh = True
             continue
         if out:
             member_out += len(out)
@@ -169,12 +192,16 @@ def _gzip_events(f: BinaryIO) -> Iterator[tuple[str, object, int]]:
             pending = unused
             d = None
             yield "member_end", None, pos
+        elif d.unconsumed_tail:  # the output limit was hit: the rest of this input goes next
+            tail = d.unconsumed_tail
+            pos += len(pending) - len(tail)
+            pending = tail
         else:
             pos += len(pending)
             pending = b""
     if d is not None:
         try:
-            tail = d.flush()
+            tail = d.flush(_OUT_CHUNK)
         except zlib.error:
             tail = b""
         if tail:
@@ -192,6 +219,7 @@ class _Record:
     block: bytes | None  # None when skipped for size
     length: int
     offset: int
+    overrun: bool = False  # payload bytes followed the block: its Content-Length was too short
 
 
 @dataclass
@@ -224,6 +252,13 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
     ``want_block(headers)`` says whether a record's block is needed at all (request/metadata
     records are skipped without copying); blocks longer than ``skip_block_over`` are skipped
     while streaming, so an oversized record never sits in memory.
+
+    A record's block is only handed out once what follows it is known: the record end (CR LF
+    CR LF, as the WARC standard writes it), or the end of its gzip member or of the file. Any
+    other bytes there mean its Content-Length was shorter than its payload: the record is
+    yielded with ``overrun=True`` (its block was cut) and the bytes up to the next header
+    belong to it, not to a corrupt region of their own. (Junk after a properly ended record
+    is still a corrupt region.)
     """
     buf = bytearray()
     buf_offset = 0  # offset (file or member) associated with the current buffer start
@@ -232,6 +267,8 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
     skipping = 0  # bytes of an oversized block still to discard
     region: _Corrupt | None = None
     at_boundary = False
+    done: _Record | None = None  # a complete record waiting for what follows it
+    overrun = False  # discarding the rest of an overrun record's payload
 
     salvaged: dict[str, str] | None = None  # header of a record whose member broke
 
@@ -245,6 +282,13 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
             region.record_id = named.get("warc-record-id")
             region.url = _strip_brackets(named.get("warc-target-uri"))
 
+    def release(cut: bool) -> Iterator[_Record]:
+        nonlocal done
+        if done is not None:
+            done.overrun = cut
+            yield done
+            done = None
+
     for kind, payload, offset in events:
         if kind == "member_end":
             at_boundary = True
@@ -257,16 +301,23 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
                     salvaged = _parse_warc_headers(tmp[:end])
             continue
         if kind == "corrupt":
+            yield from release(overrun or bool(bytes(buf).strip(b"\r\n")))
+            overrun = False
             corrupt(str(payload), offset)
             buf.clear()
             hdr, skipping = None, 0
             continue
         data: bytes = payload  # type: ignore[assignment]
-        if at_boundary and (hdr is not None or skipping) and data.startswith(b"WARC/"):
-            # the previous member ended inside a record: that record is truncated
-            corrupt("truncated record", buf_offset)
-            buf.clear()
-            hdr, skipping = None, 0
+        if at_boundary and data.startswith(b"WARC/"):
+            if hdr is not None or skipping:
+                # the previous member ended inside a record: that record is truncated
+                corrupt("truncated record", buf_offset)
+                buf.clear()
+                hdr, skipping = None, 0
+            else:  # the member of a complete record ended: whatever is left in it was its payload
+                yield from release(overrun or bool(bytes(buf).strip(b"\r\n")))
+                overrun = False
+                buf.clear()
         at_boundary = False
         if not buf:
             buf_offset = offset
@@ -280,6 +331,15 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
                     break
                 continue
             if hdr is None:
+                if done is not None:  # a record ends with CRLF CRLF; anything else is its payload
+                    head = bytes(buf[:4])
+                    if len(head) < 4 and head == _RECORD_END[:len(head)]:
+                        break  # wait for more (or the end of the member / file)
+                    cut = head != _RECORD_END
+                    yield from release(cut)
+                    overrun = cut
+                    if not cut:
+                        del buf[:4]
                 # strip record separators
                 i = 0
                 while i < len(buf) and buf[i] in (13, 10):
@@ -289,13 +349,15 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
                 if len(buf) < 8:
                     break
                 if not buf.startswith(b"WARC/1."):
-                    corrupt("not a WARC record header", buf_offset)
+                    if not overrun:  # (an overrun record's payload is not a region of its own)
+                        corrupt("not a WARC record header", buf_offset)
                     idx = buf.find(b"WARC/1.", 1)
                     if idx < 0:
                         del buf[: max(0, len(buf) - 8)]
                         break
                     del buf[:idx]
                     continue
+                overrun = False
                 end = buf.find(b"\r\n\r\n")
                 if end < 0:
                     if len(buf) > _MAX_HEADER:
@@ -328,9 +390,11 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
             if region is not None:
                 yield region
                 region = None
-            yield _Record(hdr, block, need, buf_offset)
+            done = _Record(hdr, block, need, buf_offset)
             hdr = None
-    if hdr is not None or skipping or bytes(buf).strip(b"\r\n"):
+    if done is not None:
+        yield from release(overrun or bool(bytes(buf).strip(b"\r\n")))
+    elif hdr is not None or skipping or (bytes(buf).strip(b"\r\n") and not overrun):
         corrupt("truncated record at end of file", buf_offset)
     if region is not None:
         yield region
@@ -354,23 +418,48 @@ def _dechunk(body: bytes) -> bytes:
         pos = eol + 2 + size + 2
 
 
-def _decode_content(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    encoding = encoding.lower().strip()
-    if encoding in ("gzip", "x-gzip", "deflate"):
-        wbits = 47 if encoding != "deflate" else 15
+def _inflate(body: bytes, wbits: int, limit: int) -> bytes:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(body, limit)
+    return out
+
+
+def _decode_one(body: bytes, encoding: str, limit: int) -> bytes:
+    """One content-coding, producing at most ``limit`` bytes (a longer result is cut there:
+    the caller sees ``len > max_bytes`` and removes the page as too large)."""
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(body, 47, limit)  # 47: gzip or zlib header, auto-detected
+    if encoding == "deflate":  # RFC says zlib-wrapped; many servers send raw deflate
         try:
-            d = zlib.decompressobj(wbits)
-            out = d.decompress(body, max_bytes + 1)
+            return _inflate(body, 15, limit)
         except zlib.error:
-            if encoding != "deflate":
-                raise
-            d = zlib.decompressobj(-15)
-            out = d.decompress(body, max_bytes + 1)
-        return out
+            return _inflate(body, -15, limit)
     if encoding == "br":
         import brotli
 
-        return brotli.decompress(body)
+        d = brotli.Decompressor()
+        out = d.process(body, output_buffer_limit=limit)
+        if len(out) < limit and not d.is_finished():
+            raise ValueError("truncated brotli stream")
+        return out
+    if encoding == "zstd":
+        import io
+
+        import zstandard
+
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)) as r:
+            return r.read(limit)
+    raise ValueError(f"unknown content-encoding {encoding!r}")
+
+
+def _decode_content(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Undo the HTTP ``Content-Encoding`` (a list, applied in order: undone last to first),
+    never producing more than ``max_bytes + 1`` bytes however small the input (bombs)."""
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        body = _decode_one(body, coding, max_bytes + 1)
     return body
 
 
@@ -382,41 +471,115 @@ def _charset_of(content_type: str) -> str | None:
     return None
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+         (codecs.BOM_UTF16_BE, "utf-16-be"))
+
+
+def text_codec(name: str | None) -> str | None:
+    """The codec a declared charset names, or None when it is not a text encoding a page can
+    be in: unknown names, ``undefined`` (always raises), ``unicode_escape``/``raw_unicode_escape``
+    (turn ``\\ud800`` into lone surrogates), bytes-to-bytes codecs (base64, zlib, rot13)."""
+    if not name:
+        return None
+    try:
+        info = codecs.lookup(name.strip().strip("\"'"))
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_PAGE_CODECS:
+        return None
+    return info.name
+
+
+_NOT_PAGE_CODECS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "unicode_escape",
+                              "raw_unicode_escape", "idna", "punycode", "mbcs", "oem"})
+
+
+def _utf16_without_bom(body: bytes) -> str | None:
+    """UTF-16 without a BOM: ASCII markup then has a NUL in every other byte."""
+    head = body[:1024]
+    if len(head) < 16 or head.count(0) < len(head) // 4:
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if odd > 0.8 * (len(head) // 2):
+        return "utf-16-le"
+    if even > 0.8 * (len(head) // 2):
+        return "utf-16-be"
+    return None
+
+
+def _valid(text: str) -> bool:
+    """Text that Parquet (UTF-8) can hold: no lone surrogates."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def decode_html(body: bytes, declared: str | None = None) -> str | None:
     """Bytes -> str like datatrove (UTF-8 first, then a detected charset), plus declared charsets.
 
-    Order: strict UTF-8; the HTTP header charset; the ``<meta charset>``; UTF-8 with a few
-    replaced bytes (<= 0.5%: mostly-UTF-8 pages with a stray byte, which detection would turn
-    into mojibake); charset_normalizer detection, unless the result is > 1% control characters
-    (binary data labelled as HTML). ``None`` when nothing decodes.
+    Order: a byte-order mark (UTF-8/16/32); a declared UTF-16/32 charset or UTF-16 recognised
+    by its NUL bytes (such pages are valid UTF-8 too, with a NUL between letters); strict
+    UTF-8; the HTTP header charset; the ``<meta charset>``; UTF-8 with a few replaced bytes
+    (<= 0.5%: mostly-UTF-8 pages with a stray byte, which detection would turn into mojibake);
+    charset_normalizer detection, unless the result is > 1% control characters (binary data
+    labelled as HTML). Declared names that are not page encodings (``undefined``,
+    ``unicode_escape``...) are ignored. ``None`` when nothing decodes; the result is always
+    valid Unicode (no lone surrogates).
     """
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            try:
+                text = body[len(bom):].decode(codec)
+            except UnicodeDecodeError:
+                break
+            return text if _valid(text) else None
+    declared_codec = text_codec(declared)
+    wide = declared_codec if declared_codec and declared_codec.startswith(("utf-16", "utf-32")) \
+        else _utf16_without_bom(body)
+    if wide:
+        if wide in ("utf-16", "utf-32"):  # no BOM: the NULs tell the byte order, else BE (RFC 2781)
+            guess = _utf16_without_bom(body) if wide == "utf-16" else None
+            wide = guess or f"{wide}-be"
+        try:
+            text = body.decode(wide)
+            if _valid(text):
+                return text
+        except UnicodeDecodeError:
+            pass
     try:
         return body.decode("utf-8").lstrip("\ufeff")
     except UnicodeDecodeError:
         pass
-    tried = {"utf-8", "utf8"}
+    tried = {"utf-8"}
     m = _META_CHARSET.search(body, 0, 4096)
     for cs in (declared, m.group(1).decode("ascii", "ignore") if m else None):
-        if not cs or cs.lower() in tried:
+        codec = text_codec(cs)
+        if codec is None or codec in tried:
             continue
-        tried.add(cs.lower())
+        tried.add(codec)
         try:
-            return body.decode(cs)
-        except (UnicodeDecodeError, LookupError):
+            text = body.decode(codec)
+        except (UnicodeError, ValueError):  # UnicodeError: e.g. a codec raising on any input
             continue
+        if _valid(text):
+            return text
     lossy = body.decode("utf-8", "replace")
     if lossy.count("\ufffd") <= 0.005 * len(body):
         return lossy.lstrip("\ufeff")
     from charset_normalizer import from_bytes
 
     best = from_bytes(body[:200_000]).best()
-    if best is not None and best.encoding.lower() not in tried:
+    codec = text_codec(best.encoding) if best is not None else None
+    if codec is not None and codec not in tried:
         try:
-            text = body.decode(best.encoding)
-        except (UnicodeDecodeError, LookupError):
+            text = body.decode(codec)
+        except (UnicodeError, ValueError):
             return None
         # binary data served as HTML "decodes" in any single-byte charset: reject control chars
-        if len(_CONTROL.findall(text)) <= 0.01 * len(text):
+        if len(_CONTROL.findall(text)) <= 0.01 * len(text) and _valid(text):
             return text
     return None
 
@@ -506,7 +669,10 @@ def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dic
             return doc, "read:not_html"
     if len(body) > config.max_bytes:
         return doc, "read:too_large"
-    text = decode_html(body, _charset_of(content_type))
+    try:
+        text = decode_html(body, _charset_of(content_type))
+    except Exception:  # noqa: BLE001 - a codec failing in any way is this record's problem only
+        text = None
     if text is None:
         return doc, "read:undecodable"
     doc["text"] = text
@@ -551,6 +717,10 @@ def read_warc(path: str, config: ReadConfig | None = None, limit: int | None = N
             elif item.headers.get("warc-type") != "response":
                 counters.skipped[item.headers.get("warc-type", "unknown")] += 1
                 continue
+            elif item.overrun:  # its block was cut at a too-short Content-Length
+                doc, _ = _response_to_doc(_Record(item.headers, None, item.length, item.offset),
+                                          config, source)
+                yield doc, "read:length_mismatch"
             else:
                 yield _response_to_doc(item, config, source)
             n += 1

@@ -24,10 +24,14 @@ from pydantic import BaseModel
 
 from pipelines.base import Step
 from schemas.config import (
+    ClassifyConfig,
+    DecontaminateConfig,
     DedupConfig,
+    ExactDedupConfig,
     ExtractConfig,
     FinewebConfig,
     LangIdConfig,
+    LineDedupConfig,
     PIIConfig,
     QualityConfig,
     ReadConfig,
@@ -56,6 +60,9 @@ class Stage:
     options: tuple[str, ...] = ()
     #: Prefect flow entrypoint (relative to the repository root) for corpus stages
     entrypoint: str | None = None
+    #: part of the default event chain of prefect.yaml deployments (False: an optional stage
+    #: run on demand, e.g. one that needs a model or eval files the chain cannot supply)
+    chained: bool = True
 
     @property
     def flow_name(self) -> str:
@@ -91,17 +98,34 @@ STAGES: tuple[Stage, ...] = (
     Stage("langid", "fastText lid.176 language identification; documents outside the kept "
           "languages or below the score threshold are removed.", "document", LangIdConfig,
           "langid", "pipelines.langid:LangIdStep",
-          reasons=("langid:below_threshold", "langid:not_in_languages"),
-          options=("languages", "limit")),
+          reasons=("langid:below_threshold", "langid:not_in_languages",
+                   "langid:prescreen_not_in_languages"),
+          options=("languages", "limit", "no_prescreen", "by_language")),
     Stage("quality", "Gopher repetition, Gopher quality, C4 and FineWeb quality filters with the "
           "published thresholds.", "document", QualityConfig, "quality",
           "pipelines.quality:build_quality_steps",
           reasons=("quality:<filter reason>",), options=("limit",)),
     Stage("pii", "Email addresses and public IP addresses replaced by placeholders.", "document",
           PIIConfig, "pii", "pipelines.pii:PIIStep", options=("limit",)),
+    Stage("exact_dedup", "Exact duplicates removed: older fetches of the same normalized URL, then "
+          "copies of the same normalized text (smallest id kept).", "corpus", ExactDedupConfig,
+          reasons=("exact_dedup:url", "exact_dedup:text"),
+          entrypoint="flows/corpus_stages.py:exact_dedup_flow", chained=False),
     Stage("dedup", "MinHash near-duplicate removal (5-gram word shingles, 14 bands x 8 rows); "
           "one document per cluster kept.", "corpus", DedupConfig,
           reasons=("dedup:minhash",), entrypoint="flows/dedup.py:dedup_flow"),
+    Stage("line_dedup", "Lines repeated across more than N documents (boilerplate) removed from "
+          "every document, as CCNet / dolma; documents left too short removed.", "corpus",
+          LineDedupConfig, reasons=("line_dedup:too_little_text",),
+          entrypoint="flows/corpus_stages.py:line_dedup_flow", chained=False),
+    Stage("decontaminate", "Documents sharing word 13-gram spans with evaluation sets removed; "
+          "the benchmark items hit are reported.", "corpus", DecontaminateConfig,
+          reasons=("decontaminate:ngram_overlap",),
+          entrypoint="flows/corpus_stages.py:decontaminate_flow", chained=False),
+    Stage("classify", "Model-based quality score (0-5, FineWeb-Edu style) on every document; "
+          "documents below the threshold removed.", "corpus", ClassifyConfig,
+          reasons=("classify:below_threshold",),
+          entrypoint="flows/corpus_stages.py:classify_flow", chained=False),
     Stage("tokenize", "Documents tokenized into shuffled Parquet token shards with a "
           "train/validation split.", "corpus", TokenizeConfig,
           entrypoint="flows/tokenize_flow.py:tokenize_flow"),

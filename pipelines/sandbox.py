@@ -23,8 +23,10 @@ The boundary (``/usr/bin/bwrap``, Debian package ``bubblewrap``):
   os.system fail with EPERM; threads work), no ptrace, mounts, namespace changes, bpf, ...;
 * rlimits: CPU seconds, address space (so allocations fail with MemoryError), file size, open
   files, core dumps, and ``RLIMIT_NPROC`` where the kernel applies it (not to uid 0);
-* a wall-clock limit: bwrap is SIGKILLed, its init (pid 1 of the sandbox's pid namespace) dies
-  with it, and the kernel kills every process left in the namespace;
+* a wall-clock limit: the sandbox's init (pid 1 of its pid namespace, host pid from bwrap's
+  ``--info-fd``) is SIGKILLed, the kernel kills every process left in the namespace, and
+  ``run_python`` returns only once they are gone; if the caller itself dies, bwrap and with it
+  the namespace die too (``--die-with-parent``);
 * output limits: stdout and stderr are read concurrently (no pipe deadlock) and capped; past the
   cap the run is killed and the stream marked truncated.
 
@@ -51,9 +53,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from pipelines.tool_output import clean_tool_output
+from schemas.strict import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +68,9 @@ _CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "u
               "MKL_NUM_THREADS": "1"}
 
 
-class SandboxUnavailable(RuntimeError):
-    """bubblewrap cannot isolate code here and the weak mode was not explicitly allowed."""
+class SandboxUnavailable(PermissionError):
+    """bubblewrap cannot isolate code here and the weak mode was not explicitly allowed: running
+    the code is refused (a PermissionError, so the CLI reports it as one line)."""
 
 
 def _weak_from_env() -> bool:
@@ -84,10 +88,8 @@ WEAK_FLAG_HELP = ("DANGER: where bubblewrap is missing or broken, run model-writ
                   "rlimits and an audit hook (NOT a security boundary) instead of refusing")
 
 
-class SandboxConfig(BaseModel):
+class SandboxConfig(StrictModel):
     """Limits of one ``run_python`` call (defaults suit short model-written snippets)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     timeout_s: float = Field(5.0, gt=0, description="wall clock; the whole process tree is killed after it")
     memory_mb: int = Field(256, ge=32, description="RLIMIT_AS of the code (address space)")
@@ -184,11 +186,12 @@ def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig,
     bwrap writes the sandbox init's host pid to ``info_fd``."""
     from pipelines.sandbox_seccomp import filter_bpf
 
+    bpf = filter_bpf()  # first: it may raise, and no fd is open yet
     code_fd = _memfd("main.py", code.encode("utf-8", "surrogatepass"))
     passwd_fd = _memfd("passwd", f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{SANDBOX_DIR}:"
                                  f"/usr/sbin/nologin\n".encode())
     group_fd = _memfd("group", f"sandbox:x:{SANDBOX_UID}:\n".encode())
-    seccomp_fd = _memfd("seccomp", filter_bpf())
+    seccomp_fd = _memfd("seccomp", bpf)
     env = {**_CHILD_ENV, "HOME": SANDBOX_DIR, "TMPDIR": SANDBOX_DIR, "USER": "sandbox"}
     argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
@@ -259,7 +262,8 @@ def _probe_bwrap() -> str | None:
     except Exception as e:  # noqa: BLE001 - libseccomp missing, memfd unsupported, ...
         return f"cannot build the sandbox: {e}"
     try:
-        r = subprocess.run(argv, capture_output=True, timeout=30, pass_fds=fds, env=dict(_CHILD_ENV))
+        r = subprocess.run(argv, capture_output=True, timeout=30, pass_fds=fds, env=dict(_CHILD_ENV),
+                           preexec_fn=_limits(SandboxConfig()))
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bwrap failed to start: {e}"
     finally:

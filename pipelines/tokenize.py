@@ -29,7 +29,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import xxhash
 
-from pipelines.io import atomic_write_parquet, atomic_write_text, documents_dir, parquet_files
+from pipelines.io import (
+    atomic_path,
+    atomic_write_parquet,
+    atomic_write_text,
+    documents_dir,
+    parquet_files,
+)
 from pipelines.stats import StageStats
 from pipelines.tokenizer import Tokenizer, load_tokenizer
 from schemas.config import TokenizeConfig
@@ -124,13 +130,10 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
     bounds = np.searchsorted(part, np.arange(parts + 1), side="left")
     present = [p for p in range(parts) if bounds[p + 1] > bounds[p]]
     schema = RUN_SCHEMA.with_metadata({"partitions": json.dumps(present), "parts": str(parts)})
-    tmp = out.with_name(f".{out.name}.tmp")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(tmp, schema, compression="lz4") as w:
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="lz4") as w:
         for p in present:
             w.write_table(table.slice(bounds[p], bounds[p + 1] - bounds[p]).replace_schema_metadata(schema.metadata),
                           row_group_size=int(bounds[p + 1] - bounds[p]))
-    tmp.replace(out)
     st = StageStats(STAGE, len(table), len(table), seconds=time.perf_counter() - t0)
     atomic_write_text(stats_file, json.dumps({**st.to_dict(), "tokens": int(pc.sum(table.column("num_tokens")).as_py() or 0)}))
     return st

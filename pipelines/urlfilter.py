@@ -74,11 +74,10 @@ def _hashed_domains(tarball: Path) -> np.ndarray:
                           dtype=np.uint64)
         del data
         arr = np.unique(arr)
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        from pipelines.io import atomic_path
+
+        with atomic_path(cached) as tmp, open(tmp, "wb") as f:
             np.save(f, arr)
-        os.replace(tmp, cached)
     return np.load(cached, mmap_mode="r")
 
 

@@ -321,3 +321,54 @@ def count_sentences(text: str) -> int:
                 count += 1
                 seen_end = False
     return count
+
+
+# --- other languages (FineWeb-2 settings, pipelines/lang) -------------------------------------
+
+#: Scripts written without spaces between words: each character counts as a word. datatrove
+#: segments Chinese with jieba, Japanese with SudachiPy and Thai with PyThaiNLP; per-character
+#: words are the language-independent fallback (no dictionary, no extra package). FineWeb-2's
+#: Chinese and Japanese stop words are single characters and its word-length bounds for them
+#: start at 1, so those rules behave the same; n-gram rules see character n-grams.
+_NOSPACE = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+_NOSPACE_RE = regex.compile(f"[{_NOSPACE}]")
+_NOSPACE_SPLIT_RE = regex.compile(f"[{_NOSPACE}]|[^{_NOSPACE}]+")
+#: spaCy's French/Italian/Catalan elision infix: "l'homme" -> "l'", "homme".
+_ELISION_RE = regex.compile(r"(?<=\p{L}['’])(?=\p{L})")
+
+_TOKEN_CACHE: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _split_token(token: str, splitter: str) -> tuple[str, ...]:
+    parts = [token]
+    if splitter == "elision" and ("'" in token or "’" in token):
+        parts = [p for p in _ELISION_RE.split(token) if p]
+    if _NOSPACE_RE.search(token):
+        parts = [c for p in parts for c in _NOSPACE_SPLIT_RE.findall(p)]
+    return tuple(parts)
+
+
+def split_words(text: str, splitter: str = "rules") -> list[str]:
+    """Words of ``text`` for a language's ``word_splitter`` (``schemas.config.LanguageSettings``).
+
+    ``rules`` is ``split_into_words`` unchanged (English: datatrove's words). ``elision`` also
+    splits French-style elisions, and every splitter but ``rules`` makes each character of a
+    script without spaces (CJK, Thai, ...) a word of its own.
+    """
+    words = split_into_words(text)
+    if splitter == "rules":
+        return words
+    out: list[str] = []
+    cache = _TOKEN_CACHE
+    for w in words:
+        if w.isascii() and "'" not in w:
+            out.append(w)
+            continue
+        got = cache.get((w, splitter))
+        if got is None:
+            got = _split_token(w, splitter)
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[(w, splitter)] = got
+        out.extend(got)
+    return out

@@ -24,6 +24,7 @@ ANNOTATION_FIELDS: list[pa.Field] = [
     pa.field("language_score", pa.float32()),
     pa.field("minhash_cluster", pa.int64()),
     pa.field("pii_replacements", pa.int32()),
+    pa.field("quality_score", pa.float32()),  # classify: the model's 0-5 quality score
 ]
 
 DOCUMENT_SCHEMA = pa.schema(BASE_FIELDS + ANNOTATION_FIELDS)

@@ -89,7 +89,7 @@ def test_corpus_card_metadata_matches_the_files(tmp_path: Path) -> None:
     from huggingface_hub import DatasetCard
 
     root = make_corpus(tmp_path / "corpus")
-    result = write_card(root, repo_id="alice/corpus")
+    result = write_card(root, repo_id="alice/corpus", include_removed=True)
     card = DatasetCard.load(result.path)
     meta = _front_matter(result.path)
     assert card.data.license == "odc-by"
@@ -119,7 +119,7 @@ def test_corpus_card_loads_with_datasets_and_counts_agree(tmp_path: Path) -> Non
     import datasets
 
     root = make_corpus(tmp_path / "corpus")
-    write_card(root)
+    write_card(root, include_removed=True)
     tokens = datasets.load_dataset(str(root), "tokens", cache_dir=str(tmp_path / "cache"))
     assert tokens["train"].num_rows == 8 and tokens["validation"].num_rows == 1
     assert tokens["train"].features["input_ids"].feature.dtype == "uint32"
@@ -170,8 +170,8 @@ def test_synth_card_counts_by_kind_and_provenance(tmp_path: Path) -> None:
 
 def test_publishable_files_leave_out_intermediate_outputs(tmp_path: Path) -> None:
     root = make_corpus(tmp_path / "corpus")
-    write_card(root)
-    rel = {p.relative_to(root).as_posix() for p in publishable_files(root)}
+    write_card(root, include_removed=True)
+    rel = {p.relative_to(root).as_posix() for p in publishable_files(root, include_removed=True)}
     assert "README.md" in rel and "tokenize/manifest.json" in rel and "dedup/stats.json" in rel
     assert not any(r.startswith("fineweb/documents/") for r in rel)  # intermediate, superseded by dedup
     assert {r for r in rel if r.endswith(".parquet")} == {
@@ -213,7 +213,7 @@ def test_zero_row_files_are_left_out_so_the_config_still_loads(tmp_path: Path) -
     root = make_corpus(tmp_path / "corpus", shards=2)
     atomic_write_parquet(root / "dedup/removed/part-00009.parquet", removed_table([]))
     atomic_write_parquet(root / "tokenize/val/shard-00001.parquet", pa.Table.from_pylist([], TOKEN_SHARD_SCHEMA))
-    meta = _front_matter(write_card(root, plots=False).path)
+    meta = _front_matter(write_card(root, plots=False, include_removed=True).path)
     configs = {c["config_name"]: c for c in meta["configs"]}
     removed_paths = configs["removed"]["data_files"][0]["path"]
     assert "dedup/removed/part-00009.parquet" not in removed_paths
@@ -223,4 +223,59 @@ def test_zero_row_files_are_left_out_so_the_config_still_loads(tmp_path: Path) -
     tokens = datasets.load_dataset(str(root), "tokens", split="validation", cache_dir=str(tmp_path / "cache"))
     assert tokens.num_rows == 1
     assert "dedup/removed/part-00009.parquet" not in {
-        p.relative_to(root).as_posix() for p in publishable_files(root)}
+        p.relative_to(root).as_posix() for p in publishable_files(root, include_removed=True)}
+
+
+def test_removed_documents_are_not_published_by_default(tmp_path: Path) -> None:
+    """Removed pages hold raw HTML of blocklisted sites and text from before PII scrubbing:
+    the card declares them, and push uploads them, only when asked (--include-removed)."""
+    root = make_corpus(tmp_path / "corpus")
+    result = write_card(root, plots=False)
+    assert {c["config_name"] for c in _front_matter(result.path)["configs"]} == {"documents", "tokens"}
+    assert not any("/removed/" in p.as_posix() for p in publishable_files(root))
+    body = result.path.read_text()
+    assert "Removed documents are not published" in body and "as they were when removed" not in body
+    assert "| urlfilter | `url:domain` | 3 |" in body  # what was removed is still reported
+
+
+def test_public_removed_keeps_only_extracted_scrubbed_text() -> None:
+    from pipelines.card import public_removed
+
+    table = removed_table([
+        {"id": "a", "text": "<html>spam page</html>", "stage": "urlfilter", "reason": "url:domain"},
+        {"id": "b", "text": "<html>raw</html>", "stage": "read", "reason": "read:not_html"},
+        {"id": "c", "text": "Write to jo@mail.example.com from 8.8.8.8", "stage": "langid",
+         "reason": "langid:language"},
+        {"id": "d", "text": "Kept apart: ann@example.org", "stage": "dedup", "reason": "dedup:duplicate"},
+    ])
+    out = public_removed(table).to_pylist()
+    assert [r["text"] for r in out] == [None, None, "Write to email@example.com from 0.0.0.0",
+                                        "Kept apart: email@example.com"]
+    assert public_removed(table).schema == table.schema
+
+
+def test_card_prints_the_recorded_config_not_defaults(tmp_path: Path) -> None:
+    from pipelines.runinfo import prepare_output
+    from schemas.config import FinewebConfig, LangIdConfig
+
+    root = make_corpus(tmp_path / "corpus")
+    body = write_card(root, plots=False).path.read_text()
+    assert "settings that made this dataset are **unknown**" in body
+    assert '"languages"' not in body  # no defaults posing as the run's settings
+    warc = tmp_path / "x.warc.gz"
+    warc.write_bytes(b"")
+    (root / "fineweb" / "run.json").unlink(missing_ok=True)
+    stats = (root / "fineweb" / "stats.json").read_text()
+    (root / "fineweb" / "stats.json").unlink()  # prepare_output refuses an unrecorded output
+    for sub in ("documents", "removed"):
+        (root / "fineweb" / sub).rename(tmp_path / sub)
+    prepare_output(root / "fineweb", kind="fineweb", inputs=[warc], stages=["read", "langid"],
+                   config=FinewebConfig(langid=LangIdConfig(languages=["de", "fr"])))
+    for sub in ("documents", "removed"):
+        (tmp_path / sub).rename(root / "fineweb" / sub)
+    (root / "fineweb" / "stats.json").write_text(stats)
+    body = write_card(root, plots=False).path.read_text()
+    settings = body.split("The configuration recorded by the run:", 1)[1].split("</details>", 1)[0]
+    recorded = json.loads(settings.split("```json", 1)[1].split("```", 1)[0])
+    assert recorded["fineweb"]["config"]["langid"]["languages"] == ["de", "fr"]
+    assert recorded["fineweb"]["stages"] == ["read", "langid"]

@@ -6,6 +6,7 @@ bounded; cancelled sequences leave at the next token boundary."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -143,4 +144,27 @@ def test_queue_is_bounded_and_cancel_frees_the_slot(model):
     assert len(second.wait(30)) == 5
     first.wait(30)
     assert first.finish.reason == "cancelled" and len(first.out) < 10_000
+    engine.close()
+
+
+def test_cache_grows_with_demand_and_the_idle_thread_ends(model, monkeypatch):
+    import trainer.batching as batching
+
+    monkeypatch.setattr(batching, "IDLE_EXIT_S", 0.2)
+    engine = Engine(model, max_batch=8)
+    p = _prompt(3, 4)
+    first = engine.generate(p, SamplingParams(max_tokens=6))
+    assert engine._cache.slots == 1  # one request: one slot, not max_batch
+    seqs = [Sequence(_prompt(i, 4), SamplingParams(max_tokens=6)) for i in range(5)]
+    engine.submit(*seqs)
+    for s in seqs:
+        s.wait(30)
+    assert 5 <= engine._cache.slots <= 8
+    deadline = time.monotonic() + 10
+    while engine._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert engine._thread is None and engine._cache is None  # idle: thread gone, memory freed
+    assert engine.generate(p, SamplingParams(max_tokens=6)) == first  # and it starts again
+    with pytest.raises(ValueError, match="prompt ids"):
+        engine.submit(Sequence([model.cfg.vocab_size], SamplingParams(max_tokens=2)))
     engine.close()

@@ -27,7 +27,7 @@ from tests.test_trainer_data import TOOL_CONV, tiny_checkpoint, write_conversati
 REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-test-tokenmill"
 NAME = "tiny-tools"
-CAP = 4096
+CAP = 50_000  # long enough that only a cancellation ends a max_tokens=CAP request soon
 ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+3?"}]
 
 
@@ -457,11 +457,25 @@ def test_full_queue_is_429_and_a_gone_client_stops_generation(server):
         time.sleep(0.1)
     assert health()["active"] == 0  # nothing left generating for the gone client
 
-    # a non-streaming client that times out: its generation is cancelled too
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server}/v1/completions", json={**long, "n": 1}, headers=headers, timeout=1.0)
-    assert health()["active"] == 1
+    # a non-streaming client that gives up (times out): its generation is cancelled too
+    gone = threading.Thread(
+        target=lambda: pytest.raises(
+            httpx.ReadTimeout,
+            httpx.post,
+            f"{server}/v1/completions",
+            json={**long, "n": 1},
+            headers=headers,
+            timeout=2.0,
+        )
+    )
+    gone.start()
     deadline = time.monotonic() + 10
-    while health()["active"] and time.monotonic() < deadline:
+    while health()["active"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert health()["active"] == 1  # generating ...
+    gone.join(30)
+    t0 = time.monotonic()
+    while health()["active"] and time.monotonic() - t0 < 10:
         time.sleep(0.1)
-    assert health()["active"] == 0
+    assert health()["active"] == 0  # ... and stopped soon after the client left
+    assert time.monotonic() - t0 < 3

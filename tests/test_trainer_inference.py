@@ -161,3 +161,19 @@ def test_search_tool_reads_a_real_index_formatted_like_training_data(tmp_path):
     result = tools["search"]("When was the Eiffel Tower finished?")
     assert result.startswith("[1] (doc d1)") and "1889" in result
     assert result == format_results(index.search("When was the Eiffel Tower finished?", 3), 700)
+
+
+def test_server_answers_503_when_the_model_is_down(tool_run):
+    from fastapi.testclient import TestClient
+
+    from trainer.serve import build_app
+
+    lm = LocalModel.from_checkpoint(tool_run)  # its own engine: the module's model stays up
+    client = TestClient(build_app(lm))
+    body = {"model": lm.name, "prompt": "The number", "max_tokens": 3}
+    assert client.post("/v1/completions", json=body).status_code == 200
+    assert client.get("/health").json()["status"] == "ok"
+    lm.engine.close()
+    r = client.post("/v1/completions", json=body)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "service_unavailable"
+    assert client.get("/health").status_code == 503

@@ -111,6 +111,17 @@ def test_train_options_come_from_the_config_model():
     assert bad.exit_code == 1 and "--decay" in bad.output and "Traceback" not in bad.output
 
 
+def test_training_configs_refuse_unknown_keys():
+    from pydantic import ValidationError
+
+    from trainer.config import RLConfig, train_config
+
+    with pytest.raises(ValidationError, match="setps"):
+        train_config("sft", setps=5)
+    with pytest.raises(ValidationError, match="temprature"):
+        RLConfig(temprature=0.5)
+
+
 def test_warns_when_the_vocabulary_dwarfs_a_tiny_model():
     with pytest.warns(TrainerWarning, match="output layer 65x"):
         warn_if_head_dominates(model_config("tiny", 100277), "cl100k_base")
@@ -141,3 +152,16 @@ def test_cpu_threads_never_exceed_the_available_cores():
         assert limit_cpu_threads() == 1  # a lower setting is kept
     finally:
         torch.set_num_threads(old)
+
+
+def test_serving_does_not_import_the_training_loops():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trainer.serve, trainer.chat; "
+        "print(sorted(m for m in sys.modules if m in "
+        "('trainer.loop', 'trainer.pretrain', 'trainer.sft', 'trainer.rl', 'trainer.reward', 'trainer.optim')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -26,6 +26,9 @@ import torch.nn.functional as F
 from trainer.model import GPT
 from trainer.sample import filter_logits
 
+#: The scheduler thread ends (and frees its cache) after this long without work.
+IDLE_EXIT_S = 30.0
+
 
 class QueueFull(RuntimeError):
     """The waiting queue is full: try again later (HTTP 429)."""
@@ -105,6 +108,20 @@ class SlotCache:
         self.k = torch.zeros(shape, device=w.device, dtype=w.dtype)
         self.v = torch.zeros(shape, device=w.device, dtype=w.dtype)
 
+    @property
+    def slots(self) -> int:
+        return self.k.size(1)
+
+    def ensure(self, slots: int, limit: int) -> None:
+        """Room for ``slots`` sequences (doubling, at most ``limit``): a server that sees few
+        concurrent requests never pays for ``max_batch`` full-context caches."""
+        if slots <= self.slots:
+            return
+        n = min(limit, max(slots, 2 * self.slots))
+        grow = (self.k.size(0), n - self.slots, *self.k.shape[2:])
+        self.k = torch.cat([self.k, self.k.new_zeros(grow)], dim=1)
+        self.v = torch.cat([self.v, self.v.new_zeros(grow)], dim=1)
+
     def move(self, src: int, dst: int, length: int) -> None:
         self.k[:, dst, :, :length] = self.k[:, src, :, :length]
         self.v[:, dst, :, :length] = self.v[:, src, :, :length]
@@ -131,13 +148,23 @@ def forward_rows(
     if not (B == 1 and int(start[0]) == 0):  # a lone prefill from 0 is plain causal attention
         mask = (torch.arange(kv_len, device=idx.device)[None, None] <= pos[:, :, None])[:, None]
     b_idx = slot_t[:, None].expand(B, T)
+    s0 = int(start[0])
+    if T == 1 and contiguous:  # decode: scatter each row's one key at its own position (fast path)
+        at = start.view(B, 1, 1, 1).expand(B, H, 1, C // H)
     for layer, block in enumerate(model.blocks):
         attn = block.attn
         q, k, v = attn.qkv(block.ln1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
         ck, cv = cache.k[layer], cache.v[layer]
-        ck[b_idx, :, pos] = k.transpose(1, 2)  # (B, T, H, D) into (slot, :, position)
-        cv[b_idx, :, pos] = v.transpose(1, 2)
+        if B == 1:  # prefill: one slot, consecutive positions
+            ck[slots[0], :, s0 : s0 + T] = k[0]
+            cv[slots[0], :, s0 : s0 + T] = v[0]
+        elif T == 1 and contiguous:
+            ck[rows].scatter_(2, at, k)
+            cv[rows].scatter_(2, at, v)
+        else:
+            ck[b_idx, :, pos] = k.transpose(1, 2)  # (B, T, H, D) into (slot, :, position)
+            cv[b_idx, :, pos] = v.transpose(1, 2)
         keys, vals = ck[rows, :, :kv_len], cv[rows, :, :kv_len]
         y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, is_causal=mask is None)
         x = x + attn.proj(y.transpose(1, 2).reshape(B, T, C))
@@ -203,6 +230,10 @@ class Engine:
                     f"{len(self._active)} generating and {len(self._waiting)} waiting; "
                     "try again shortly"
                 )
+            vocab = self.model.cfg.vocab_size
+            for s in seqs:
+                if any(not 0 <= t < vocab for t in s.prompt):
+                    raise ValueError(f"prompt ids must be in [0, {vocab})")
             for s in seqs:
                 if s.params.max_tokens <= 0:
                     s.emit(Finished("length"))
@@ -240,7 +271,9 @@ class Engine:
             while True:
                 with self._cv:
                     while not self._closed and not self._waiting and not self._active:
-                        self._cv.wait()
+                        if not self._cv.wait(timeout=IDLE_EXIT_S) and not self._waiting:
+                            self._thread, self._cache = None, None  # idle: free the cache
+                            return  # (the next submit starts a new thread)
                     if self._closed:
                         break
                     admit = []
@@ -257,13 +290,11 @@ class Engine:
             for s in pending:
                 s.emit(Finished("error", self.error or "the engine is shut down"))
 
-    def _slot_cache(self) -> SlotCache:
-        if self._cache is None:
-            self._cache = SlotCache(self.model, self.max_batch)
-        return self._cache
-
     def _step(self, admit: list[Sequence]) -> None:
-        cache = self._slot_cache()
+        if self._cache is None:
+            self._cache = SlotCache(self.model, min(self.max_batch, max(1, len(admit))))
+        cache = self._cache
+        cache.ensure(len(self._active) + len(admit), self.max_batch)
         rows: list[Sequence] = []
         logits: list[torch.Tensor] = []
         for s in admit:  # join: prefill alone into the next free slot

@@ -26,9 +26,10 @@ Tool = Callable[[str], str]
 
 def python_tool() -> Tool:
     """The python sandbox, with the limits and output format the tool-use synthesis trains on."""
-    from pipelines.sandbox import SandboxConfig, run_python
+    from pipelines.sandbox import SandboxConfig, isolation, run_python
 
     sandbox = SandboxConfig()
+    isolation(sandbox)  # no working sandbox and no opt-in: refuse now, not at the first tool call
 
     def run(code: str) -> str:
         return run_python(code, config=sandbox).tool_output()

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from fastapi import Request
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.chat import (
     IM_END,
@@ -36,13 +36,14 @@ from pipelines.chat import (
     render_prompt,
     to_openai_messages,
 )
+from schemas.strict import StrictModel
 from trainer.batching import EngineClosed, Finished, QueueFull, SamplingParams, Sequence, TokenEvent
 from trainer.inference import LocalModel
 from trainer.openai_api import APIError, ChatRequest, CompletionRequest, parse_request
 from trainer.textstream import TextStream
 
 
-class ServeConfig(BaseModel):
+class ServeConfig(StrictModel):
     """Limits and identity of one server."""
 
     model_name: str | None = Field(
@@ -185,11 +186,12 @@ class Server:
         return q
 
     async def follow(
-        self, choices: list[_Choice], q: asyncio.Queue, is_disconnected=None
+        self, choices: list[_Choice], q: asyncio.Queue, is_disconnected=None, deltas: bool = True
     ) -> AsyncIterator[tuple[_Choice, str]]:
-        """Yield (choice, new text) as tokens arrive and (choice, rest) once more when it finishes
-        (``choice.finish_reason`` set). Cancels whatever is left when the consumer stops early
-        or the client goes away (``is_disconnected`` is polled twice a second)."""
+        """Yield (choice, new text) as tokens arrive (``deltas``; a non-streamed answer skips
+        them) and (choice, rest) once more when it finishes (``choice.finish_reason`` set).
+        Cancels whatever is left when the consumer stops early or the client goes away
+        (``is_disconnected`` is polled twice a second)."""
         left, checked = len(choices), time.monotonic()
         try:
             while left:
@@ -197,10 +199,13 @@ class Server:
                     checked = time.monotonic()
                     if await is_disconnected():
                         return
-                try:
-                    i, ev = await asyncio.wait_for(q.get(), timeout=0.5)
-                except TimeoutError:
-                    continue
+                if q.empty():  # (wait_for costs a task: only when there is nothing queued)
+                    try:
+                        i, ev = await asyncio.wait_for(q.get(), timeout=0.5)
+                    except TimeoutError:
+                        continue
+                else:
+                    i, ev = q.get_nowait()
                 c = choices[i]
                 if c.finish_reason is not None:
                     continue  # events after a stop string ended the choice
@@ -209,7 +214,7 @@ class Server:
                     if ev.logprob is not None:
                         c.logprobs.append(ev)
                     if not stopped:
-                        delta = c.text.delta()
+                        delta = c.text.delta() if deltas else ""
                         if delta:
                             yield c, delta
                         continue
@@ -388,6 +393,28 @@ class Server:
         }
 
 
+class _BearerAuth:
+    """Require ``Authorization: Bearer KEY`` on ``/v1`` (``/health`` stays open)."""
+
+    def __init__(self, app, key: str):
+        self.app, self.expected = app, f"Bearer {key}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                from fastapi.responses import JSONResponse
+
+                err = APIError(
+                    401,
+                    "invalid or missing API key (Authorization: Bearer ...)",
+                    code="invalid_api_key",
+                )
+                await JSONResponse(err.body(), status_code=401)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _sse(obj: dict | str) -> bytes:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj)}\n\n".encode()
 
@@ -432,19 +459,8 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
             )
         )
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if cfg.api_key and request.url.path.startswith("/v1"):
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {cfg.api_key}".encode()):
-                return error(
-                    APIError(
-                        401,
-                        "invalid or missing API key (Authorization: Bearer ...)",
-                        code="invalid_api_key",
-                    )
-                )
-        return await call_next(request)
+    if cfg.api_key:  # a plain ASGI middleware: BaseHTTPMiddleware would hide client disconnects
+        app.add_middleware(_BearerAuth, key=cfg.api_key)
 
     async def body(request: Request) -> dict:
         size = request.headers.get("content-length")
@@ -518,7 +534,7 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
         head = {"id": rid, "created": created, "model": srv.name, "system_fingerprint": None}
         q = srv.start(choices)
         if not req.stream:
-            async for _ in srv.follow(choices, q, request.is_disconnected):
+            async for _ in srv.follow(choices, q, request.is_disconnected, deltas=False):
                 pass
             if any(c.finish_reason is None for c in choices):  # the client went away
                 return JSONResponse({}, status_code=499)
@@ -648,7 +664,7 @@ def build_app(lm: LocalModel, config: ServeConfig | None = None):
         }
         q = srv.start(choices)
         if not req.stream:
-            async for _ in srv.follow(choices, q, request.is_disconnected):
+            async for _ in srv.follow(choices, q, request.is_disconnected, deltas=False):
                 pass
             if any(c.finish_reason is None for c in choices):
                 return JSONResponse({}, status_code=499)

@@ -26,7 +26,8 @@ class TextStream:
         self.stop = [s for s in stop or () if s]
         self.hide, self.hold = set(hide_ids), set(hold_ids)
         self.ids: list[int] = []  # text tokens (hidden ids excluded)
-        self.text = ""
+        self._text = ""
+        self._dirty = False  # ids changed since _text was decoded (decoding is lazy without stops)
         self.sent = 0  # characters already streamed
         self.stopped = False  # a stop string ended the text
         self.hidden_end = False  # a hidden stop id ended generation
@@ -42,13 +43,23 @@ class TextStream:
         if token in self.hold and self.held_at is None:
             self.held_at = len(self.ids)
         self.ids.append(token)
+        if not self.stop:
+            self._dirty = True
+            return False
         text = self.tok.decode(self.ids)
         cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
         if cut >= 0:
-            self.text, self.stopped = text[:cut], True
+            self._text, self.stopped = text[:cut], True
             return True
-        self.text = text
+        self._text = text
         return False
+
+    @property
+    def text(self) -> str:
+        """The kept text so far (cut before a stop string)."""
+        if self._dirty:
+            self._text, self._dirty = self.tok.decode(self.ids), False
+        return self._text
 
     def _safe_end(self) -> int:
         """How much of ``text`` can no longer change."""

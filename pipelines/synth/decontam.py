@@ -3,16 +3,17 @@
 A text is contaminated when at least ``threshold`` of its n-grams occur in the reference set
 (short texts with fewer than n words are compared as one whole n-gram). The fraction rule keeps
 templated problems, which share boilerplate wording but differ in their numbers, apart.
+Words, n-grams and the index are ``pipelines.ngram_index``'s, shared with the corpus
+decontamination stage (``pipelines.decontaminate``).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
-_TOKEN_RE = re.compile(r"\w+")
+from pipelines import ngram_index
 
 
 class DecontamConfig(BaseModel):
@@ -21,10 +22,7 @@ class DecontamConfig(BaseModel):
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
-    words = _TOKEN_RE.findall(text.casefold())
-    if len(words) < n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return ngram_index.ngram_tuples(text, n, short=True)
 
 
 class NgramIndex:
@@ -32,13 +30,10 @@ class NgramIndex:
 
     def __init__(self, texts: Iterable[str], config: DecontamConfig | None = None):
         self.config = config or DecontamConfig()
-        self.grams: set[tuple[str, ...]] = set()
-        for t in texts:
-            self.grams |= ngrams(t, self.config.n)
+        self.index = ngram_index.NgramIndex(self.config.n, short=True).add_all(texts)
 
     def overlap(self, text: str) -> float:
-        grams = ngrams(text, self.config.n)
-        return sum(g in self.grams for g in grams) / len(grams) if grams else 0.0
+        return self.index.overlap(text)
 
     def contaminated(self, text: str) -> bool:
         return self.overlap(text) >= self.config.threshold

@@ -78,7 +78,7 @@ def search_trace(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[
               f"is {item.answer}.")
     msgs = [{"role": "user", "content": item.question},
             {"role": "assistant", "content": tool_call("search", query)},
-            {"role": "tool", "content": result},
+            {"role": "tool", "content": clean_tool_output(result)},
             {"role": "assistant", "content": answer}]
     meta = {"tool": "search", "query": query, "reference": item.answer, "answer_doc_id": containing[0].doc_id,
             "question_doc_id": item.doc_id, "same_doc": containing[0].doc_id == item.doc_id, "rank": rank,

@@ -1,0 +1,140 @@
+"""The language pre-screen before extraction (issue 13), per-language langid thresholds and the
+per-language output partitions, on the real pages of ../shared/data/web."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.fineweb import build_stage_steps, process_shard
+from pipelines.prescreen import PrescreenStep
+from schemas.config import FinewebConfig, LangIdConfig
+
+LANGUAGE_SETS = [["en"], ["de"], ["fr"], ["es"], ["zh"], ["an"], ["de", "fr", "es", "zh"], ["en", "de"]]
+
+
+@pytest.fixture(scope="module")
+def pages(web_warcs) -> list[dict]:
+    """Every HTML page past the URL filter: the pre-screen's guess and the full path's scores."""
+    from pipelines.extract import ExtractStep
+    from pipelines.langid import LangIdStep
+    from pipelines.read import read_warc
+    from pipelines.urlfilter import URLFilterStep
+
+    uf, ex, li, pre = URLFilterStep(), ExtractStep(), LangIdStep(LangIdConfig(threshold=0.3)), PrescreenStep()
+    for step in (uf, ex, li, pre):
+        step.setup()
+    li.k = 3
+    out = []
+    for path in web_warcs:
+        for doc, why in read_warc(str(path)):
+            if why is not None or uf.process(doc) is not None:
+                continue
+            quick = pre.predict(doc["text"])
+            status, text = ex.extract(doc["text"])
+            out.append({"url": doc["url"], "quick": quick, "full": li.predict(text) if text else {}})
+    return out
+
+
+def test_prescreen_changes_kept_set_for_under_half_a_percent(pages):
+    """For each requested-language set: pages the pre-screen removes that the full path's langid
+    (threshold 0.65) would keep must be < 0.5% of the input; and it must remove most of the pages
+    the full path removes for their language (the point: no trafilatura for them)."""
+    threshold = LangIdConfig().prescreen_threshold
+    assert len(pages) > 140
+    saved = full_removed = 0
+    for wanted in LANGUAGE_SETS:
+        changed = 0
+        for p in pages:
+            full_keep = any(p["full"].get(lang, 0) > 0.65 for lang in wanted)
+            pre_remove = p["quick"] is not None and p["quick"][0] not in wanted \
+                and p["quick"][1] >= threshold
+            changed += pre_remove and full_keep
+            full_removed += not full_keep
+            saved += pre_remove and not full_keep
+        assert changed / len(pages) < 0.005, (wanted, changed)
+    assert saved >= 0.8 * full_removed, (saved, full_removed)
+
+
+def test_prescreen_only_with_langid_and_languages():
+    def steps(cfg, stages=None):
+        return [type(s).__name__ for _, group in build_stage_steps(cfg, stages) for s in group]
+
+    assert steps(FinewebConfig())[:3] == ["URLFilterStep", "PrescreenStep", "ExtractStep"]
+    assert "PrescreenStep" not in steps(FinewebConfig(langid=LangIdConfig(prescreen=False)))
+    assert "PrescreenStep" not in steps(FinewebConfig(langid=LangIdConfig(languages=[])))
+    assert "PrescreenStep" not in steps(FinewebConfig(), ["read", "extract"])
+
+
+@pytest.fixture(scope="module")
+def en_runs(web_dir, tmp_path_factory):
+    """The multilingual WARC with --languages en, pre-screen on and off."""
+    path = str(web_dir / "multilingual-news.warc.gz")
+    runs = {}
+    for on in (True, False):
+        out = tmp_path_factory.mktemp(f"pre{on}")
+        cfg = FinewebConfig(langid=LangIdConfig(languages=["en"], prescreen=on))
+        cfg.extract.timeout_s = 5
+        stats = process_shard(path, str(out), cfg)
+        kept = pq.read_table(out / "documents").to_pylist()
+        removed = pq.read_table(out / "removed").to_pylist()
+        runs[on] = (stats, kept, removed, out)
+    return runs
+
+
+def test_prescreen_run_keeps_the_same_documents(en_runs):
+    (on_stats, on_kept, on_removed, out), (_, off_kept, _, _) = en_runs[True], en_runs[False]
+    assert sorted(d["id"] for d in on_kept) == sorted(d["id"] for d in off_kept)
+    assert [d["text"] for d in sorted(on_kept, key=lambda d: d["id"])] == \
+        [d["text"] for d in sorted(off_kept, key=lambda d: d["id"])]
+    pre = [r for r in on_removed if r["reason"] == "langid:prescreen_not_in_languages"]
+    assert len(pre) >= 50  # German/French pages never went through trafilatura
+    assert all(r["stage"] == "langid" and r["language"] != "en" and r["language_score"] >= 0.8
+               and "<html" not in r["text"].lower() and r["text"] for r in pre)
+    st = on_stats
+    assert st["langid"].removed["langid:prescreen_not_in_languages"] == len(pre)
+    assert st["extract"].kept == st["langid"].docs_in  # the stage chain still adds up
+    for s in st.values():
+        s.check_conservation()
+    step_s = json.loads(next((out / "stats").glob("*.json")).read_text())["step_seconds"]
+    off_out = en_runs[False][3]
+    off_s = json.loads(next((off_out / "stats").glob("*.json")).read_text())["step_seconds"]
+    assert step_s["extract"] < off_s["extract"]  # trafilatura ran on far fewer pages
+
+
+def test_partition_by_language(web_dir, tmp_path):
+    cfg = FinewebConfig(langid=LangIdConfig(languages=["de", "fr"]), partition_by_language=True)
+    cfg.extract.timeout_s = 5
+    stats = process_shard(str(web_dir / "multilingual-news.warc.gz"), str(tmp_path), cfg)
+    parts = {p.parent.name: pq.read_table(p).to_pylist()
+             for p in (tmp_path / "documents").glob("*/*.parquet")}
+    assert set(parts) == {"de", "fr"}
+    for lang, rows in parts.items():
+        assert rows and all(r["language"] == lang for r in rows)
+    assert sum(map(len, parts.values())) == stats["pii"].kept
+    assert not list((tmp_path / "documents").glob("*.parquet"))
+
+
+def test_per_language_langid_threshold(web_dir):
+    from pipelines.extract import ExtractStep
+    from pipelines.langid import LangIdStep
+    from pipelines.read import read_warc
+
+    doc = next(d for d, why in read_warc(str(web_dir / "commoncrawl-whirlwind.warc.gz")) if why is None)
+    ex = ExtractStep()
+    ex.setup()
+    assert ex.process(doc) is None
+    assert LangIdStep(LangIdConfig(languages=["an"])).process(dict(doc)) == "langid:below_threshold"
+    step = LangIdStep(LangIdConfig(languages=["an"], thresholds={"an": 0.2}))
+    d = dict(doc)
+    assert step.process(d) is None and d["language"] == "an"
+
+
+def test_cli_options():
+    from flows.cli_fineweb import load_config
+
+    cfg = load_config(no_prescreen=True, by_language=True, languages=["all"])
+    assert cfg.langid.prescreen is False and cfg.partition_by_language and cfg.langid.languages == []
+    assert load_config().langid.prescreen is True
