@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {user_error_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(1)
+    except RuntimeError as exc:
+        if DEBUG["on"] or "ephemeral Prefect API server" not in str(exc):
+            raise
+        print("error: Prefect's temporary local server did not start in time (a busy machine?): "
+              "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `prefect server "
+              "start` once and set PREFECT_API_URL (--debug shows the traceback)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

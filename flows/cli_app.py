@@ -89,23 +89,31 @@ LOCAL_STARTUP_TIMEOUT_S = 180
 @contextlib.contextmanager
 def prefect_local_mode() -> Iterator[None]:
     """Run flows as Prefect resolves its settings (env, profile: never second-guessed). Only
-    when no API URL is configured (Prefect's own local mode, a temporary server per run) and the
-    server start-up limit is still Prefect's default, that limit is raised for this run
-    (``temporary_settings``, public API), so a first run on a busy machine does not fail."""
+    when no API URL is configured (Prefect's own local mode: a temporary server for this run)
+    and the user left these at Prefect's defaults, two settings of that temporary server change
+    for this run (``temporary_settings``, public API; Prefect passes them to the server process):
+    its start-up limit is raised (a fresh database's migrations alone take ~16 s on a loaded
+    2-core machine, Prefect's default limit is 20 s) and its telemetry service is off (its
+    heartbeat writes race the run's own writes on SQLite: "database is locked" errors)."""
     from prefect.settings import (
         PREFECT_API_URL,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         get_current_settings,
         temporary_settings,
     )
 
-    eph = get_current_settings().server.ephemeral
-    default = type(eph).model_fields["startup_timeout_seconds"].default
-    if PREFECT_API_URL.value() or eph.startup_timeout_seconds != default:
+    if PREFECT_API_URL.value():
         yield
         return
-    logging.getLogger("tokenmill").debug("Prefect local mode: temporary server start-up limit %d s",
-                                         LOCAL_STARTUP_TIMEOUT_S)
-    with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS:
-                                     LOCAL_STARTUP_TIMEOUT_S}):
+    settings = get_current_settings().server
+    updates: dict = {}
+    eph_default = type(settings.ephemeral).model_fields["startup_timeout_seconds"].default
+    if settings.ephemeral.startup_timeout_seconds == eph_default:
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = LOCAL_STARTUP_TIMEOUT_S
+    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ and settings.analytics_enabled:
+        updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
+    logging.getLogger("tokenmill").debug("Prefect local mode, temporary server settings: %s",
+                                         {k.name: v for k, v in updates.items()})
+    with temporary_settings(updates=updates):
         yield

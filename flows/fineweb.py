@@ -211,38 +211,6 @@ def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict, dict]:
     return merge_stats(parts), skipped, step_counts
 
 
-def _settings(config: FinewebConfig, stages: list[str] | None) -> dict:
-    """What decides the output (the worker count does not)."""
-    return {"stages": list(stages or STAGES),
-            "config": config.model_dump(mode="json", exclude={"workers"})}
-
-
-def _first_difference(old: object, new: object, where: str = "") -> str:
-    if isinstance(old, dict) and isinstance(new, dict):
-        for k in sorted(set(old) | set(new)):
-            if old.get(k) != new.get(k):
-                return _first_difference(old.get(k), new.get(k), f"{where}.{k}" if where else k)
-    return f"{where or 'settings'}: {old!r} then, {new!r} now"
-
-
-def check_settings(output: str, config: FinewebConfig, stages: list[str] | None) -> None:
-    """Finished shards are reused only if they were made with the same settings: the first run
-    into ``output`` records them in ``OUT/settings.json``; a re-run with other settings is
-    refused (a ValueError naming the first difference) instead of mixing or returning old
-    results."""
-    from pipelines.io import atomic_write_text
-
-    path = Path(output) / "settings.json"
-    want = _settings(config, stages)
-    if path.exists():
-        have = json.loads(path.read_text())
-        if have != want:
-            raise ValueError(f"{output} was made with other settings ({_first_difference(have, want)})"
-                             ": use another --output, or delete it to start over")
-        return
-    atomic_write_text(path, json.dumps(want, indent=2))
-
-
 def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
                 stages: list[str] | None = None, workers: int | None = None,
                 title: str = "fineweb", key: str = "fineweb", overwrite: bool = False) -> dict:
@@ -261,7 +229,6 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     prepare_output(output, kind=title, config=config, inputs=files,
                    stages=list(STAGES if stages is None else stages), overwrite=overwrite)
     Path(output).mkdir(parents=True, exist_ok=True)
-    check_settings(output, config, stages)
     workers = workers or config.workers
     run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
                       output, workers)

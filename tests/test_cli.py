@@ -165,3 +165,22 @@ def test_local_mode_raises_only_prefects_default_start_up_limit(monkeypatch):
         with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
             with prefect_local_mode():
                 assert LIMIT.value() == 20 and PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+
+
+def test_temporary_server_start_failure_is_one_line(monkeypatch, capsys):
+    import flows.cli as cli
+
+    def boom(**_kw):
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server.")
+
+    monkeypatch.setattr(cli, "app", boom)
+    code, _, err = _main(["fineweb"], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in err and "PREFECT_API_URL" in err
+
+    def bug(**_kw):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "app", bug)
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors keep their traceback
+        cli.main(["fineweb"])

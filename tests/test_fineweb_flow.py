@@ -147,16 +147,3 @@ def test_demo_sample_warc_is_deterministic_and_covers_every_stage(tmp_path):
     docs = pq.read_table(tmp_path / "out" / "documents").to_pylist()
     assert any(d["pii_replacements"] for d in docs)
 
-
-def test_rerun_with_other_settings_is_refused_not_mixed(tmp_path):
-    """Finished shards are reused only under the settings that made them (OUT/settings.json)."""
-    from flows.fineweb import check_settings
-
-    out = str(tmp_path / "out")
-    (tmp_path / "out").mkdir()
-    check_settings(out, FinewebConfig(limit=2), ["read"])
-    check_settings(out, FinewebConfig(limit=2, workers=4), ["read"])  # workers change nothing
-    with pytest.raises(ValueError, match=r"other settings \(config.limit: 2 then, 3 now\)"):
-        check_settings(out, FinewebConfig(limit=3), ["read"])
-    with pytest.raises(ValueError, match="stages"):
-        check_settings(out, FinewebConfig(limit=2), ["read", "urlfilter"])
