@@ -90,6 +90,7 @@ def pipeline(
     engine: Annotated[str, typer.Option(help="local (Prefect + processes) or beam")] = "local",
     runner: Annotated[str, typer.Option(help="Beam runner: FnApiRunner, DataflowRunner, FlinkRunner, SparkRunner")] = "FnApiRunner",
     beam_option: Annotated[list[str] | None, typer.Option("--beam-option", help="extra Beam flag, e.g. --beam-option=--project=P (repeat)")] = None,
+    overwrite: Overwrite = False,
 ) -> None:
     """WARC -> fineweb -> dedup -> tokenize as one Prefect flow; resumable.
 
@@ -102,6 +103,13 @@ def pipeline(
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
     tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
+    if engine == "local":  # refuse another run's OUT/fineweb in one line, before Prefect starts
+        from pipelines.fineweb import STAGES
+        from pipelines.io import expand_inputs
+        from pipelines.runinfo import prepare_output
+
+        prepare_output(output / "fineweb", kind="fineweb", config=fw, inputs=expand_inputs(input),
+                       stages=list(STAGES), overwrite=overwrite)
     with prefect_local_mode():
         corpus_pipeline_flow(input, str(output), fw, dc, tc, workers, engine,
-                             [f"--runner={runner}", *(beam_option or [])])
+                             [f"--runner={runner}", *(beam_option or [])], overwrite)

@@ -18,12 +18,14 @@ InDir = Annotated[Path, typer.Option("--input", "-i", help="a documents director
 OutDir = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
 Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes")]
 Engine = Annotated[str, typer.Option(help="local (Prefect + processes) or beam")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
 BeamOpt = Annotated[list[str] | None, typer.Option(
     "--beam-option", help="Beam flag, e.g. --beam-option=--runner=DataflowRunner (repeat)")]
 
 
 def _run(stage: str, flow, input: Path, output: Path, cfg, workers: int, engine: str,
-         beam_option: list[str] | None) -> None:
+         beam_option: list[str] | None, overwrite: bool) -> None:
     """The stage's Prefect flow, or the same stage as a Beam pipeline (FnApiRunner by default)."""
     if engine == "beam":
         from pipelines.beam.stages import run
@@ -32,10 +34,13 @@ def _run(stage: str, flow, input: Path, output: Path, cfg, workers: int, engine:
         args = list(beam_option or [])
         if workers > 1 and not any(a.startswith("--runner=") and "FnApi" not in a for a in args):
             args += [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
-        stats = run(stage, str(input), str(output), cfg, args)
+        stats = run(stage, str(input), str(output), cfg, args, overwrite)
         render_summary(stats_from_json(stats["stages"]), title=f"tokenmill {stage} (beam): {output}")
     elif engine == "local":
-        flow(str(input), str(output), cfg, workers)
+        from flows.cli_app import prefect_local_mode
+
+        with prefect_local_mode():
+            flow(str(input), str(output), cfg, workers, overwrite)
     else:
         raise ValueError(f"--engine: local or beam, not {engine!r}")
 
@@ -44,14 +49,15 @@ def _run(stage: str, flow, input: Path, output: Path, cfg, workers: int, engine:
 def exact_dedup(input: InDir, output: OutDir,
                 url: Annotated[bool, typer.Option(help="URL dedup: keep the latest fetch of a URL")] = True,
                 text: Annotated[bool, typer.Option(help="exact text dedup: keep the smallest id")] = True,
-                workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None) -> None:
+                workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None,
+                overwrite: Overwrite = False) -> None:
     """Exact dedup: same normalized URL (latest fetch kept), same normalized text (smallest id
     kept). Removed rows: exact_dedup:url / exact_dedup:text with duplicate_of."""
     from flows.corpus_stages import exact_dedup_flow
     from schemas.config import ExactDedupConfig
 
     cfg = ExactDedupConfig(url=url, text=text)
-    _run("exact_dedup", exact_dedup_flow, input, output, cfg, workers, engine, beam_option)
+    _run("exact_dedup", exact_dedup_flow, input, output, cfg, workers, engine, beam_option, overwrite)
 
 
 @stage_app.command("line-dedup")
@@ -60,13 +66,14 @@ def line_dedup(input: InDir, output: OutDir,
                max_docs: Annotated[int, typer.Option(help="units in more than this many documents are removed")] = 1,
                min_words: Annotated[int, typer.Option(help="remove a document left with fewer words")] = 20,
                min_unit_chars: Annotated[int, typer.Option(help="shorter units are never removed")] = 0,
-               workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None) -> None:
+               workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None,
+                overwrite: Overwrite = False) -> None:
     """Remove lines (or paragraphs) repeated across documents, as CCNet / dolma."""
     from flows.corpus_stages import line_dedup_flow
     from schemas.config import LineDedupConfig
 
     cfg = LineDedupConfig(unit=unit, max_docs=max_docs, min_words=min_words, min_unit_chars=min_unit_chars)
-    _run("line_dedup", line_dedup_flow, input, output, cfg, workers, engine, beam_option)
+    _run("line_dedup", line_dedup_flow, input, output, cfg, workers, engine, beam_option, overwrite)
 
 
 @stage_app.command("decontaminate")
@@ -77,27 +84,29 @@ def decontaminate(input: InDir, output: OutDir,
                   text_field: Annotated[list[str] | None, typer.Option(
                       "--text-field", help="eval row fields to index (repeat; default: text)")] = None,
                   id_field: Annotated[str, typer.Option(help="eval row field naming an item")] = "id",
-                  workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None) -> None:
+                  workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None,
+                overwrite: Overwrite = False) -> None:
     """Remove documents sharing n-gram spans with evaluation sets; OUT/hits names the items."""
     from flows.corpus_stages import decontaminate_flow
     from schemas.config import DecontaminateConfig
 
     cfg = DecontaminateConfig(against=against, n=n, min_hits=min_hits,
                               text_fields=text_field or ["text"], id_field=id_field)
-    _run("decontaminate", decontaminate_flow, input, output, cfg, workers, engine, beam_option)
+    _run("decontaminate", decontaminate_flow, input, output, cfg, workers, engine, beam_option, overwrite)
 
 
 @stage_app.command("classify")
 def classify(input: InDir, output: OutDir,
              model: Annotated[Path, typer.Option(help="model file from `tokenmill quality train`")],
              threshold: Annotated[float, typer.Option(help="remove documents scoring below this")] = 3.0,
-             workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None) -> None:
+             workers: Workers = 1, engine: Engine = "local", beam_option: BeamOpt = None,
+                overwrite: Overwrite = False) -> None:
     """Add quality_score to every document; remove those below the threshold."""
     from flows.corpus_stages import classify_flow
     from schemas.config import ClassifyConfig
 
     cfg = ClassifyConfig(model=str(model), threshold=threshold)
-    _run("classify", classify_flow, input, output, cfg, workers, engine, beam_option)
+    _run("classify", classify_flow, input, output, cfg, workers, engine, beam_option, overwrite)
 
 
 @quality_app.command("annotate")
@@ -107,14 +116,18 @@ def annotate(documents: Annotated[Path, typer.Option("--documents", "-d", help="
              llm_model: Annotated[str, typer.Option(help="model name sent to the endpoint")] = "tokenmill",
              prompt: Annotated[str, typer.Option(help="rubric: fineweb-edu")] = "fineweb-edu",
              sample: Annotated[int | None, typer.Option(help="annotate at most this many documents")] = None,
-             concurrency: Annotated[int, typer.Option(help="requests in flight")] = 4) -> None:
+             concurrency: Annotated[int, typer.Option(help="requests in flight")] = 4,
+             overwrite: Overwrite = False) -> None:
     """Score documents 0-5 with an LLM on an educational-value rubric (cached, resumable)."""
     from flows.corpus_stages import annotate_flow
     from schemas.config import AnnotateConfig
 
     cfg = AnnotateConfig(prompt=prompt, sample=sample)
     llm = {"base_url": llm_url, "model": llm_model, "max_concurrency": concurrency}
-    stats = annotate_flow(str(documents), str(output), llm, cfg)
+    from flows.cli_app import prefect_local_mode
+
+    with prefect_local_mode():
+        stats = annotate_flow(str(documents), str(output), llm, cfg, overwrite)
     typer.echo(f"annotated {stats['annotated']} documents ({stats['unparseable']} unparseable): "
                f"{stats['score_counts']}")
 
@@ -132,7 +145,10 @@ def train(labels: Annotated[list[str], typer.Option("--labels", "-l", help="anno
 
     cfg = QualityTrainConfig(backend=backend, threshold=threshold, heldout_fraction=heldout_fraction,
                              seed=seed)
-    report = train_flow(labels, str(output), cfg)
+    from flows.cli_app import prefect_local_mode
+
+    with prefect_local_mode():
+        report = train_flow(labels, str(output), cfg)
     h = report["heldout"]
     typer.echo(f"wrote {output}: held-out accuracy {h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, "
                f"binary F1 {h['binary']['f1']:.3f} on {h['n']} rows")

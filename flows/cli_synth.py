@@ -1,4 +1,4 @@
-"""`tokenmill synth sft|refusal|tooluse|rl|prefs|mix|index`: post-training datasets.
+"""`tokenmill synth sft|refusal|tooluse|rl|prefs|samples|mix|index`: post-training datasets.
 
 Every command builds the generator's pydantic config from its options (``--config FILE.json``
 gives the full config; options on the command line override it) and runs it directly, or as its
@@ -41,25 +41,32 @@ def _llm(url: str | None, ckpt: Path | None, model: str, key_env: str, cache: Pa
 
 
 def _run(kind: str, options: dict, config_file: Path | None, prefect: bool) -> None:
-    from schemas.strict import load_config_file
+    """Validate the generator's config (one-line error naming a bad key), then run it."""
+    from importlib import import_module
+
+    from schemas.strict import ConfigError, load_config_file, validate_config
 
     base = load_config_file(config_file) if config_file else {}
     config = {**base, **{k: v for k, v in options.items() if v is not None}}
+    mod_name, cfg_name, fn_name = {
+        "sft": ("sft", "SFTConfig", "run_sft"), "refusal": ("refusal", "RefusalConfig", "run_refusal"),
+        "tooluse": ("tooluse", "ToolUseConfig", "run_tooluse"), "rl": ("rl", "RLConfig", "run_rl"),
+        "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix"),
+        "samples": ("samples", "SamplesConfig", "run_samples")}[kind]
+    mod = import_module(f"pipelines.synth.{mod_name}")
+    try:
+        cfg = validate_config(getattr(mod, cfg_name), config, str(config_file or f"synth {kind}"))
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None
     if prefect:
         from flows.cli_app import prefect_local_mode
         from flows.synth import FLOWS
 
         with prefect_local_mode():
-            stats = FLOWS[kind](config)
+            stats = FLOWS[kind](cfg.model_dump(mode="json"))
     else:
-        from importlib import import_module
-
-        mod_name, cfg_name, fn_name = {
-            "sft": ("sft", "SFTConfig", "run_sft"), "refusal": ("refusal", "RefusalConfig", "run_refusal"),
-            "tooluse": ("tooluse", "ToolUseConfig", "run_tooluse"), "rl": ("rl", "RLConfig", "run_rl"),
-            "prefs": ("rl", "PrefsConfig", "run_prefs"), "mix": ("mix", "MixConfig", "run_mix")}[kind]
-        mod = import_module(f"pipelines.synth.{mod_name}")
-        stats = getattr(mod, fn_name)(getattr(mod, cfg_name)(**config))
+        stats = getattr(mod, fn_name)(cfg)
     summary = {k: v for k, v in stats.items() if not isinstance(v, dict | list)}
     typer.echo(json.dumps(summary, indent=2))
 
@@ -108,16 +115,21 @@ def refusal_cmd(
     samples: Annotated[int | None, typer.Option(help="answers sampled per question")] = None,
     max_questions: Annotated[int | None, typer.Option(help="cap on questions")] = None,
     documents_limit: Annotated[int | None, typer.Option(help="documents read from the corpus")] = None,
+    llm_questions_per_doc: Annotated[int | None, typer.Option(help="questions the writer LLM writes per document")] = None,
+    cloze_with_writer: Annotated[bool | None, typer.Option(help="also use cloze questions with a writer")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
 ) -> None:
-    """Knowledge probes: refuse where the target model is consistently wrong."""
+    """Knowledge probes: refuse where the target model is consistently wrong. With --writer-url the
+    questions are natural ones written by the LLM (checked answerable by the judge); without, cloze
+    questions are the offline fallback."""
     target = _llm(target_url, target_checkpoint, target_model, llm_key_env, llm_cache, output)
     if target is None and config is None:
         raise typer.BadParameter("give --target-url or --target-checkpoint")
     _run("refusal", {"output": str(output), "documents": str(documents), "seed": seed, "target": target,
                      "judge": _llm(judge_url, None, target_model, llm_key_env, llm_cache, output),
                      "question_writer": _llm(writer_url, None, target_model, llm_key_env, llm_cache, output),
-                     "samples": samples, "max_questions": max_questions, "documents_limit": documents_limit},
+                     "samples": samples, "max_questions": max_questions, "documents_limit": documents_limit,
+                     "llm_questions_per_doc": llm_questions_per_doc, "cloze_with_writer": cloze_with_writer},
          config, prefect)
 
 
@@ -128,17 +140,21 @@ def tooluse_cmd(
     index: Annotated[Path | None, typer.Option(help="existing search index (default: build OUTPUT/index)")] = None,
     search: Annotated[int | None, typer.Option(help="max search traces")] = None,
     python: Annotated[int | None, typer.Option(help="python traces")] = None,
+    python_fix: Annotated[int | None, typer.Option(help="python error-recovery traces (fail, fix, rerun)")] = None,
+    search_python: Annotated[int | None, typer.Option(help="max search-then-python traces")] = None,
     seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
     allow_weak_sandbox: Annotated[bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)] = False,
 ) -> None:
-    """Search and Python tool-use traces, with real tool results."""
+    """Search (with refinement), Python (with error recovery) and search+Python traces, with real
+    tool results; also written in OpenAI tool_calls format (OUTPUT/openai/)."""
     if allow_weak_sandbox:
         from pipelines.sandbox import allow_weak_sandbox as allow_weak
 
         allow_weak()
     _run("tooluse", {"output": str(output), "documents": str(documents) if documents else None,
                      "index": str(index) if index else None, "search": search if documents or search else 0,
-                     "python": python, "seed": seed}, config, prefect)
+                     "search_python": search_python if documents or search_python else 0,
+                     "python": python, "python_fix": python_fix, "seed": seed}, config, prefect)
 
 
 @synth_app.command("rl")
@@ -173,6 +189,29 @@ def prefs_cmd(
                    "llm": _llm(llm_url, llm_checkpoint, llm_model, llm_key_env, llm_cache, output)}, config, prefect)
 
 
+@synth_app.command("samples")
+def samples_cmd(
+    output: Output,
+    prompts: Annotated[Path, typer.Option(help="prompts: an `rl` output dir or a conversation dataset")],
+    k: Annotated[int | None, typer.Option(help="responses sampled per prompt")] = None,
+    n_prompts: Annotated[int | None, typer.Option(help="use the first N prompts")] = None,
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature (> 0)")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="response length cap")] = None,
+    llm_url: LLMUrl = None,
+    llm_checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "--llm-checkpoint",
+                                                       help="local checkpoint (instead of an endpoint)")] = None,
+    llm_model: LLMModel = "tokenmill", llm_key_env: LLMKeyEnv = "OPENAI_API_KEY", llm_cache: Cache = None,
+    seed: Seed = 0, config: ConfigFile = None, prefect: Prefect = False,
+) -> None:
+    """k responses per prompt from a policy, to be ranked (`tokenmill rank serve|auto`)."""
+    llm = _llm(llm_url, llm_checkpoint, llm_model, llm_key_env, llm_cache, output)
+    if llm is None and config is None:
+        raise typer.BadParameter("give --llm-url or --checkpoint (the policy to sample from)")
+    _run("samples", {"output": str(output), "prompts": str(prompts), "k": k, "n_prompts": n_prompts,
+                     "temperature": temperature, "max_tokens": max_tokens, "seed": seed, "llm": llm},
+         config, prefect)
+
+
 @synth_app.command("mix")
 def mix_cmd(
     output: Output,
@@ -201,3 +240,8 @@ def index_cmd(
 
     idx = SearchIndex.build(documents, output, SearchConfig(passage_words=passage_words))
     typer.echo(json.dumps({"passages": len(idx), "index": str(output)}))
+
+
+# `tokenmill rank ...` belongs with the preference data made here; registering it from this
+# module keeps flows/cli.py untouched.
+from flows import cli_rank  # noqa: E402,F401

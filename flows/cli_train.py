@@ -123,13 +123,15 @@ def rl_cmd(
     k: Annotated[int, typer.Option(help="sampled answers per prompt")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="answer length cap")] = 64,
     temperature: Annotated[float, typer.Option(help="rollout temperature")] = 1.0,
+    reward_model: Annotated[Path | None, typer.Option(help="reward-model run: its score is the reward "
+                                                      "(default: the verifier)")] = None,
 ) -> dict:
     """RL on verifiable prompts: k samples per prompt, reward = correct, advantage = reward - mean."""
     from trainer.config import RLConfig
     from trainer.rl import rl
 
     rl_cfg = RLConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature)
-    return rl(init, data, out, cfg, rl_cfg, resume=resume, overwrite=overwrite)
+    return rl(init, data, out, cfg, rl_cfg, resume=resume, overwrite=overwrite, reward_model=reward_model)
 
 
 @train_command("reward")
@@ -145,6 +147,20 @@ def reward_cmd(
     return train_reward(init, data, out, cfg, resume=resume, overwrite=overwrite)
 
 
+@train_command("dpo")
+def dpo_cmd(
+    cfg, *, resume: bool, overwrite: bool,
+    init: Annotated[Path, typer.Option(help="SFT checkpoint (file or run dir): policy start and frozen reference")],
+    data: Annotated[Path, typer.Option(help="preference pairs: DIR/train/*.parquet (+ DIR/val)")],
+    out: Out,
+    beta: Annotated[float, typer.Option(help="DPO temperature: how far the policy may move from the reference")] = 0.1,
+) -> dict:
+    """Direct Preference Optimization on chosen/rejected pairs against a frozen reference."""
+    from trainer.dpo import dpo
+
+    return dpo(init, data, out, cfg, beta=beta, resume=resume, overwrite=overwrite)
+
+
 @app.command("sample")
 def sample_cmd(
     ckpt: Annotated[Path, typer.Option(help="checkpoint file or run dir")],
@@ -154,11 +170,27 @@ def sample_cmd(
     top_k: Annotated[int | None, typer.Option(help="sample from the k most likely tokens")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
+    best_of: Annotated[int | None, typer.Option(help="chat reply: best of N samples by --reward-model")] = None,
+    reward_model: Annotated[Path | None, typer.Option(help="reward-model run that scores --best-of samples")] = None,
 ) -> None:
-    """Continue a text prompt with a trained model."""
+    """Continue a text prompt with a trained model (or, with --best-of, answer it as a user message)."""
     from trainer.inference import LocalModel
 
     lm = LocalModel.from_checkpoint(ckpt, device=device)
+    if best_of is not None or reward_model is not None:
+        if best_of is None or reward_model is None:
+            raise typer.BadParameter("--best-of N and --reward-model RUN go together")
+        from trainer.best_of_n import best_of_n
+        from trainer.reward import RewardScorer
+
+        try:
+            res = best_of_n(lm, RewardScorer(reward_model, device), prompt, best_of, max_tokens, temperature,
+                            top_k, seed or 0)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+        typer.echo(json.dumps({k: res[k] for k in ("best_index", "scores", "reward_model")}), err=True)
+        typer.echo(res["best"])
+        return
     typer.echo(prompt + lm.complete(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed))
 
 

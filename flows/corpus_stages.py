@@ -55,11 +55,11 @@ def corpus_step(fn, *args) -> None:
 
 
 def run_exact_dedup(input: str, output: str, config: ExactDedupConfig | dict | None = None,
-                    workers: int = 1, summary: bool = True) -> dict:
+                    workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
     config = as_config(ExactDedupConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
-    shards, settings = ed.prepare(input, output, config)
+    shards, settings = ed.prepare(input, output, config, overwrite)
     work = Path(output) / "_work"
     shard_steps(ed.keys_step, [(s, work) for s in shards], workers)
     corpus_step(ed.resolve_step, shards, work, config)
@@ -69,11 +69,11 @@ def run_exact_dedup(input: str, output: str, config: ExactDedupConfig | dict | N
 
 
 def run_line_dedup(input: str, output: str, config: LineDedupConfig | dict | None = None,
-                   workers: int = 1, summary: bool = True) -> dict:
+                   workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
     config = as_config(LineDedupConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
-    shards, settings = ld.prepare(input, output, config)
+    shards, settings = ld.prepare(input, output, config, overwrite)
     work = Path(output) / "_work"
     shard_steps(ld.count_step, [(s, work, config) for s in shards], workers)
     corpus_step(ld.merge_step, shards, work, config)
@@ -83,22 +83,22 @@ def run_line_dedup(input: str, output: str, config: LineDedupConfig | dict | Non
 
 
 def run_decontaminate(input: str, output: str, config: DecontaminateConfig | dict | None,
-                      workers: int = 1, summary: bool = True) -> dict:
+                      workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
     config = as_config(DecontaminateConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
-    shards, settings = dc.prepare(input, output, config)
+    shards, settings = dc.prepare(input, output, config, overwrite)
     parts = shard_steps(dc.filter_step, [(s, output, config) for s in shards], workers)
     stats = dc.finish(output, parts, time.perf_counter() - t0, settings, config)
     return _report(stats, "decontaminate", output, summary)
 
 
 def run_classify(input: str, output: str, config: ClassifyConfig | dict | None, workers: int = 1,
-                 summary: bool = True) -> dict:
+                 summary: bool = True, overwrite: bool = False) -> dict:
     config = as_config(ClassifyConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
-    shards, settings = cl.prepare(input, output, config)
+    shards, settings = cl.prepare(input, output, config, overwrite)
     parts = shard_steps(cl.filter_step, [(s, output, config, settings["model_sha256"]) for s in shards],
                         workers)
     stats = cl.finish(output, parts, time.perf_counter() - t0, settings)
@@ -110,36 +110,37 @@ _RESULT = {"validate_parameters": False, "persist_result": True, "result_seriali
 
 @flow(name="exact_dedup", log_prints=False, **_RESULT)
 def exact_dedup_flow(input: str, output: str, config: ExactDedupConfig | None = None,
-                     workers: int = 1) -> dict:
+                     workers: int = 1, overwrite: bool = False) -> dict:
     """Exact document and URL dedup of a documents directory into ``output``."""
-    return run_exact_dedup(input, output, config, workers)
+    return run_exact_dedup(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="line_dedup", log_prints=False, **_RESULT)
 def line_dedup_flow(input: str, output: str, config: LineDedupConfig | None = None,
-                    workers: int = 1) -> dict:
+                    workers: int = 1, overwrite: bool = False) -> dict:
     """Remove lines/paragraphs repeated across documents (CCNet / dolma)."""
-    return run_line_dedup(input, output, config, workers)
+    return run_line_dedup(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="decontaminate", log_prints=False, **_RESULT)
 def decontaminate_flow(input: str, output: str, config: DecontaminateConfig | None = None,
-                       workers: int = 1) -> dict:
+                       workers: int = 1, overwrite: bool = False) -> dict:
     """Remove documents sharing n-gram spans with evaluation sets (``config.against`` is
     required: without it the run stops with a one-line config error)."""
-    return run_decontaminate(input, output, config, workers)
+    return run_decontaminate(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="classify", log_prints=False, **_RESULT)
 def classify_flow(input: str, output: str, config: ClassifyConfig | None = None,
-                  workers: int = 1) -> dict:
+                  workers: int = 1, overwrite: bool = False) -> dict:
     """Score documents with a quality model (``config.model`` is required); remove those below
     the threshold."""
-    return run_classify(input, output, config, workers)
+    return run_classify(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="quality-annotate", log_prints=False, **_RESULT)
-def annotate_flow(input: str, output: str, llm: dict, config: AnnotateConfig | None = None) -> dict:
+def annotate_flow(input: str, output: str, llm: dict, config: AnnotateConfig | None = None,
+                  overwrite: bool = False) -> dict:
     """LLM 0-5 annotation of a documents sample (``llm``: an ``LLMConfig`` as data)."""
     from pipelines.annotate import annotate
     from pipelines.llm import LLMConfig, make_llm
@@ -149,7 +150,7 @@ def annotate_flow(input: str, output: str, llm: dict, config: AnnotateConfig | N
         llm_cfg = llm_cfg.model_copy(update={"cache_dir": str(Path(output) / "_cache")})
     client = make_llm(llm_cfg)
     try:
-        return annotate(input, output, client, as_config(AnnotateConfig, config))
+        return annotate(input, output, client, as_config(AnnotateConfig, config), overwrite)
     finally:
         client.close()
 

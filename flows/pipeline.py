@@ -30,8 +30,10 @@ def beam_task(inputs: list[str], output: str, fw: FinewebConfig, dc: DedupConfig
 
 def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None = None,
                  dedup: DedupConfig | None = None, tokenize: TokenizeConfig | None = None,
-                 workers: int = 1, engine: str = "local", beam_args: list[str] | None = None) -> dict:
-    """The flow body (a plain function too)."""
+                 workers: int = 1, engine: str = "local", beam_args: list[str] | None = None,
+                 overwrite: bool = False) -> dict:
+    """The flow body (a plain function too). ``overwrite``: stage outputs made with other
+    settings or inputs are deleted and redone instead of refused."""
     from flows.dedup import run_dedup
     from flows.fineweb import run_fineweb
     from flows.tokenize_flow import run_tokenize
@@ -51,11 +53,12 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
     links: dict[str, dict] = {}
     # each stage checks its output's run.json: a stage finished with the same settings and
     # inputs is not redone; other settings are refused (a stale stage is never reused)
-    links["fineweb"] = run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers)["artifacts"]
+    links["fineweb"] = run_fineweb(inputs, str(out / "fineweb"), fw, workers=workers,
+                                   overwrite=overwrite)["artifacts"]
     links["dedup"] = run_dedup(str(out / "fineweb"), str(out / "dedup"), dc, workers,
-                               summary=False)["artifacts"]
+                               summary=False, overwrite=overwrite)["artifacts"]
     links["tokenize"] = run_tokenize(str(out / "dedup"), str(out / "tokenize"), tc, workers,
-                                     summary=False)["artifacts"]
+                                     summary=False, overwrite=overwrite)["artifacts"]
     parts = [stats_from_json(json.loads((out / s / "stats.json").read_text())["stages"])
              for s in ("fineweb", "dedup", "tokenize")]
     stats = merge_stats(parts)
@@ -75,6 +78,8 @@ def run_pipeline(inputs: list[str], output: str, fineweb: FinewebConfig | None =
       result_serializer="json")
 def corpus_pipeline_flow(inputs: list[str], output: str, fineweb: FinewebConfig | None = None,
                          dedup: DedupConfig | None = None, tokenize: TokenizeConfig | None = None,
-                         workers: int = 1, engine: str = "local", beam_args: list[str] | None = None) -> dict:
+                         workers: int = 1, engine: str = "local", beam_args: list[str] | None = None,
+                         overwrite: bool = False) -> dict:
     """WARC files -> FineWeb documents -> deduplicated documents -> token shards."""
-    return run_pipeline(inputs, output, fineweb, dedup, tokenize, workers, engine, beam_args)
+    return run_pipeline(inputs, output, fineweb, dedup, tokenize, workers, engine, beam_args,
+                        overwrite)

@@ -11,6 +11,7 @@ from prefect import flow
 from pipelines.synth.mix import MixConfig, run_mix
 from pipelines.synth.refusal import RefusalConfig, run_refusal
 from pipelines.synth.rl import PrefsConfig, RLConfig, run_prefs, run_rl
+from pipelines.synth.samples import SamplesConfig, run_samples
 from pipelines.synth.sft import SFTConfig, run_sft
 from pipelines.synth.tooluse import ToolUseConfig, run_tooluse
 
@@ -45,5 +46,11 @@ def synth_mix_flow(config: dict) -> dict:
     return run_mix(MixConfig(**config))
 
 
+@flow(name="synth-samples")
+def synth_samples_flow(config: dict) -> dict:
+    return run_samples(SamplesConfig(**config))
+
+
 FLOWS = {"sft": synth_sft_flow, "refusal": synth_refusal_flow, "tooluse": synth_tooluse_flow,
-         "rl": synth_rl_flow, "prefs": synth_prefs_flow, "mix": synth_mix_flow}
+         "rl": synth_rl_flow, "prefs": synth_prefs_flow, "mix": synth_mix_flow,
+         "samples": synth_samples_flow}

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 import xxhash
 
 from pipelines import shard_stage as ss
-from pipelines.io import atomic_write_parquet, atomic_write_text, expand_inputs
+from pipelines.io import atomic_write_parquet, atomic_write_text
 from pipelines.llm import LLM
 from schemas.config import AnnotateConfig
 
@@ -86,14 +86,14 @@ def sample_ids(shards: list[ss.Shard], config: AnnotateConfig) -> set[str] | Non
     return {i for _, i in sorted(ranked)[:config.sample]}
 
 
-def annotate(inputs: str | Path, output: str | Path, llm: LLM, config: AnnotateConfig | None = None
-             ) -> dict:
+def annotate(inputs: str | Path, output: str | Path, llm: LLM, config: AnnotateConfig | None = None,
+             overwrite: bool = False) -> dict:
     """Annotate a documents directory into ``output``; returns stats.json (see module doc)."""
     config = config or AnnotateConfig()
     out = Path(output)
     shards = ss.plan(inputs)
     settings = ss.settings_payload("annotate", config.model_dump(), shards, {"llm": llm.identity()})
-    ss.check_settings(out, settings)
+    ss.check_settings(out, settings, overwrite)
     chosen = sample_ids(shards, config)
     template = PROMPTS[config.prompt]
     scores: Counter = Counter()
@@ -120,14 +120,9 @@ def annotate(inputs: str | Path, output: str | Path, llm: LLM, config: AnnotateC
 
 
 def _label_files(paths: list[str]) -> list[str]:
-    out = []
-    for p in paths:
-        d = Path(p)
-        if d.is_dir() and (d / "labels").is_dir():
-            d = d / "labels"
-        out.extend(expand_inputs([str(d)]) if d.is_dir() else expand_inputs([p]))
-    files = [f for f in out if f.endswith((".jsonl", ".json", ".parquet")) and "/_" not in f
-             and not Path(f).name.startswith(".") and Path(f).name != "stats.json"]
+    dirs = [str(Path(p) / "labels") if (Path(p) / "labels").is_dir() else p for p in paths]
+    files = [f for f in ss.expand_files(dirs, (".jsonl", ".json", ".parquet"))
+             if Path(f).name != "stats.json"]
     if not files:
         raise FileNotFoundError(f"no JSONL/Parquet label files in {paths}")
     return files

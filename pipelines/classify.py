@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -47,46 +48,71 @@ FORMAT = "tokenmill-quality-linear/1"
 #: (main text vs boilerplate, two id splits): held-out accuracy 0.86 / 0.74 without layout
 #: features, 0.96 / 0.90 at 0.5 (0.95 / 0.91 at 0.25, 0.96 / 0.90 at 1.0).
 SHAPE_WEIGHT = 0.5
-_TERMINAL = (".", "!", "?", ":", '"', "\u201d", "\u3002")
+_LINE = re.compile(r"^[ \t]*\S", re.M)
+_PUNCT_EOL = re.compile(r"[.!?:\"\u201d\u3002][ \t]*$", re.M)
+_BIGRAM_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _shape_tokens(text: str) -> list[str]:
-    """Layout features words cannot give: words per line and the share of lines ending like a
-    sentence, bucketed (menus and link lists are short lines without terminal punctuation)."""
-    lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
+    """Layout features words cannot give: words per line, the share of lines ending like a
+    sentence and the number of lines, bucketed (menus and link lists are many short lines
+    without terminal punctuation). Counted with C-level regex/split calls over the whole text."""
+    lines = len(_LINE.findall(text))
     if not lines:
-        return ["__shape_empty"]
-    words = sum(len(ln.split()) for ln in lines) / len(lines)
-    punct = sum(ln.endswith(_TERMINAL) for ln in lines) / len(lines)
+        return ["__shape_empty_0", "__shape_empty_1", "__shape_empty_2"]
+    words = len(text.split()) / lines
+    punct = min(len(_PUNCT_EOL.findall(text)) / lines, 1.0)
     return [f"__shape_wpl_{min(int(np.log2(words + 1) * 2), 16)}", f"__shape_punct_{int(punct * 10)}",
-            f"__shape_lines_{min(int(np.log2(len(lines) + 1)), 12)}"]
+            f"__shape_lines_{min(int(np.log2(lines + 1)), 12)}"]
 
 
-def features(texts: list[str | None], n_features: int, ngram_max: int, max_chars: int):
-    """Hashed word 1..ngram_max-gram features of each text's head: a CSR matrix (rows L2-normed,
-    counts log-scaled). Words are ``pipelines.minhash``'s normalized words, hashed by its
-    vectorized numpy routine (no per-word Python), which is what makes scoring fast."""
+def _heads(texts: list[str | None], max_chars: int) -> list[str]:
+    return [(t or "")[:max_chars] for t in texts]
+
+
+def ngram_matrix(heads: list[str], n_features: int, ngram_max: int):
+    """Hashed word 1..ngram_max-grams of each head: CSR, counts log-scaled, rows L2-normed.
+    Words are ``pipelines.minhash``'s normalized words, hashed by its vectorized numpy routine
+    (no per-word Python); k-grams combine consecutive word hashes within a document."""
     from scipy.sparse import csr_matrix
     from sklearn.preprocessing import normalize
 
     from pipelines.minhash import batch_shingle_hashes
 
-    heads = [(t or "")[:max_chars] for t in texts]
-    rows, cols = [], []
-    for n in range(1, ngram_max + 1):
-        h, off = batch_shingle_hashes(heads, n)
-        rows.append(np.repeat(np.arange(len(heads), dtype=np.int32), np.diff(off)))
-        cols.append((h % np.uint64(n_features)).astype(np.int32))
-    r, c = np.concatenate(rows), np.concatenate(cols)
+    words, off = batch_shingle_hashes(heads, 1)
+    doc = np.repeat(np.arange(len(heads), dtype=np.int32), np.diff(off))
+    rows, cols = [doc], [words]
+    gram = words
+    for k in range(2, ngram_max + 1):
+        same = doc[k - 1:] == doc[:len(doc) - k + 1]
+        gram = gram[:-1] * _BIGRAM_MUL + words[k - 1:]  # k-gram = (k-1)-gram then next word
+        rows.append(doc[k - 1:][same])
+        cols.append(gram[same])
+    r = np.concatenate(rows)
+    c = (np.concatenate(cols) % np.uint64(n_features)).astype(np.int32)
     x = csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(heads), n_features))
     x.sum_duplicates()
     np.log1p(x.data, out=x.data)
-    x = normalize(x, copy=False)
-    shape = [_shape_tokens(h) for h in heads]
-    sr = np.repeat(np.arange(len(heads), dtype=np.int32), [len(t) for t in shape])
-    sc = np.array([xxhash.xxh64_intdigest(t.encode()) % n_features for ts in shape for t in ts],
-                  dtype=np.int32)
-    return x + csr_matrix((np.full(len(sr), SHAPE_WEIGHT, np.float32), (sr, sc)), shape=x.shape)
+    return normalize(x, copy=False)
+
+
+def shape_columns(heads: list[str], n_features: int) -> np.ndarray:
+    """(n, 3) feature columns of the layout tokens (each weighs ``SHAPE_WEIGHT``)."""
+    return np.array([[xxhash.xxh64_intdigest(t.encode()) % n_features for t in _shape_tokens(h)]
+                     for h in heads], dtype=np.int64).reshape(len(heads), 3)
+
+
+def features(texts: list[str | None], n_features: int, ngram_max: int, max_chars: int):
+    """The model's feature matrix: n-gram part + layout columns (training uses this; scoring
+    computes the same product in two parts, ``QualityModel.logits``)."""
+    from scipy.sparse import csr_matrix
+
+    heads = _heads(texts, max_chars)
+    x = ngram_matrix(heads, n_features, ngram_max)
+    cols = shape_columns(heads, n_features)
+    rows = np.repeat(np.arange(len(heads)), cols.shape[1])
+    return x + csr_matrix((np.full(cols.size, SHAPE_WEIGHT, np.float32), (rows, cols.ravel())),
+                          shape=x.shape)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -109,8 +135,11 @@ class QualityModel:
 
     def probabilities(self, texts: list[str | None]) -> np.ndarray:
         s = self.settings
-        x = features(texts, int(s["n_features"]), int(s["ngram_max"]), self.max_chars)
-        z = np.asarray(x @ self.coef.T) + self.intercept
+        heads = _heads(texts, self.max_chars)
+        x = ngram_matrix(heads, int(s["n_features"]), int(s["ngram_max"]))
+        cols = shape_columns(heads, int(s["n_features"]))
+        # == features(...) @ coef.T, without building the sum matrix: the layout part is a gather
+        z = np.asarray(x @ self.coef.T) + SHAPE_WEIGHT * self.coef.T[cols].sum(axis=1) + self.intercept
         if self.coef.shape[0] == 1:  # binary logistic regression: one logit for classes[1]
             p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
             return np.stack([1.0 - p1, p1], axis=1)
@@ -226,9 +255,10 @@ def train_fasttext(texts: list[str], labels: list[int], config: QualityTrainConf
     model = fasttext.train_supervised(f.name, wordNgrams=config.ngram_max, epoch=25, lr=0.5,
                                       seed=config.seed, thread=1, verbose=0)
     Path(f.name).unlink()
-    tmp = path.with_name(f".{path.name}.tmp")
-    model.save_model(str(tmp))
-    tmp.replace(path)
+    from pipelines.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save_model(str(tmp))
     return FastTextQualityModel(path, config.max_chars)
 
 
@@ -339,14 +369,14 @@ def _cached_model(path: str, sha256: str):
     return load_model(path)
 
 
-def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig
-            ) -> tuple[list[ss.Shard], dict]:
+def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig,
+            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     model = load_model(config.model)
     settings = ss.settings_payload(STAGE, config.model_dump(), shards,
                                    {"model_sha256": file_sha256(config.model),
                                     "model_settings": model.settings})
-    ss.check_settings(Path(output), settings)
+    ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
 
@@ -360,9 +390,10 @@ def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> d
     return ss.finish(STAGE, Path(output), parts, seconds, settings, {"model": settings["model_settings"]})
 
 
-def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig) -> dict:
+def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig,
+                 overwrite: bool = False) -> dict:
     """The whole stage locally; resumable; returns stats.json (score histogram in ``counts``)."""
     t0 = time.perf_counter()
-    shards, settings = prepare(inputs, output, config)
+    shards, settings = prepare(inputs, output, config, overwrite)
     parts = [filter_step(s, output, config, settings["model_sha256"]) for s in shards]
     return finish(output, parts, time.perf_counter() - t0, settings)

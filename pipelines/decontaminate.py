@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines import shard_stage as ss
-from pipelines.io import atomic_write_parquet, expand_inputs
+from pipelines.io import atomic_write_parquet
 from pipelines.ngram_index import NgramIndex, ngram_hashes
 from schemas.config import DecontaminateConfig
 
@@ -39,7 +39,7 @@ EVAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 def eval_files(against: list[str]) -> list[str]:
     """The JSONL/Parquet files named by ``against`` (files, globs or directories)."""
-    files = [f for f in expand_inputs(list(against)) if f.endswith(EVAL_SUFFIXES)]
+    files = ss.expand_files(list(against), EVAL_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no JSONL/Parquet evaluation file in {against}")
     return files
@@ -114,13 +114,13 @@ def _cached_index(config_json: str) -> tuple[NgramIndex, dict]:
     return build_index(DecontaminateConfig.model_validate_json(config_json))
 
 
-def prepare(inputs: str | Path, output: str | Path, config: DecontaminateConfig
-            ) -> tuple[list[ss.Shard], dict]:
+def prepare(inputs: str | Path, output: str | Path, config: DecontaminateConfig,
+            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     _, described = _cached_index(config.model_dump_json())
     settings = ss.settings_payload(STAGE, config.model_dump(), shards,
                                    {"eval_files": described["eval_files"]})
-    ss.check_settings(Path(output), settings)
+    ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
 
@@ -148,9 +148,10 @@ def finish(output: str | Path, parts: list, seconds: float, settings: dict,
                      {"index": described, "items_hit": dict(sorted(items.items()))})
 
 
-def run_decontaminate(inputs: str | Path, output: str | Path, config: DecontaminateConfig) -> dict:
+def run_decontaminate(inputs: str | Path, output: str | Path, config: DecontaminateConfig,
+                      overwrite: bool = False) -> dict:
     """The whole stage locally; resumable; returns stats.json (with ``items_hit``)."""
     t0 = time.perf_counter()
-    shards, settings = prepare(inputs, output, config)
+    shards, settings = prepare(inputs, output, config, overwrite)
     parts = [filter_step(s, output, config) for s in shards]
     return finish(output, parts, time.perf_counter() - t0, settings, config)

@@ -162,12 +162,12 @@ def load_duplicates(work: Path) -> dict[str, tuple[str, str]]:
     return {i: (r, d) for i, r, d in zip(t["id"], t["reason"], t["duplicate_of"], strict=True)}
 
 
-def prepare(inputs: str | Path, output: str | Path, config: ExactDedupConfig
-            ) -> tuple[list[ss.Shard], dict]:
+def prepare(inputs: str | Path, output: str | Path, config: ExactDedupConfig,
+            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     """Plan the shards and check/record the settings (every engine's first step)."""
     shards = ss.plan(inputs)
     settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(Path(output), settings)
+    ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
 
@@ -179,11 +179,11 @@ def filter_step(shard: ss.Shard, output: str | Path) -> tuple:
 
 
 def run_exact_dedup(inputs: str | Path, output: str | Path,
-                    config: ExactDedupConfig | None = None) -> dict:
+                    config: ExactDedupConfig | None = None, overwrite: bool = False) -> dict:
     """The whole stage locally: keys, resolve, filter; resumable; returns stats.json."""
     config = config or ExactDedupConfig()
     out, t0 = Path(output), time.perf_counter()
-    shards, settings = prepare(inputs, out, config)
+    shards, settings = prepare(inputs, out, config, overwrite)
     work = out / "_work"
     for s in shards:
         keys_step(s, work)

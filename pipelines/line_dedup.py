@@ -164,11 +164,11 @@ def apply(table: pa.Table, frequent: np.ndarray, config: LineDedupConfig) -> ss.
                           ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts)
 
 
-def prepare(inputs: str | Path, output: str | Path, config: LineDedupConfig
-            ) -> tuple[list[ss.Shard], dict]:
+def prepare(inputs: str | Path, output: str | Path, config: LineDedupConfig,
+            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(Path(output), settings)
+    ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
 
@@ -186,11 +186,11 @@ def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> d
 
 
 def run_line_dedup(inputs: str | Path, output: str | Path,
-                   config: LineDedupConfig | None = None) -> dict:
+                   config: LineDedupConfig | None = None, overwrite: bool = False) -> dict:
     """The whole stage locally: count, merge, filter; resumable; returns stats.json."""
     config = config or LineDedupConfig()
     out, t0 = Path(output), time.perf_counter()
-    shards, settings = prepare(inputs, out, config)
+    shards, settings = prepare(inputs, out, config, overwrite)
     work = out / "_work"
     for s in shards:
         count_step(s, work, config)

@@ -2,7 +2,10 @@
 
 ``LLM.chat(conversations, temperature, max_tokens, n, seed)`` and ``LLM.complete(prompts, ...)``
 return one string per (prompt, sample), prompt-major: ``[p0s0, p0s1, ..., p1s0, ...]``
-(``LLM.sample`` groups them per prompt). Sample ``j`` of a call uses seed ``seed + j``, and every
+(``LLM.sample`` groups them per prompt). ``seed`` is one int for the whole call or one int per
+prompt (``request_seeds``): generators that send many similar requests give each its own seed,
+or an endpoint that honours seeds answers them all alike. Sample ``j`` of a prompt uses that
+prompt's seed ``+ j``, and every
 single request is cached on disk under the hash of everything that determines its answer
 (backend identity, messages/prompt, temperature, max_tokens, seed): a re-run of a generator costs
 no request at all, and an interrupted run resumes where it stopped.
@@ -21,19 +24,47 @@ import json
 import os
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.http_status import TRANSIENT_HTTP_STATUS
 from pipelines.io import atomic_write_text
+from schemas.strict import StrictModel
 
 Messages = list[dict[str, str]]
+Seeds = int | Sequence[int]
 
 
-class LLMConfig(BaseModel):
+def request_seeds(seed: int, n: int, namespace: str = "") -> list[int]:
+    """``n`` distinct, reproducible per-request seeds derived from ``seed`` (31-bit, as OpenAI
+    servers accept); ``namespace`` keeps the streams of different request kinds apart."""
+    out: list[int] = []
+    seen: set[int] = set()
+    i = 0
+    while len(out) < n:
+        h = hashlib.sha256(f"{namespace}:{seed}:{i}".encode()).digest()
+        s = int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+        i += 1
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+def _seed_list(seed: Seeds, n_prompts: int) -> list[int]:
+    if isinstance(seed, int):
+        return [seed] * n_prompts
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n_prompts:
+        raise ValueError(f"{len(seeds)} seeds for {n_prompts} prompts: give one seed per prompt")
+    return seeds
+
+
+class LLMConfig(StrictModel):
     """Where answers come from. Defaults: an OpenAI-compatible server on localhost (e.g.
     ``tokenmill serve``), greedy-friendly limits, 4 requests in flight, 4 retries."""
 
@@ -76,18 +107,21 @@ class LLM:
 
     # -- public API --------------------------------------------------------------------------
     def chat(self, conversations: list[Messages], temperature: float = 0.0, max_tokens: int = 256,
-             n: int = 1, seed: int = 0) -> list[str]:
+             n: int = 1, seed: Seeds = 0) -> list[str]:
         """Answer each conversation ``n`` times; prompt-major flat list of strings."""
+        seeds = _seed_list(seed, len(conversations))
         payloads = [{"kind": "chat", "messages": [{"role": m["role"], "content": m["content"]} for m in conv],
-                     "temperature": temperature, "max_tokens": max_tokens, "seed": seed + j}
-                    for conv in conversations for j in range(n)]
+                     "temperature": temperature, "max_tokens": max_tokens, "seed": s + j}
+                    for conv, s in zip(conversations, seeds, strict=True) for j in range(n)]
         return self._run(payloads)
 
     def complete(self, prompts: list[str], temperature: float = 0.0, max_tokens: int = 256,
-                 n: int = 1, seed: int = 0) -> list[str]:
+                 n: int = 1, seed: Seeds = 0) -> list[str]:
         """Continue each text prompt ``n`` times; prompt-major flat list of strings."""
+        seeds = _seed_list(seed, len(prompts))
         payloads = [{"kind": "complete", "prompt": p, "temperature": temperature,
-                     "max_tokens": max_tokens, "seed": seed + j} for p in prompts for j in range(n)]
+                     "max_tokens": max_tokens, "seed": s + j}
+                    for p, s in zip(prompts, seeds, strict=True) for j in range(n)]
         return self._run(payloads)
 
     def sample(self, conversations: list[Messages], n: int, **kw: Any) -> list[list[str]]:

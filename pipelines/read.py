@@ -314,7 +314,8 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
                 corrupt("truncated record", buf_offset)
                 buf.clear()
                 hdr, skipping = None, 0
-            else:  # the member of a complete record ended: whatever is left in it was its payload
+            elif done is not None or overrun:  # the member of a complete record ended: what is
+                # left in it was that record's payload (not a corrupt region of its own)
                 yield from release(overrun or bool(bytes(buf).strip(b"\r\n")))
                 overrun = False
                 buf.clear()

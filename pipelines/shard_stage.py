@@ -5,10 +5,12 @@ Layout of a stage output (the MinHash stage's): ``OUT/documents/<shard>.parquet`
 ``OUT/removed/<shard>.parquet`` (with ``stage``/``reason``), ``OUT/stats/<shard>.json`` (written
 LAST: it marks the shard finished), ``OUT/stats.json``, work files under ``OUT/_work``.
 
-``OUT/settings.json`` is written before any work and records the stage, its configuration and
-the input shards (name and row count). A re-run with other settings or other inputs refuses
-with ``SettingsChanged`` instead of mixing old and new results; the same settings resume, and a
-finished run is returned as is. Everything a stage writes goes through temp file + rename, so
+``OUT/run.json`` (``pipelines.runinfo``, the project's one record of what made an output) is
+written before any work: the stage, its configuration plus what else decides the output (model
+file hash, eval files), and the input shards (size, mtime). A re-run with other settings or
+other inputs refuses with one line (``SettingsChanged``, i.e. ``runinfo.OutputMismatchError``)
+instead of mixing old and new results, unless ``overwrite`` deletes the old output first; the
+same settings resume. Everything a stage writes goes through temp file + rename, so
 ``kill -9`` then a re-run gives the same files as an uninterrupted run.
 """
 
@@ -25,13 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.io import atomic_write_parquet, atomic_write_text, documents_dir, parquet_files
+from pipelines.runinfo import OutputMismatchError, prepare_output
 from pipelines.stats import StageStats, merge_stats, write_stats
 from schemas.documents import DOCUMENT_SCHEMA, REMOVED_SCHEMA
 
-
-class SettingsChanged(ValueError):
-    """The output directory holds work made with other settings or inputs (a user error: the
-    CLI shows it as one line)."""
+#: The output directory holds work made with other settings or inputs (a user error: the CLI
+#: shows it as one line).
+SettingsChanged = OutputMismatchError
 
 
 @dataclass(frozen=True)
@@ -64,24 +66,38 @@ def plan(input_dir: str | Path) -> list[Shard]:
     return out
 
 
+def expand_files(patterns: list[str], suffixes: tuple[str, ...]) -> list[str]:
+    """Local files, directories (recursively) and globs -> the sorted files ending in
+    ``suffixes`` (hidden and ``_`` work files left out); a pattern matching nothing is an error."""
+    import glob
+    import os
+
+    out: list[str] = []
+    for pat in patterns:
+        if os.path.isdir(pat):
+            found = glob.glob(os.path.join(pat, "**", "*"), recursive=True)
+        else:
+            found = glob.glob(pat, recursive=True)
+            if not found:
+                raise FileNotFoundError(f"no file matches {pat!r}")
+        out.extend(f for f in found if os.path.isfile(f) and f.endswith(suffixes)
+                   and not any(part.startswith((".", "_")) for part in Path(f).parts[-2:]))
+    return sorted(dict.fromkeys(out))
+
+
 def settings_payload(stage: str, config: dict, shards: list[Shard], extra: dict | None = None) -> dict:
     return {"stage": stage, "config": config,
             "inputs": [{"shard": s.name, "path": str(s.path.resolve()), "rows": s.rows} for s in shards],
             **(extra or {})}
 
 
-def check_settings(out: Path, payload: dict) -> None:
-    """Write ``settings.json`` on a fresh output; refuse one made with other settings."""
-    path = out / "settings.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(payload)):
-            changed = sorted(k for k in set(old) | set(payload) if old.get(k) != payload.get(k))
-            raise SettingsChanged(
-                f"{out} holds a {old.get('stage')} run with different {', '.join(changed)}; "
-                "use a new output directory (or delete this one) to run with these settings")
-        return
-    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True))
+def check_settings(out: Path, payload: dict, overwrite: bool = False) -> None:
+    """Record this run in ``run.json`` on a fresh output; refuse (or, with ``overwrite``,
+    delete) one made with other settings or inputs."""
+    decides = {**payload["config"],
+               **{k: v for k, v in payload.items() if k not in ("stage", "config", "inputs")}}
+    prepare_output(out, kind=payload["stage"], config=decides,
+                   inputs=[i["path"] for i in payload["inputs"]], overwrite=overwrite)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -40,3 +40,27 @@ RL_PROMPT_SCHEMA = pa.schema(
         pa.field("source", pa.string()),
     ]
 )
+
+#: k sampled responses per prompt (``synth samples``): what people, the verifier or a judge rank.
+RESPONSE_TYPE = pa.struct([pa.field("id", pa.string()), pa.field("text", pa.string())])
+SAMPLES_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),  # the prompt's sample set
+        pa.field("prompt", pa.string()),
+        pa.field("answer", pa.string()),  # verifiable reference answer, when the prompt has one
+        pa.field("responses", pa.list_(RESPONSE_TYPE)),
+        pa.field("source", pa.string()),  # which policy sampled them
+        pa.field("meta", pa.string()),  # JSON: sampling settings
+    ]
+)
+
+#: Pairs implied by rankings (``rank export``): PREFERENCE_SCHEMA plus who ranked and where.
+RANKED_PAIR_SCHEMA = pa.schema(
+    [
+        *PREFERENCE_SCHEMA,
+        pa.field("annotator", pa.string()),
+        pa.field("set_id", pa.string()),
+        pa.field("chosen_rank", pa.int32()),  # 1 = best
+        pa.field("rejected_rank", pa.int32()),
+    ]
+)

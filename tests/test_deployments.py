@@ -53,11 +53,13 @@ def test_synthesis_deployment_configs_validate() -> None:
     from pipelines.synth.mix import MixConfig
     from pipelines.synth.refusal import RefusalConfig
     from pipelines.synth.rl import PrefsConfig, RLConfig
+    from pipelines.synth.samples import SamplesConfig
     from pipelines.synth.sft import SFTConfig
     from pipelines.synth.tooluse import ToolUseConfig
 
     models = {"synth-sft": SFTConfig, "synth-refusal": RefusalConfig, "synth-tooluse": ToolUseConfig,
-              "synth-rl": RLConfig, "synth-prefs": PrefsConfig, "synth-mix": MixConfig}
+              "synth-rl": RLConfig, "synth-prefs": PrefsConfig, "synth-mix": MixConfig,
+              "synth-samples": SamplesConfig}
     seen = set()
     for spec in load_specs():
         name = spec.load_flow().name

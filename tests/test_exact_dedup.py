@@ -72,8 +72,11 @@ def test_resume_after_crash_equals_clean_run_and_changed_settings_refuse(corpus,
     a, b = (json.loads((d / "stats.json").read_text())["stages"] for d in (out, clean))
     assert {k: v for k, v in a["exact_dedup"].items() if "s" not in k} == \
         {k: v for k, v in b["exact_dedup"].items() if "s" not in k}
-    with pytest.raises(SettingsChanged, match="config"):
+    with pytest.raises(SettingsChanged, match="settings differ"):
         run_exact_dedup(inp, out, ExactDedupConfig(url=False))
+    again = run_exact_dedup(inp, out, ExactDedupConfig(url=False), overwrite=True)  # starts over
+    assert again["stages"]["exact_dedup"]["removed_by_reason"] == {"exact_dedup:text": 1}
+    assert json.loads((out / "run.json").read_text())["config"]["url"] is False
 
 
 def test_empty_input_is_an_error(tmp_path):

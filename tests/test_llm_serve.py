@@ -84,6 +84,32 @@ def _calls(llm) -> list[str]:
 N_REQUESTS = len(CONVS) * 3 + len(PROMPTS) * 3
 
 
+def test_preference_samples_from_the_served_model(served, tmp_path):
+    """`synth samples --llm-url` against `tokenmill serve`: k seeded draws per prompt, ranked by
+    the verifier and exported as pairs (runs before the test below, which stops the server)."""
+    import pyarrow as pa
+
+    from pipelines.io import atomic_write_parquet
+    from pipelines.rank.auto import verifier_ranking
+    from pipelines.rank.db import RankStore
+    from pipelines.rank.export import export_pairs
+    from pipelines.synth.samples import SamplesConfig, read_samples, run_samples
+
+    _, base, _ = served
+    atomic_write_parquet(tmp_path / "p" / "train" / "part-00000.parquet", pa.Table.from_pylist(
+        [{"prompt": "What is 2+3?", "answer": "5"}, {"prompt": "The number 12 is", "answer": "12"}]))
+    stats = run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(tmp_path / "p"), k=3, max_tokens=8,
+                                      llm=LLMConfig(base_url=base, max_retries=0)))
+    assert stats["responses"] == 6 and stats["llm_requests"] == 6
+    rows = read_samples(tmp_path / "s")
+    assert all(len({r["text"] for r in row["responses"]}) > 1 for row in rows)  # seeded draws differ
+    store = RankStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    store.load_samples(rows)
+    for s in store.sets():
+        store.submit(s["id"], "verifier", verifier_ranking(s))
+    assert export_pairs(store, tmp_path / "pairs")["rankings"] == 2
+
+
 def test_http_backend_against_tokenmill_serve(served, tmp_path):
     ckpt, base, proc = served
     models = httpx.get(f"{base}/models", timeout=10).json()

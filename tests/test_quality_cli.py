@@ -67,4 +67,4 @@ def test_train_classify_dedup_decontaminate_chain(web_dir, tmp_path):
     # a re-run with other settings refuses with one clear line
     r = _cli(["stage", "line-dedup", "--input", str(tmp_path / "exact-dedup"), "--output",
               str(tmp_path / "line-dedup"), "--max-docs", "5"], tmp_path)
-    assert r.returncode == 1 and "different config" in r.stderr
+    assert r.returncode == 1 and "different run" in r.stderr and "--overwrite" in r.stderr

@@ -29,12 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module", autouse=True)
 def _bwrap_required():
-    """These tests are about the real boundary: fail loudly (not skip) when it is missing."""
+    """These tests are about the real boundary. In CI (``CI`` set; ``.ci/run`` installs
+    bubblewrap) a missing boundary fails loudly; on a developer machine without bubblewrap this
+    module is skipped with the install hint, never passed."""
     sb._probe_bwrap.cache_clear()
     try:
         assert isolation(SandboxConfig(allow_weak_sandbox=False)) == "bwrap"
     except SandboxUnavailable as e:
-        pytest.fail(f"bubblewrap must work for the sandbox tests (apt-get install -y bubblewrap): {e}")
+        msg = f"bubblewrap must work for the sandbox tests (apt-get install -y bubblewrap): {e}"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
 
 
 def attack(code: str, **kw) -> sb.SandboxResult:

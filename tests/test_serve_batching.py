@@ -59,6 +59,15 @@ def test_engine_matches_gpt_forward_and_the_lockstep_sampler(model):
         engine.close()
 
 
+def test_sequences_admitted_together_each_answer_as_alone(model):
+    engine = Engine(model, max_batch=8)
+    prompts = [_prompt(i, n) for i, n in enumerate([1, 9, 4, 23, 2])]  # prefilled together, padded
+    seqs = [Sequence(p, SamplingParams(max_tokens=30)) for p in prompts]
+    engine.submit(*seqs)
+    assert [s.wait(60) for s in seqs] == [_naive_greedy(model, p, 30) for p in prompts]
+    engine.close()
+
+
 def test_greedy_inside_a_busy_batch_equals_served_alone(model):
     target = _prompt(99, 9)
     alone_engine = Engine(model, max_batch=8)

@@ -77,6 +77,8 @@ def test_llm_judge_overrides_span_match(web_documents, tmp_path):  # noqa: F811
 
 def test_llm_question_writer_keeps_only_span_answers(web_documents, tmp_path):  # noqa: F811
     def writer(body):
+        if "Proposed answer" in last_user(body):  # the answerability check (writer doubles as judge)
+            return "yes"
         text = last_user(body).split("Text: ", 1)[1]
         word = max(text.split(), key=len).strip(".,;:()\"'")
         return f"Question: Which long word appears here?\nAnswer: {word}" if len(text) % 2 else \
@@ -90,3 +92,57 @@ def test_llm_question_writer_keeps_only_span_answers(web_documents, tmp_path):  
     assert 0 < stats["questions"] < stats["documents"]  # answers not in the snippet were dropped
     assert all(json.loads(r["meta"])["writer"].startswith("llm") for r in rows)
     assert all(span_match(json.loads(r["meta"])["snippet"], json.loads(r["meta"])["reference"]) for r in rows)
+
+
+def test_cloze_slot_types_are_right():
+    from pipelines.synth.qa import _spans
+
+    assert ("1998", "year") in _spans("The company was founded in 1998 by two friends from Ohio.")
+    assert ("2019", "year") in _spans("The report was published on March 4, 2019 after a long delay.")
+    spans = _spans("More than 2000 people came to see the 1500 meters race last weekend.")
+    assert ("2000", "number") in spans and ("1500", "number") in spans
+    assert not any(t == "year" for _, t in spans)
+    assert not any(s in ("Monday", "January") for s, _ in _spans("We met, as planned, on Monday in January."))
+
+
+def test_natural_llm_probes_checked_answerable(web_documents, tmp_path):  # noqa: F811
+    """With a writer endpoint the probes are natural questions (no cloze), each checked by the
+    judge; questions that point at the text, give the answer away or are judged unanswerable go."""
+    import re
+
+    def writer(body):
+        text = last_user(body).split("Text: ", 1)[1]
+        word = max(re.findall(r"[A-Za-z]{6,}", text) or ["nothing"], key=len)
+        style = len(text) % 4
+        if style == 0:
+            return f"Question: According to the text, what is the key term?\nAnswer: {word}"
+        if style == 1:
+            return f"Question: Is {word} the answer?\nAnswer: {word}"
+        return f"Question: Which long word describes the subject of {text.split()[0]}'s story?\nAnswer: {word}"
+
+    def judge(body):
+        text = last_user(body)
+        if "Proposed answer" in text:  # answerability: reject about half, deterministically
+            return "yes" if len(text) % 2 else "no"
+        return "no"
+
+    with OpenAIServer(writer) as w, OpenAIServer(judge) as j, OpenAIServer(lambda b: "hmm") as target:
+        stats = run_refusal(RefusalConfig(
+            output=str(tmp_path / "n"), documents=str(web_documents), samples=1,
+            target={"base_url": target.base_url}, question_writer={"base_url": w.base_url},
+            judge={"base_url": j.base_url}))
+        checks = [r for r in j.requests if "Proposed answer" in last_user(r)]
+    assert stats["question_style"] == "natural (llm)"
+    rej = stats["questions_rejected"]
+    assert rej["refers_to_text"] > 0 and rej["answer_in_question"] > 0 and rej["judged_unanswerable"] > 0
+    assert stats["questions"] == len(checks) - rej["judged_unanswerable"] > 0
+    probes = pq.read_table(tmp_path / "n" / "probes").to_pylist()
+    assert all("____" not in p["question"] and "the text" not in p["question"] for p in probes)
+    rows = read_conversations(tmp_path / "n")
+    assert all(json.loads(r["meta"])["question_style"] == "natural (llm)" for r in rows)
+    # without an endpoint: cloze questions, labelled as the offline fallback
+    with OpenAIServer(lambda b: "hmm") as target:
+        stats = run_refusal(RefusalConfig(output=str(tmp_path / "c"), documents=str(web_documents), samples=1,
+                                          max_questions=5, target={"base_url": target.base_url}))
+    assert stats["question_style"] == "cloze (offline fallback)"
+    assert all(json.loads(r["meta"])["writer"] == "rules:cloze" for r in read_conversations(tmp_path / "c"))

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from pipelines.synth.common import read_conversations
 from pipelines.synth.decontam import NgramIndex
 from pipelines.synth.mix import MixConfig, run_mix
-from pipelines.synth.rl import PrefsConfig, RLConfig, run_prefs, run_rl
+from pipelines.synth.rl import PrefsConfig, RLConfig, rl_prompts, run_prefs, run_rl
 from pipelines.synth.sft import SFTConfig, run_sft
 from pipelines.verify import is_correct
 from schemas.conversations import PREFERENCE_SCHEMA, RL_PROMPT_SCHEMA
@@ -90,3 +90,17 @@ def test_mix_is_what_the_trainer_reads(tmp_path):
     batches = ConversationBatches(rows, load_tokenizer("cl100k_base"), batch_size=4, seq_len=256)
     x, y = batches.next_batch()
     assert x.shape[0] == 4 and (y != -100).any()
+
+
+def test_synthetic_pairs_reject_only_wrong_answers_and_differ_in_the_work(tmp_path):
+    stats = run_prefs(PrefsConfig(output=str(tmp_path / "p"), n_prompts=150))
+    rows = pq.read_table(tmp_path / "p" / "train").to_pylist()
+    answers = {r["prompt"]: r["answer"] for r in rl_prompts(RLConfig(output="x", word_problems=50, counting=50,
+                                                                     equations=50))}
+    assert len(rows) == 150
+    for r in rows:
+        assert is_correct(r["chosen"], answers[r["prompt"]])
+        assert not is_correct(r["rejected"], answers[r["prompt"]])  # a rejected answer is never right
+        # never the same work with only the final line changed
+        assert r["chosen"].splitlines()[:-1] != r["rejected"].splitlines()[:-1]
+    assert set(stats["corruptions"]) == {"synthetic:no_work_wrong_answer", "synthetic:slip_in_step"}

@@ -110,8 +110,8 @@ def test_run_sft_writes_dataset_and_stats_deterministically(tmp_path):
 def test_llm_generated_conversations_through_a_real_endpoint(tmp_path):
     def responder(body):
         text = last_user(body)
-        if text.startswith("Write one question"):
-            subject = text.split("about ", 1)[1].split(".")[0]
+        if text.startswith("Imagine you are"):
+            subject = text.split("when it comes to ", 1)[1].split(".")[0]
             return f"Why is {subject} interesting?"
         return f"Because of reasons ({text})."
 
@@ -121,7 +121,9 @@ def test_llm_generated_conversations_through_a_real_endpoint(tmp_path):
                         llm={"base_url": server.base_url, "cache_dir": str(tmp_path / "cache")})
         stats = run_sft(cfg)
         rows = read_conversations(tmp_path / "g")
-        assert stats["generated"]["generated"] == 2  # duplicate questions were dropped before answering
+        # an endpoint that ignores the prompt variation gives one question per topic: the
+        # duplicates are dropped before answering and the shortfall is reported
+        assert stats["generated"]["generated"] == 2 and stats["generated"]["shortfall"] == 4
         assert {r["messages"][0]["content"] for r in rows} == {"Why is volcanoes interesting?",
                                                                "Why is tides interesting?"}
         n = len(server.requests)

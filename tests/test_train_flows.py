@@ -70,7 +70,10 @@ def _data(tmp_path: Path) -> tuple[Path, Path]:
 def _run_flows(tmp_path: Path, which: str, shards: Path, convs: Path, out: Path) -> dict:
     """Run the flows in a fresh process with no Prefect settings but PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PREFECT_HOME"] = str(tmp_path / "home" / "prefect")  # Prefect's local mode keeps its DB here
+    home = tmp_path / "home" / "prefect"  # Prefect's local mode keeps its DB here
+    home.mkdir(parents=True)  # Prefect creates only the last level of PREFECT_HOME
+    env["PREFECT_HOME"] = str(home)
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"  # a loaded 2-core machine is slow
     args = json.dumps({"which": which, "shards": str(shards), "convs": str(convs), "out": str(out)})
     proc = subprocess.run([sys.executable, "-c", SCRIPT, args], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)

@@ -1,8 +1,8 @@
 """Continuous batching: one scheduler thread serves many generations with one forward pass per step.
 
 Sequences wait in a bounded queue; at every token boundary the scheduler admits waiting sequences
-into free slots of a batched KV cache (each is prefilled alone, so a prompt is computed exactly as
-if it were served alone), then runs ONE decode step for every active sequence: each row feeds its
+into free slots of a batched KV cache (prefilled together, right-padded, each row attending to its
+own prompt only), then runs ONE decode step for every active sequence: each row feeds its
 last token at its own position and attends to its own cached keys only (per-row positions and a
 per-row key mask; rows are never padded into each other). A sequence leaves as soon as it emits a
 stop id, reaches ``max_tokens`` or is cancelled (client gone), and its slot is reused at once.
@@ -129,12 +129,17 @@ class SlotCache:
 
 @torch.no_grad()
 def forward_rows(
-    model: GPT, cache: SlotCache, idx: torch.Tensor, start: torch.Tensor, slots: list[int]
+    model: GPT,
+    cache: SlotCache,
+    idx: torch.Tensor,
+    start: torch.Tensor,
+    slots: list[int],
+    last: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run ``idx`` (B, T) for the sequences in cache ``slots`` (B,), row b's tokens at positions
     ``start[b] .. start[b]+T-1``; writes their keys/values into the cache and returns the logits
-    of each row's last position (B, V). A query sees its own row's keys at positions <= its own,
-    nothing else."""
+    of each row's last position, or of position ``last[b]`` (B, V). A query sees its own row's
+    keys at positions <= its own, nothing else."""
     B, T = idx.shape
     C, H = model.cfg.n_embd, model.cfg.n_head
     slot_t = torch.tensor(slots, device=idx.device)
@@ -169,7 +174,8 @@ def forward_rows(
         y = F.scaled_dot_product_attention(q, keys, vals, attn_mask=mask, is_causal=mask is None)
         x = x + attn.proj(y.transpose(1, 2).reshape(B, T, C))
         x = x + block.mlp(block.ln2(x))
-    return F.linear(model.ln_f(x[:, -1]), model.wte.weight)
+    h = x[:, -1] if last is None else x[torch.arange(B, device=idx.device), last]
+    return F.linear(model.ln_f(h), model.wte.weight)
 
 
 class Engine:
@@ -267,6 +273,8 @@ class Engine:
 
     # --- scheduler thread ----------------------------------------------------------------------
     def _run(self) -> None:
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(True)  # a per-thread CPU flag: set it in this thread too
         try:
             while True:
                 with self._cv:
@@ -297,15 +305,16 @@ class Engine:
         cache.ensure(len(self._active) + len(admit), self.max_batch)
         rows: list[Sequence] = []
         logits: list[torch.Tensor] = []
-        for s in admit:  # join: prefill alone into the next free slot
+        joining = []
+        for s in admit:  # join: the next free slots, prefilled together in one forward pass
             if s.cancelled:
                 s.emit(Finished("cancelled"))
                 continue
-            slot = len(self._active)
+            joining.append((len(self._active), s, s.prompt[-(self.block_size - 1) :] or [self.bos]))
             self._active.append(s)
-            prompt = s.prompt[-(self.block_size - 1) :] or [self.bos]
-            logits.append(self._prefill(cache, slot, s, prompt))
-            rows.append(s)
+        if joining:
+            logits.append(self._prefill_many(cache, joining))
+            rows += [s for _, s, _ in joining]
         decode = [(i, s) for i, s in enumerate(self._active) if s not in rows and s.out]
         # a sequence whose window is full restarts from its last half window (learned positions
         # cannot go past block_size), exactly as trainer.sample.generate does
@@ -326,6 +335,26 @@ class Engine:
         if rows:
             self._sample(rows, torch.cat(logits) if len(logits) > 1 else logits[0])
         self._retire()
+
+    def _prefill_many(
+        self, cache: SlotCache, items: list[tuple[int, Sequence, list[int]]]
+    ) -> torch.Tensor:
+        """Prefill several prompts (right-padded to the longest) into their slots; each row
+        attends only to its own prompt, and the keys written for its padding lie beyond its
+        length, where they are overwritten before anything attends to them."""
+        if len(items) == 1:
+            slot, s, ids = items[0]
+            return self._prefill(cache, slot, s, ids)
+        width = max(len(ids) for _, _, ids in items)
+        idx = torch.tensor(
+            [ids + [self.bos] * (width - len(ids)) for _, _, ids in items], device=self.device
+        )
+        start = torch.zeros(len(items), dtype=torch.long, device=self.device)
+        last = torch.tensor([len(ids) - 1 for _, _, ids in items], device=self.device)
+        out = forward_rows(self.model, cache, idx, start, [slot for slot, _, _ in items], last=last)
+        for _, s, ids in items:
+            s._cached = len(ids)
+        return out
 
     def _prefill(self, cache: SlotCache, slot: int, s: Sequence, ids: list[int]) -> torch.Tensor:
         idx = torch.tensor([ids], device=self.device)

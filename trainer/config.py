@@ -121,6 +121,7 @@ MODE_DEFAULTS: dict[str, dict] = {
     "rl": {"steps": 50, "batch_size": 4, "lr": 1e-4, "warmup_steps": 0, "eval_every": 25,
            "ckpt_every": 50, "compile": False},
     "reward": {"steps": 100, "lr": 1e-3, "warmup_steps": 5},
+    "dpo": {"steps": 100, "lr": 1e-4, "warmup_steps": 5},
 }
 
 

@@ -75,3 +75,31 @@ def load_reward_model(path: str | Path, device: str = "cpu") -> tuple[RewardMode
     model = RewardModel(ModelConfig(**state["model_config"])).to(device)
     model.load_state_dict(state["model"])
     return model.eval(), ckpt.tokenizer_from_ref(state["tokenizer"])
+
+
+class RewardScorer:
+    """A trained reward model as a function: (prompt, replies) -> one score per reply.
+
+    Replies are rendered exactly as in reward training (``trainer.data.render_reply``) with the
+    reward model's own tokenizer, so any policy can be scored by it (best-of-n, RL rewards)."""
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 16):
+        self.path = str(path)
+        self.model, self.tok = load_reward_model(path, device)
+        self.device, self.batch_size = device, batch_size
+
+    @torch.no_grad()
+    def score(self, prompt: str, replies: list[str]) -> list[float]:
+        from trainer.data import render_reply
+
+        T = self.model.gpt.cfg.block_size
+        out: list[float] = []
+        for i in range(0, len(replies), self.batch_size):
+            seqs = [render_reply(self.tok, prompt, r, T) for r in replies[i:i + self.batch_size]]
+            L = max(len(s) for s in seqs)
+            x = torch.full((len(seqs), L), self.tok.eot_id, dtype=torch.long)
+            for j, s in enumerate(seqs):
+                x[j, :len(s)] = torch.tensor(s, dtype=torch.long)
+            lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+            out.extend(self.model(x.to(self.device), lengths.to(self.device)).float().tolist())
+        return out

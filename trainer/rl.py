@@ -5,11 +5,16 @@ Each step samples ``k`` answers per prompt from the current policy, rewards an a
 group's own baseline, optionally / std), and takes a policy-gradient step on the sampled tokens:
 loss = -sum(advantage * log p(token)) / number of sampled tokens. A group whose answers all score
 the same teaches nothing and contributes exactly zero gradient.
+
+With ``reward_model`` (a ``train reward`` run), the reward of an answer is the reward model's score
+instead of the verifier's 0/1: RL against learned human preferences, for prompts with no checkable
+answer (the prompts then need no ``answer`` column). The group-mean baseline is the same.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -59,8 +64,19 @@ def prompt_ids(tok, prompt: str, block_size: int, max_new: int) -> list[int]:
     return ids[-(block_size - max_new):]
 
 
+def verifier_rewards(row: dict, texts: list[str]) -> list[float]:
+    """1.0 for each answer the verifier accepts, else 0.0."""
+    return [float(is_correct(t, row["answer"])) for t in texts]
+
+
+def reward_model_rewards(scorer) -> Callable[[dict, list[str]], list[float]]:
+    """Rewards from a ``trainer.reward.RewardScorer``: its score of (prompt, answer)."""
+    return lambda row, texts: scorer.score(row["prompt"], texts)
+
+
 def rollouts(model: GPT, tok, rows: list[dict], rl: RLConfig, generator=None,
-             allowed: torch.Tensor | None = None) -> list[dict]:
+             allowed: torch.Tensor | None = None,
+             reward_fn: Callable[[dict, list[str]], list[float]] = verifier_rewards) -> list[dict]:
     """For each prompt: its ids, ``k`` sampled completions, their rewards and advantages."""
     stops = (tok.special(IM_END), tok.eot_id)
     if allowed is None:
@@ -71,7 +87,7 @@ def rollouts(model: GPT, tok, rows: list[dict], rl: RLConfig, generator=None,
         outs = generate(model, pids, rl.k, rl.max_new_tokens, rl.temperature, rl.top_k, stops,
                         generator, allowed=allowed)
         texts = [tok.decode(o[:-1] if o and o[-1] in stops else o) for o in outs]
-        rewards = [float(is_correct(t, row["answer"])) for t in texts]
+        rewards = reward_fn(row, texts)
         groups.append({"prompt": pids, "completions": outs, "texts": texts, "rewards": rewards,
                        "advantages": group_advantages(rewards, rl.normalize_std)})
     return groups
@@ -102,30 +118,42 @@ def policy_loss(fwd, groups: list[dict], device) -> tuple[torch.Tensor, int]:
 
 @torch.no_grad()
 def evaluate_prompts(model: GPT, tok, rows: list[dict], rl: RLConfig, seed: int,
-                     allowed: torch.Tensor | None = None) -> dict:
+                     allowed: torch.Tensor | None = None,
+                     reward_fn: Callable[[dict, list[str]], list[float]] = verifier_rewards) -> dict:
     """Mean reward and pass@k on ``rows`` (own generator: evaluation never moves training RNG)."""
     gen = torch.Generator(device=model.wte.weight.device).manual_seed(seed)
-    groups = rollouts(model, tok, rows, rl, gen, allowed)
+    groups = rollouts(model, tok, rows, rl, gen, allowed, reward_fn)
     rewards = [g["rewards"] for g in groups]
     return {"val_reward": sum(map(sum, rewards)) / max(1, sum(map(len, rewards))),
             f"val_pass@{rl.k}": pass_at_k(rewards)}
 
 
 def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl_cfg: RLConfig,
-       resume: bool = False, eval_prompts: int = 32, overwrite: bool = False) -> dict:
+       resume: bool = False, eval_prompts: int = 32, overwrite: bool = False,
+       reward_model: str | Path | None = None) -> dict:
     """RL-train the model of ``init`` on RL prompts (``DIR/train``, optional ``DIR/val``).
-    ``cfg.batch_size`` is prompts per step (each sampled ``rl_cfg.k`` times)."""
+    ``cfg.batch_size`` is prompts per step (each sampled ``rl_cfg.k`` times). Rewards come from
+    the verifier, or from the reward model run ``reward_model`` when given."""
     env = setup(cfg.device)
     torch.manual_seed(cfg.seed)
     model, state = load_gpt(init, env.device)
     tok = ckpt.tokenizer_from_ref(state["tokenizer"])
-    rows = read_rows(data, "train", COLUMNS)
-    val_rows = (read_rows(data, "val", COLUMNS) or rows)[:eval_prompts]
+    if reward_model is not None:
+        from trainer.reward import RewardScorer
+
+        reward_fn = reward_model_rewards(RewardScorer(reward_model, str(env.device)))
+        columns = ["prompt"]
+    else:
+        reward_fn, columns = verifier_rewards, COLUMNS
+    rows = read_rows(data, "train", columns)
+    if not rows:
+        raise ValueError(f"{data}: no RL prompts (expected DIR/train/*.parquet with {columns})")
+    val_rows = (read_rows(data, "val", columns) or rows)[:eval_prompts]
     loader = PromptBatches(rows, cfg.batch_size, seed=cfg.seed)
     allowed = allowed_ids(tok, model.cfg.vocab_size).to(env.device)
 
     def step_fn(fwd, batch):
-        groups = rollouts(model, tok, batch, rl_cfg, None, allowed)  # global RNG: checkpointed with the run
+        groups = rollouts(model, tok, batch, rl_cfg, None, allowed, reward_fn)  # global RNG: checkpointed
         model.train()
         loss, n = policy_loss(fwd, groups, env.device)
         rewards = [g["rewards"] for g in groups]
@@ -134,6 +162,8 @@ def rl(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, rl
                       f"pass@{rl_cfg.k}": pass_at_k(rewards)}
 
     return fit(run_dir=out, kind="rl", cfg=cfg, env=env, model=model, model_cfg=model.cfg, data=loader,
-               step_fn=step_fn, evaluate=lambda m: evaluate_prompts(m, tok, val_rows, rl_cfg, cfg.seed, allowed),
+               step_fn=step_fn,
+               evaluate=lambda m: evaluate_prompts(m, tok, val_rows, rl_cfg, cfg.seed, allowed, reward_fn),
                tokenizer=state["tokenizer"], resume=resume, overwrite=overwrite,
-               extra={"init": str(init), "data": str(data), "rl": rl_cfg.model_dump()})
+               extra={"init": str(init), "data": str(data), "rl": rl_cfg.model_dump(),
+                      "reward": str(reward_model) if reward_model else "verifier"})

@@ -161,7 +161,8 @@ class _FilterDoFn(beam.DoFn):
 # ------------------------------------------------------------------------------- driver
 
 
-def run(stage: str, inputs: str, output: str, config, beam_args: list[str] | None = None) -> dict:
+def run(stage: str, inputs: str, output: str, config, beam_args: list[str] | None = None,
+        overwrite: bool = False) -> dict:
     """Run one stage on Beam (FnApiRunner unless ``--runner=`` says otherwise); returns the
     stats.json the local driver would write."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -179,7 +180,7 @@ def run(stage: str, inputs: str, output: str, config, beam_args: list[str] | Non
         runner = runner_name
     mod = {"exact_dedup": ed, "line_dedup": ld, "decontaminate": dc, "classify": cl}[stage]
     t0 = time.perf_counter()
-    shard_list, settings = mod.prepare(inputs, output, config)
+    shard_list, settings = mod.prepare(inputs, output, config, overwrite)
     with beam.Pipeline(runner=runner, options=PipelineOptions(args)) as p:
         shards = p | "Shards" >> beam.Create(shard_list) | "Spread" >> beam.Reshuffle()
         if stage == "exact_dedup":

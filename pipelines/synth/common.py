@@ -45,11 +45,17 @@ def first_user(messages: list[dict]) -> str:
     return next((m["content"] for m in messages if m["role"] == "user"), "")
 
 
+def user_turns(messages: list[dict]) -> str:
+    """All user messages, normalized and joined: what makes two conversations the same request
+    (two chats that open alike but follow up differently are different conversations)."""
+    return " | ".join(normalize_prompt(m["content"]) for m in messages if m["role"] == "user")
+
+
 def dedup_conversations(rows: Iterable[dict]) -> tuple[list[dict], int]:
-    """Keep the first conversation per normalized opening prompt (and per id)."""
+    """Keep the first conversation per normalized user turns (and per id)."""
     seen, out, dropped = set(), [], 0
     for row in rows:
-        key = (row["kind"], normalize_prompt(first_user(row["messages"])))
+        key = (row["kind"], user_turns(row["messages"]))
         if key in seen or row["id"] in seen:
             dropped += 1
             continue
@@ -71,6 +77,8 @@ def write_conversations(out_dir: str | Path, rows: list[dict], shard_rows: int =
         path = Path(out_dir) / subdir / f"part-{n:05d}.parquet"
         write_rows(path, rows[start:start + shard_rows])
         paths.append(path)
+    for old in set((Path(out_dir) / subdir).glob("part-*.parquet")) - set(paths):
+        old.unlink()  # shards of an earlier, larger run would otherwise be read as part of this one
     return paths
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import random
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.synth.common import conversation
+from schemas.strict import StrictModel
 
 
-class ModelCard(BaseModel):
+class ModelCard(StrictModel):
     """Facts the model states about itself."""
 
     name: str = Field("Millie", description="the assistant's name")
@@ -70,24 +71,59 @@ ANSWERS: dict[str, list[str]] = {
 }
 
 
+#: Openers prefixed to a question (paraphrase variation: the facts stay, the phrasing moves).
+OPENERS = ("", "Hi! ", "Hello. ", "Hey, quick question: ", "Sorry if this is silly, but ", "Before we start: ",
+           "Good morning! ")
+#: Follow-up wording for a second question on another field of the card.
+FOLLOWUP_LEADS = ("", "Thanks. ", "Okay. And ", "Got it. ", "Interesting! ")
+
+
+def _lead(lead: str, question: str) -> str:
+    """``lead`` + ``question``, lower-casing the question's first letter after "And"."""
+    if lead.endswith("And "):
+        question = question[:1].lower() + question[1:]
+    return lead + question
+
+
+def _candidates() -> list[tuple]:
+    """Every distinct conversation shape: single turns (opener x question) and two-turn chats
+    (question on one field, then a follow-up on another field)."""
+    single = [("single", o, f, q) for f, qs in QUESTIONS.items() for q in qs for o in OPENERS]
+    double = [("double", lead, f1, q1, f2, q2) for f1, qs1 in QUESTIONS.items() for q1 in qs1
+              for f2, qs2 in QUESTIONS.items() if f2 != f1 for q2 in qs2 for lead in FOLLOWUP_LEADS[:1]]
+    return single + double
+
+
+def max_identity_conversations() -> int:
+    """How many distinct identity conversations the question bank can make."""
+    return len(_candidates())
+
+
 def identity_conversations(card: ModelCard, n: int, seed: int, source: str = "identity") -> list[dict]:
-    """Up to ``n`` distinct (question, answer) conversations drawn deterministically."""
+    """``n`` distinct conversations drawn deterministically (fewer only when ``n`` exceeds
+    ``max_identity_conversations()``; the caller warns). Small ``n`` covers every question
+    phrasing once before any repeats in another shape."""
     facts = card.model_dump()
     facts.update({f"{k}_cap": v[:1].upper() + v[1:] for k, v in card.model_dump().items()})
-    pairs = [(field, q, a) for field, qs in QUESTIONS.items() for q in qs for a in ANSWERS[field]]
     rng = random.Random(f"identity:{seed}")
-    rng.shuffle(pairs)
-    # round-robin over questions first so that small n still covers every phrasing
-    by_question: dict[str, list[tuple[str, str, str]]] = {}
-    for p in pairs:
-        by_question.setdefault(p[1], []).append(p)
-    ordered = []
-    while any(by_question.values()):
-        for q in list(by_question):
-            if by_question[q]:
-                ordered.append(by_question[q].pop())
+    cands = _candidates()
+    rng.shuffle(cands)
+    # plain single-turn questions first (every phrasing once), then the rest in shuffled order
+    cands.sort(key=lambda c: 0 if c[0] == "single" and c[1] == "" else 1)
     out = []
-    for field, q, a in ordered[:n]:
-        msgs = [{"role": "user", "content": q}, {"role": "assistant", "content": a.format(**facts)}]
-        out.append(conversation(msgs, "identity", source, meta={"field": field}))
+    for c in cands[:n]:
+        r = random.Random(f"identity:{seed}:{c}")
+        if c[0] == "single":
+            _, opener, field, q = c
+            msgs = [{"role": "user", "content": opener + q},
+                    {"role": "assistant", "content": r.choice(ANSWERS[field]).format(**facts)}]
+            meta = {"fields": [field]}
+        else:
+            _, _lead0, f1, q1, f2, q2 = c
+            msgs = [{"role": "user", "content": q1},
+                    {"role": "assistant", "content": r.choice(ANSWERS[f1]).format(**facts)},
+                    {"role": "user", "content": _lead(r.choice(FOLLOWUP_LEADS), q2)},
+                    {"role": "assistant", "content": r.choice(ANSWERS[f2]).format(**facts)}]
+            meta = {"fields": [f1, f2]}
+        out.append(conversation(msgs, "identity", source, meta=meta))
     return out

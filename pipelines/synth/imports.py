@@ -7,7 +7,9 @@
   each tree we keep ONE path, the best reply at every level: lowest ``rank`` (0 = best), else the
   highest ``score``/``quality`` label, ties broken by order, down to a leaf.
 
-Malformed records are skipped and counted, never fatal: ``ImportReport`` says how many and why.
+Malformed records are skipped and counted, never fatal: ``ImportReport`` says how many and why,
+and names each unreadable line as ``file:line`` (``ImportReport.errors``). OpenAI conversations with
+``tool_calls`` import through ``pipelines.chat.from_openai_messages`` (the one shared mapping).
 """
 
 from __future__ import annotations
@@ -24,18 +26,48 @@ ROLE_MAP = {"human": "user", "user": "user", "prompter": "user", "gpt": "assista
             "system": "system", "tool": "tool", "function": "tool"}
 
 
+#: How many ``file:line`` error locations a report keeps (the count is always complete).
+MAX_ERRORS_LISTED = 50
+
+
 @dataclass
 class ImportReport:
     read: int = 0
     imported: int = 0
     skipped: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)  # "file:line: why", first MAX_ERRORS_LISTED
+
+    def error(self, where: str, reason: str, detail: str) -> None:
+        """Count a skipped record under ``reason`` and remember where it was."""
+        self.skipped[reason] += 1
+        if len(self.errors) < MAX_ERRORS_LISTED:
+            self.errors.append(f"{where}: {detail}")
 
 
-def _records(path: Path) -> list[dict]:
-    text = Path(path).read_text(encoding="utf-8").strip()
-    if text.startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+def _records(path: Path, report: ImportReport | None = None) -> list[tuple[int, dict]]:
+    """(line number, record) pairs. A JSON-array file is parsed whole (an unreadable array is a
+    clear error naming the file); a JSONL line that is not JSON is counted as ``bad_json`` with
+    its ``file:line`` in ``report`` and skipped, never fatal."""
+    raw = Path(path).read_bytes()
+    text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+    if text.strip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: not a valid JSON array ({e.msg})") from None
+        return [(i + 1, r) for i, r in enumerate(data)]
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((n, json.loads(line)))
+        except json.JSONDecodeError as e:
+            if report is None:
+                raise ValueError(f"{path}:{n}: not JSON ({e.msg})") from None
+            report.read += 1
+            report.error(f"{path}:{n}", "bad_json", f"not JSON ({e.msg})")
+    return out
 
 
 def _valid(messages: list[dict]) -> str | None:
@@ -63,26 +95,34 @@ def _emit(messages: list[dict], source: str, report: ImportReport, out: list[dic
 
 
 def import_openai_jsonl(path: str | Path, source: str | None = None) -> tuple[list[dict], ImportReport]:
+    """OpenAI ``messages`` JSONL, tool calls included (``tool_calls`` + ``tool`` messages)."""
+    from pipelines.chat import OpenAIFormatError, from_openai_messages
+
     report, out = ImportReport(), []
-    for i, rec in enumerate(_records(Path(path))):
+    for line, rec in _records(Path(path), report):
         report.read += 1
         raw = rec.get("messages") if isinstance(rec, dict) else None
         if not isinstance(raw, list):
-            report.skipped["no_messages"] += 1
+            report.error(f"{path}:{line}", "no_messages", "no `messages` list")
             continue
-        msgs = [{"role": ROLE_MAP.get(str(m.get("role")), str(m.get("role"))), "content": m.get("content")}
-                for m in raw if isinstance(m, dict)]
-        _emit(msgs, source or f"openai:{Path(path).name}", report, out, {"line": i})
+        raw = [{**m, "role": ROLE_MAP.get(str(m.get("role")), m.get("role"))} if isinstance(m, dict) else m
+               for m in raw]
+        try:
+            msgs = from_openai_messages(raw)
+        except OpenAIFormatError as e:
+            report.error(f"{path}:{line}", "unsupported_format", str(e))
+            continue
+        _emit(msgs, source or f"openai:{Path(path).name}", report, out, {"line": line})
     return out, report
 
 
 def import_sharegpt(path: str | Path, source: str | None = None) -> tuple[list[dict], ImportReport]:
     report, out = ImportReport(), []
-    for i, rec in enumerate(_records(Path(path))):
+    for i, rec in _records(Path(path), report):
         report.read += 1
         raw = rec.get("conversations") if isinstance(rec, dict) else None
         if not isinstance(raw, list):
-            report.skipped["no_conversations"] += 1
+            report.error(f"{path}:{i}", "no_conversations", "no `conversations` list")
             continue
         msgs = [{"role": ROLE_MAP.get(str(m.get("from", "")).lower(), str(m.get("from"))), "content": m.get("value")}
                 for m in raw if isinstance(m, dict)]
@@ -121,12 +161,12 @@ def _flat_to_trees(messages: list[dict]) -> list[dict]:
 
 
 def import_oasst(path: str | Path, source: str | None = None) -> tuple[list[dict], ImportReport]:
-    records = _records(Path(path))
+    report, out = ImportReport(), []
+    records = [r for _, r in _records(Path(path), report)]
     if records and "message_id" in records[0] and "prompt" not in records[0]:
         trees = _flat_to_trees(records)
     else:
         trees = [r.get("prompt", r) for r in records if isinstance(r, dict)]
-    report, out = ImportReport(), []
     for tree in trees:
         report.read += 1
         nodes = best_path(tree, "replies" if "replies" in tree else "children")

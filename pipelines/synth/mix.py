@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.io import iter_parquet_rows, parquet_files
 from pipelines.synth.common import (
@@ -25,14 +25,15 @@ from pipelines.synth.common import (
 )
 from pipelines.synth.decontam import DecontamConfig, NgramIndex
 from pipelines.synth.rl import strip_instruction
+from schemas.strict import StrictModel
 
 
-class MixInput(BaseModel):
+class MixInput(StrictModel):
     path: str
     max_rows: int | None = Field(None, description="cap on conversations taken from this input")
 
 
-class MixConfig(BaseModel):
+class MixConfig(StrictModel):
     output: str
     inputs: list[MixInput]
     seed: int = 0
@@ -73,5 +74,6 @@ def run_mix(cfg: MixConfig) -> dict:
              "duplicates_dropped": dropped,
              "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
                                  "against": cfg.decontaminate, "removed": removed}}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

@@ -1,11 +1,16 @@
 """Factual questions from corpus snippets, whose answers are spans of the snippet.
 
-Rule-based (no LLM needed): split a document into sentences, find a span worth asking about (a
-year, a number, a capitalized name that does not start the sentence), blank it out and ask for it
-("cloze" question, with the page's site named so the question is answerable in principle). The
-span is the reference answer and is, by construction, in the snippet. When an LLM is configured,
-``llm_questions`` asks it to write a question + answer span, and keeps it only if the answer
-really is a span of the snippet.
+With an LLM (Llama 3's knowledge probing, section 4.3.6): ``llm_questions`` has it write a
+natural, self-contained factual question from a snippet plus the answer span; a question is kept
+only when the answer really is a span of the snippet, is not given away by the question, the
+question does not point at "the text" (the probed model never sees it), and the judge LLM
+confirms the snippet answers it with that span.
+
+Offline fallback, labelled as such (``writer="rules:cloze"``): split a document into sentences,
+find a span worth asking about, blank it out and ask for it ("cloze" question, with the page's
+site named so the question is answerable in principle). Slot types are conservative: a four-digit
+number is a "year" only after a year cue ("in 1998", "since 2004", "March 2019"), otherwise it is
+a "number"; weekdays and months are never "names".
 
 ``span_match`` is the judge used without an LLM: normalized containment of the reference span
 in the model's answer (case, punctuation and number formatting ignored).
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +36,19 @@ _BULLET_RE = re.compile(r"^(?:[-*•·>]+|\d+[.)])\s+")
 _STOP_NAMES = {"The", "This", "That", "These", "Those", "It", "He", "She", "They", "We", "I", "You", "In", "On",
                "At", "For", "And", "But", "Or", "If", "When", "While", "After", "Before", "A", "An", "My", "Our",
                "His", "Her", "Their", "Its", "As", "By", "From", "With", "To", "Of", "Mr", "Ms", "Dr"}
+_STOP_NAMES |= {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
+                "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                "November", "December", "English", "However", "Also", "Then", "There", "Here", "What", "Why"}
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec")
+#: Words right before a four-digit number that make it a year.
+YEAR_CUES = frozenset({"in", "since", "by", "from", "until", "till", "to", "during", "after", "before", "around",
+                       "circa", "c", "year", "early", "late", "mid", "spring", "summer", "autumn", "fall",
+                       "winter", "of", "between", "and", *_MONTHS})
 TYPE_WORD = {"year": "year", "number": "number", "name": "name"}
+#: Question wording that points at a text the probed model never sees.
+_REFERS_TO_TEXT = re.compile(r"\b(?:the|this|that|above|given|following)\s+(?:text|passage|article|page|snippet|"
+                             r"document|excerpt|paragraph|source)\b|\baccording to the\b", re.I)
 
 
 @dataclass
@@ -42,7 +60,7 @@ class QAItem:
     snippet: str
     doc_id: str
     url: str
-    writer: str = "rules"
+    writer: str = "rules:cloze"  # rules:cloze (offline fallback) | llm:...
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,8 +104,15 @@ def span_match(answer: str, reference: str) -> bool:
     return bool(ref) and f" {ref} " in f" {normalize_span(answer)} "
 
 
+def _is_year(sentence: str, start: int) -> bool:
+    """A four-digit number is a year only after a year cue word (or a day-month date)."""
+    before = re.findall(r"[A-Za-z]+|\d+", sentence[:start])
+    return bool(before) and (before[-1].lower() in YEAR_CUES or (before[-1].isdigit() and len(before) > 1
+                                                                and before[-2].lower() in _MONTHS))
+
+
 def _spans(sentence: str) -> list[tuple[str, str]]:
-    out = [(m.group(0), "year") for m in _YEAR_RE.finditer(sentence)]
+    out = [(m.group(0), "year") for m in _YEAR_RE.finditer(sentence) if _is_year(sentence, m.start())]
     years = {s for s, _ in out}
     out += [(m.group(0), "number") for m in _NUM_RE.finditer(sentence) if m.group(0) not in years]
     for m in _NAME_RE.finditer(sentence):
@@ -165,9 +190,20 @@ def rule_questions(docs: list[dict], seed: int, per_doc: int = 3,
 
 _LLM_QA_RE = re.compile(r"Question:\s*(.+?)\s*\n\s*Answer:\s*(.+?)\s*$", re.S | re.I)
 
+WRITER_PROMPT = ("Read the text below. Write one natural factual question that a curious person could ask a "
+                 "knowledgeable assistant WITHOUT seeing this text: self-contained (name the subject "
+                 "explicitly; never refer to 'the text', 'the passage' or 'the article'), and answered by a "
+                 "short span copied exactly from the text (a name, a number, a date, a place). Reply in two "
+                 "lines:\nQuestion: ...\nAnswer: ...\n\nText: {snippet}")
+ANSWERABLE_PROMPT = ("Text: {snippet}\n\nQuestion: {q}\nProposed answer: {a}\n\nIs this a clear, standalone "
+                     "factual question that the text answers, and is the proposed answer the correct answer "
+                     "according to the text? Reply with yes or no.")
 
-def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1) -> list[QAItem]:
-    """Questions written by an LLM from snippets; kept only when the answer is a snippet span."""
+
+def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1, judge=None) -> tuple[list[QAItem], Counter]:
+    """Natural questions written by ``llm`` from snippets, checked; returns (kept, rejections by reason).
+    ``judge`` (default: ``llm``) confirms each question is answerable from its snippet."""
+    from pipelines.llm import request_seeds
     from pipelines.synth.common import stable_id
 
     items, prompts = [], []
@@ -178,17 +214,35 @@ def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1) -> list[QA
         for i in rng.sample(good, min(per_doc, len(good))):
             snippet = snippet_around(sents, i)
             items.append((doc, sents[i], snippet))
-            prompts.append([{"role": "user", "content":
-                             "Write one factual question about the text below whose answer is a short span "
-                             "copied exactly from the text. Reply in two lines:\nQuestion: ...\nAnswer: ...\n\n"
-                             f"Text: {snippet}"}])
-    answers = llm.chat(prompts, temperature=0.0, max_tokens=128, seed=seed) if prompts else []
-    out = []
+            prompts.append([{"role": "user", "content": WRITER_PROMPT.format(snippet=snippet)}])
+    answers = llm.chat(prompts, temperature=0.0, max_tokens=128,
+                       seed=request_seeds(seed, len(prompts), "llmqa")) if prompts else []
+    rejected: Counter = Counter()
+    cands = []
     for (doc, sentence, snippet), text in zip(items, answers, strict=True):
         m = _LLM_QA_RE.search(text.strip())
-        if not m or not span_match(snippet, m.group(2)):
+        if not m:
+            rejected["unparsed"] += 1
             continue
-        q = m.group(1).strip()
-        out.append(QAItem(q, m.group(2).strip().rstrip("."), "llm", sentence, snippet, doc["id"], doc["url"],
-                          writer=f"llm:{stable_id(q)[:6]}"))
-    return out
+        q, a = m.group(1).strip(), m.group(2).strip().rstrip(".").strip()
+        if not span_match(snippet, a):
+            rejected["answer_not_in_snippet"] += 1
+        elif span_match(q, a):
+            rejected["answer_in_question"] += 1
+        elif _REFERS_TO_TEXT.search(q):
+            rejected["refers_to_text"] += 1
+        elif not q.endswith("?"):
+            rejected["not_a_question"] += 1
+        else:
+            cands.append(QAItem(q, a, "llm", sentence, snippet, doc["id"], doc["url"], writer=f"llm:{stable_id(q)[:6]}"))
+    judge = judge or llm
+    verdicts = judge.chat([[{"role": "user", "content": ANSWERABLE_PROMPT.format(snippet=it.snippet, q=it.question,
+                                                                                 a=it.answer)}] for it in cands],
+                          temperature=0.0, max_tokens=4, seed=seed) if cands else []
+    out = []
+    for it, v in zip(cands, verdicts, strict=True):
+        if v.strip().lower().startswith("yes"):
+            out.append(it)
+        else:
+            rejected["judged_unanswerable"] += 1
+    return out, rejected

@@ -1,7 +1,9 @@
 """The `refusal` generator: the Llama 3 knowledge probe.
 
-1. snippets from corpus documents -> factual questions whose answers are spans of the snippet
-   (rule-based cloze questions; an LLM question writer when configured);
+1. snippets from corpus documents -> factual questions whose answers are spans of the snippet:
+   natural questions written by an LLM and checked answerable by the judge LLM when a question
+   writer is configured; otherwise rule-based cloze questions, the labelled offline fallback
+   (``question_style`` in stats and meta);
 2. ask the TARGET model (the model being post-trained: a local checkpoint or an endpoint) each
    question ``samples`` times;
 3. judge every answer against the snippet (normalized span match; an LLM judge when configured);
@@ -20,7 +22,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.io import atomic_write_parquet
 from pipelines.llm import LLMConfig, make_llm
@@ -32,6 +34,7 @@ from pipelines.synth.common import (
     write_stats,
 )
 from pipelines.synth.qa import QAItem, llm_questions, load_documents, rule_questions, span_match
+from schemas.strict import StrictModel
 
 REFUSALS = [
     "I'm not sure. I don't have reliable information about that, so I'd rather not guess.",
@@ -45,7 +48,7 @@ REFUSALS = [
 ]
 
 
-class RefusalConfig(BaseModel):
+class RefusalConfig(StrictModel):
     """Knowledge-probe settings; the target model is required, writer and judge are optional."""
 
     output: str
@@ -55,7 +58,9 @@ class RefusalConfig(BaseModel):
     judge: LLMConfig | None = Field(None, description="LLM judge (default: normalized span match)")
     seed: int = 0
     documents_limit: int | None = 500
-    questions_per_doc: int = 3
+    questions_per_doc: int = Field(3, description="cloze questions per document (offline fallback)")
+    llm_questions_per_doc: int = Field(1, description="LLM-written questions per document")
+    cloze_with_writer: bool = Field(False, description="also use cloze questions when a writer is configured")
     max_questions: int = 1000
     samples: int = Field(3, ge=1, description="answers sampled per question")
     temperature: float = 0.7
@@ -88,23 +93,27 @@ def answered_text(item: QAItem) -> str:
 
 def run_refusal(cfg: RefusalConfig) -> dict:
     docs = load_documents(cfg.documents, cfg.documents_limit)
-    items = rule_questions(docs, cfg.seed, cfg.questions_per_doc)
-    writer_requests = 0
+    writer_requests, rejected_questions = 0, {}
+    items = []
+    judge = make_llm(cfg.judge) if cfg.judge is not None else None
     if cfg.question_writer is not None:
         writer = make_llm(cfg.question_writer)
-        items += llm_questions(writer, docs, cfg.seed)
+        items, rejected = llm_questions(writer, docs, cfg.seed, cfg.llm_questions_per_doc, judge=judge)
+        rejected_questions = dict(sorted(rejected.items()))
         writer_requests = writer.requests
+    if cfg.question_writer is None or cfg.cloze_with_writer:
+        items += rule_questions(docs, cfg.seed, cfg.questions_per_doc)
     items = items[:cfg.max_questions]
     target = make_llm(cfg.target)
     answers = target.sample([[{"role": "user", "content": it.question}] for it in items], n=cfg.samples,
                             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
-    judge = make_llm(cfg.judge) if cfg.judge is not None else None
     correct = judge_answers(items, answers, judge, cfg.seed)
     rows, probes = [], []
     for it, ans, ok in zip(items, answers, correct, strict=True):
         verdict = "right" if all(ok) else "wrong" if not any(ok) else "mixed"
         meta = {"snippet": it.snippet, "sentence": it.sentence, "reference": it.answer, "url": it.url,
                 "answer_type": it.answer_type, "writer": it.writer, "answers": ans, "correct": ok,
+                "question_style": "natural (llm)" if it.answer_type == "llm" else "cloze (offline fallback)",
                 "judge": "llm" if judge else "span_match", "verdict": verdict}
         probes.append({"question": it.question, "reference": it.answer, "doc_id": it.doc_id, "answers": ans,
                        "correct": ok, "accuracy": sum(ok) / len(ok), "verdict": verdict})
@@ -132,9 +141,13 @@ def run_refusal(cfg: RefusalConfig) -> dict:
         "answer_accuracy": round(sum(p["accuracy"] for p in probes) / n, 4) if n else 0.0,
         "questions_by_type": dict(sorted({t: sum(it.answer_type == t for it in items)
                                           for t in {it.answer_type for it in items}}.items())),
+        "question_style": ("natural (llm)" if cfg.question_writer is not None else "cloze (offline fallback)")
+        + (" + cloze" if cfg.question_writer is not None and cfg.cloze_with_writer else ""),
+        "questions_rejected": rejected_questions,
         "judge": "llm" if judge else "span_match", "target_requests": target.requests,
         "target_cache_hits": target.cache_hits, "writer_requests": writer_requests,
         "duplicates_dropped": dropped,
     }
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

@@ -6,19 +6,22 @@ Every prompt is self-checked: its worked solution passes ``pipelines.verify.is_c
 prompts that overlap the training prompts (or other training sets given in ``decontaminate``)
 by n-grams are removed and counted in stats.json.
 
-`prefs`: for each prompt, sample answers from an LLM, rank them with the verifier (or an LLM
-judge) and pair a correct one (chosen) with an incorrect one (rejected). Without an LLM, the
-pairs are synthetic: the worked solution (chosen) against a corrupted one: a wrong final answer,
-or the answer blurted out before any work (rejected), which teaches "work first".
+`prefs`: for each prompt, sample answers from an LLM, rank them with the verifier and pair a
+correct one (chosen) with an incorrect one (rejected). Without an LLM, the pairs are synthetic:
+the worked solution (chosen) against a wrong one (rejected): a slip in an intermediate step
+carried to a wrong answer, or a wrong answer blurted out with no work. The rejected answer is
+always wrong. (Ranked pairs from people or a judge: ``synth samples`` + ``pipelines.rank``.)
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
+from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from pipelines.llm import LLMConfig, make_llm
 from pipelines.synth.common import (
@@ -31,11 +34,12 @@ from pipelines.synth.decontam import DecontamConfig, NgramIndex
 from pipelines.synth.tasks import problems
 from pipelines.verify import format_answer, is_correct
 from schemas.conversations import PREFERENCE_SCHEMA, RL_PROMPT_SCHEMA
+from schemas.strict import StrictModel
 
 ANSWER_INSTRUCTION = "Show your work, then give the final answer on the last line as \"Answer: <value>\"."
 
 
-class RLConfig(BaseModel):
+class RLConfig(StrictModel):
     output: str
     seed: int = 0
     word_problems: int = 400
@@ -87,18 +91,17 @@ def run_rl(cfg: RLConfig) -> dict:
     out = Path(cfg.output)
     write_rows(out / "train" / "part-00000.parquet", train, RL_PROMPT_SCHEMA)
     write_rows(out / "test" / "part-00000.parquet", clean, RL_PROMPT_SCHEMA)
-    from collections import Counter
-
     stats = {"generator": "rl", "seed": cfg.seed, "prompts": len(rows), "duplicates_dropped": len(rows) - len(unique),
              "train": len(train), "test": len(clean),
              "by_kind": {"train": dict(Counter(r["kind"] for r in train)), "test": dict(Counter(r["kind"] for r in clean))},
              "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
                                  "against": ["train", *cfg.decontaminate], "test_removed": len(test) - len(clean)}}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(out, stats)
     return stats
 
 
-class PrefsConfig(BaseModel):
+class PrefsConfig(StrictModel):
     output: str
     prompts: str | None = Field(None, description="an `rl` output dir (uses its train split); default: fresh prompts")
     seed: int = 0
@@ -109,12 +112,24 @@ class PrefsConfig(BaseModel):
     llm: LLMConfig | None = Field(None, description="policy to sample from; None = synthetic pairs")
 
 
-def _corrupt(row: dict, rng: random.Random) -> str:
-    solution = row["solution"]
-    if rng.random() < 0.5:  # answer first, no work
-        return format_answer(row["answer"]) if rng.random() < 0.5 else f"{format_answer(_wrong(row['answer'], rng))}"
-    lines = solution.splitlines()
-    return "\n".join(lines[:-1] + [format_answer(_wrong(row["answer"], rng))])
+def _corrupt(row: dict, rng: random.Random) -> tuple[str, str]:
+    """A rejected response that is WRONG (never a correct answer in another format) and differs
+    from the chosen one in its work, not only in the last line: either a wrong answer blurted out
+    with no work, or the work up to a step with a slip, whose wrong number is then reported as the
+    answer (the work after the slip is missing). Returns (text, corruption kind)."""
+    wrong = _wrong(row["answer"], rng)
+    steps = row["solution"].splitlines()[:-1]
+    slippable = [i for i, line in enumerate(steps) if re.search(r"\d", line)]
+    if rng.random() < 0.4 or not slippable:
+        return format_answer(wrong), "no_work_wrong_answer"
+    k = rng.choice(slippable)
+    last = list(re.finditer(r"-?\d+", steps[k]))[-1]
+    value = _wrong(last.group(0), rng)
+    if is_correct(format_answer(value), row["answer"]):
+        value = _wrong(value, rng)
+    slipped = steps[k][:last.start()] + value + steps[k][last.end():]
+    # the slipped number is taken as the result: the work stops there and reports it
+    return "\n".join(steps[:k] + [slipped, format_answer(value)]), "slip_in_step"
 
 
 def _wrong(answer: str, rng: random.Random) -> str:
@@ -144,11 +159,12 @@ def run_prefs(cfg: PrefsConfig) -> dict:
         for r in rows:
             if not r.get("solution"):
                 continue
-            rejected = _corrupt(r, rng)
-            assert is_correct(r["solution"], r["answer"]) and rejected != r["solution"]
+            rejected, how = _corrupt(r, rng)
+            assert is_correct(r["solution"], r["answer"]) and not is_correct(rejected, r["answer"])
             pairs.append({"id": stable_id("prefs", r["prompt"]), "prompt": r["prompt"], "chosen": r["solution"],
-                          "rejected": rejected, "source": "synthetic:corrupted"})
+                          "rejected": rejected, "source": f"synthetic:{how}"})
         figures["mode"] = "synthetic"
+        figures["corruptions"] = dict(sorted(Counter(p["source"] for p in pairs).items()))
     else:
         llm = make_llm(cfg.llm)
         samples = llm.sample([[{"role": "user", "content": r["prompt"]}] for r in rows], n=cfg.samples,
@@ -171,5 +187,6 @@ def run_prefs(cfg: PrefsConfig) -> dict:
             "prompts_all_correct": all_right, "prompts_all_wrong": all_wrong, "llm_requests": llm.requests})
     write_rows(Path(cfg.output) / "train" / "part-00000.parquet", pairs, PREFERENCE_SCHEMA)
     stats = {"generator": "prefs", "seed": cfg.seed, "pairs": len(pairs), **figures}
+    stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

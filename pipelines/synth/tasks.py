@@ -10,7 +10,9 @@ Everything is drawn from a ``random.Random`` the caller seeds, so generation is 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
 
 from pipelines.verify import format_answer
 
@@ -91,6 +93,153 @@ def multiplication(a: int, b: int) -> Problem:
     assert running == a * b
     lines.append(f"So {a} x {b} = {running}.")
     return Problem("arithmetic", f"What is {a} * {b}?", str(running), "\n".join(lines), f"print({a} * {b})")
+
+
+def subtraction(a: int, b: int) -> Problem:
+    """``a - b`` (a >= b) column by column with borrows."""
+    if a < b:
+        a, b = b, a
+    da, db = [int(c) for c in str(a)[::-1]], [int(c) for c in str(b)[::-1]]
+    lines = [f"Subtract {b} from {a} column by column, starting from the ones."]
+    borrow, digits = 0, []
+    for i in range(len(da)):
+        x, y = da[i] - borrow, db[i] if i < len(db) else 0
+        if x < y:
+            lines.append(f"{_place(i + 1).capitalize()}: {x} is less than {y}, borrow 1: {x + 10} - {y} = {x + 10 - y}.")
+            digits.append(x + 10 - y)
+            borrow = 1
+        else:
+            lines.append(f"{_place(i + 1).capitalize()}: {x} - {y} = {x - y}.")
+            digits.append(x - y)
+            borrow = 0
+    result = int("".join(map(str, digits[::-1])))
+    assert result == a - b
+    lines.append(f"Reading the digits from left to right: {a} - {b} = {result}.")
+    return Problem("arithmetic", f"What is {a} - {b}?", str(result), "\n".join(lines), f"print({a} - {b})")
+
+
+def division(dividend: int, divisor: int) -> Problem:
+    """Long division, digit by digit; the answer is the quotient, with the remainder if any."""
+    lines = [f"Divide {dividend} by {divisor} with long division, one digit at a time."]
+    rem, quotient = 0, ""
+    for ch in str(dividend):
+        cur = rem * 10 + int(ch)
+        q = cur // divisor
+        quotient += str(q)
+        lines.append(f"Bring down {ch}: {cur} / {divisor} = {q}, {q} x {divisor} = {q * divisor}, "
+                     f"remainder {cur - q * divisor}.")
+        rem = cur - q * divisor
+    q = int(quotient)
+    assert q * divisor + rem == dividend
+    lines.append(f"Check: {q} x {divisor} + {rem} = {dividend}.")
+    answer = str(q) if rem == 0 else f"{q} remainder {rem}"
+    prompt = f"What is {dividend} / {divisor}?" + ("" if rem == 0 else " Give the quotient and the remainder.")
+    code = f"print({dividend} // {divisor})" if rem == 0 else f"q, r = divmod({dividend}, {divisor}); print(f'{{q}} remainder {{r}}')"
+    return Problem("arithmetic", prompt, answer, "\n".join(lines), code)
+
+
+def _frac(f: Fraction) -> str:
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def fraction_problem(a: Fraction, b: Fraction, op: str) -> Problem:
+    """``a op b`` for fractions, with common denominators / cross products and simplification."""
+    lines = []
+    if op in "+-":
+        den = a.denominator * b.denominator // __import__("math").gcd(a.denominator, b.denominator)
+        na, nb = a.numerator * (den // a.denominator), b.numerator * (den // b.denominator)
+        raw_num = na + nb if op == "+" else na - nb
+        lines.append(f"The least common denominator of {a.denominator} and {b.denominator} is {den}.")
+        lines.append(f"{_frac(a)} = {na}/{den} and {_frac(b)} = {nb}/{den}.")
+        lines.append(f"{na}/{den} {op} {nb}/{den} = {raw_num}/{den}.")
+        result = Fraction(raw_num, den)
+    elif op == "*":
+        raw = (a.numerator * b.numerator, a.denominator * b.denominator)
+        lines.append(f"Multiply the numerators and the denominators: ({a.numerator} x {b.numerator}) / "
+                     f"({a.denominator} x {b.denominator}) = {raw[0]}/{raw[1]}.")
+        result = Fraction(*raw)
+    else:
+        lines.append(f"Dividing by {_frac(b)} is multiplying by its reciprocal {b.denominator}/{b.numerator}.")
+        raw = (a.numerator * b.denominator, a.denominator * b.numerator)
+        lines.append(f"({a.numerator} x {b.denominator}) / ({a.denominator} x {b.numerator}) = {raw[0]}/{raw[1]}.")
+        result = Fraction(*raw)
+    lines.append(f"In lowest terms that is {_frac(result)}.")
+    sym = {"+": "+", "-": "-", "*": "x", "/": "÷"}[op]
+    code = f"from fractions import Fraction as F; print(F({a.numerator}, {a.denominator}) {op} F({b.numerator}, {b.denominator}))"
+    return Problem("arithmetic", f"What is {_frac(a)} {sym} {_frac(b)}? Give the answer as a fraction in lowest terms.",
+                   _frac(result), "\n".join(lines), code)
+
+
+def decimal_problem(a: Decimal, b: Decimal, op: str) -> Problem:
+    """``a op b`` for decimals: line up the decimal points (+, -) or count decimal places (x)."""
+    lines = []
+    if op in "+-":
+        places = max(-a.as_tuple().exponent, -b.as_tuple().exponent)
+        q = Decimal(1).scaleb(-places)
+        lines.append(f"Line up the decimal points: write both with {places} decimal places, "
+                     f"{a.quantize(q)} and {b.quantize(q)}.")
+        result = a + b if op == "+" else a - b
+        ia, ib = int(a.scaleb(places)), int(b.scaleb(places))
+        lines.append(f"Without the point: {ia} {op} {ib} = {ia + ib if op == '+' else ia - ib}; "
+                     f"put the point back {places} places from the right: {result.quantize(q)}.")
+    else:
+        pa_, pb = -a.as_tuple().exponent, -b.as_tuple().exponent
+        ia, ib = int(a.scaleb(pa_)), int(b.scaleb(pb))
+        result = a * b
+        lines.append(f"Ignore the decimal points: {ia} x {ib} = {ia * ib}.")
+        lines.append(f"{a} has {pa_} decimal places and {b} has {pb}, so the product has {pa_ + pb}: "
+                     f"{result}.")
+    text = format(result.normalize(), "f")
+    sym = {"+": "+", "-": "-", "*": "x"}[op]
+    return Problem("arithmetic", f"What is {a} {sym} {b}?", text, "\n".join(lines),
+                   f"from decimal import Decimal as D; print(format((D('{a}') {op} D('{b}')).normalize(), 'f'))")
+
+
+_SHOP_ITEMS = [("notebook", "notebooks"), ("pen", "pens"), ("sandwich", "sandwiches"), ("ticket", "tickets"),
+               ("bag of rice", "bags of rice"), ("plant", "plants")]
+
+
+def multi_step_word_problem(rng: random.Random) -> Problem:
+    """Three- or four-step stories over all four operations, decimals included (money)."""
+    name = rng.choice(_NAMES)
+    kind = rng.randrange(3)
+    if kind == 0:  # shopping with change: x, x, +, -
+        (one, many), (one2, many2) = rng.sample(_SHOP_ITEMS, 2)
+        n1, n2 = rng.randint(2, 6), rng.randint(2, 5)
+        p1, p2 = Decimal(rng.randint(50, 900)) / 100, Decimal(rng.randint(50, 1500)) / 100
+        c1, c2 = n1 * p1, n2 * p2
+        total = c1 + c2
+        paid = Decimal(((int(total) // 10) + 1) * 10)
+        change = paid - total
+        prompt = (f"{name} buys {n1} {many} at ${p1:.2f} each and {n2} {many2} at ${p2:.2f} each, and pays with "
+                  f"${paid:.0f}. How much change does {name} get, in dollars?")
+        steps = [f"{many.capitalize()}: {n1} x ${p1:.2f} = ${c1:.2f}.", f"{many2.capitalize()}: {n2} x ${p2:.2f} = ${c2:.2f}.",
+                 f"Total: ${c1:.2f} + ${c2:.2f} = ${total:.2f}.", f"Change: ${paid:.2f} - ${total:.2f} = ${change:.2f}."]
+        return Problem("word_problem", prompt, f"{change:.2f}", "\n".join(steps),
+                       f"print(f'{{{paid} - ({n1} * {p1} + {n2} * {p2}):.2f}}')")
+    if kind == 1:  # sharing equally: x, -, /
+        boxes, per, eaten = rng.randint(2, 8), rng.randint(6, 24), rng.randint(1, 10)
+        friends = rng.choice([2, 3, 4, 5, 6])
+        total = boxes * per - eaten
+        total -= total % friends  # keep the share whole: adjust how many were eaten
+        eaten = boxes * per - total
+        share = total // friends
+        prompt = (f"{name} has {boxes} boxes of {per} cookies. {eaten} cookies are eaten, and the rest are "
+                  f"shared equally among {friends} friends. How many cookies does each friend get?")
+        steps = [f"Cookies at first: {boxes} x {per} = {boxes * per}.", f"After {eaten} are eaten: "
+                 f"{boxes * per} - {eaten} = {total}.", f"Each of {friends} friends gets {total} / {friends} = {share}."]
+        return Problem("word_problem", prompt, str(share), "\n".join(steps),
+                       f"print(({boxes} * {per} - {eaten}) // {friends})")
+    speed1, h1, speed2, h2 = rng.randint(30, 90), rng.randint(1, 4), rng.randint(20, 70), rng.randint(1, 3)
+    d1, d2 = speed1 * h1, speed2 * h2
+    avg = Fraction(d1 + d2, h1 + h2)
+    prompt = (f"{name} drives {h1} hours at {speed1} km/h, then {h2} hours at {speed2} km/h. What is the average "
+              f"speed for the whole trip, in km/h? Give the answer as a fraction in lowest terms if it is not whole.")
+    steps = [f"First part: {speed1} x {h1} = {d1} km.", f"Second part: {speed2} x {h2} = {d2} km.",
+             f"Total distance: {d1} + {d2} = {d1 + d2} km; total time: {h1} + {h2} = {h1 + h2} hours.",
+             f"Average speed: {d1 + d2} / {h1 + h2} = {_frac(avg)} km/h."]
+    return Problem("word_problem", prompt, _frac(avg), "\n".join(steps),
+                   f"from fractions import Fraction as F; print(F({d1 + d2}, {h1 + h2}))")
 
 
 def count_letter(word: str, letter: str) -> Problem:
@@ -174,10 +323,38 @@ def linear_system(rng: random.Random) -> Problem:
     return Problem("equation", prompt, str(x), steps, f"print(({s} + {d}) // 2)")
 
 
+def _fraction(rng: random.Random) -> Fraction:
+    den = rng.randint(2, 12)
+    return Fraction(rng.randint(1, 2 * den), den)
+
+
+def _decimal(rng: random.Random) -> Decimal:
+    return Decimal(rng.randint(1, 99_999)).scaleb(-rng.randint(1, 3))
+
+
 def random_arithmetic(rng: random.Random, max_digits: int = 4) -> Problem:
-    if rng.random() < 0.5:
-        return addition(rng.randint(10, 10 ** max_digits - 1), rng.randint(10, 10 ** max_digits - 1))
-    return multiplication(rng.randint(10, 10 ** max_digits - 1), rng.randint(2, 10 ** max(1, max_digits - 1) - 1))
+    """The four operations on integers, fractions and decimals, and multi-step word problems
+    (all of kind ``arithmetic`` in the SFT mix)."""
+    roll = rng.random()
+    big = 10 ** max_digits - 1
+    if roll < 0.15:
+        p = addition(rng.randint(10, big), rng.randint(10, big))
+    elif roll < 0.3:
+        p = subtraction(rng.randint(10, big), rng.randint(10, big))
+    elif roll < 0.45:
+        p = multiplication(rng.randint(10, big), rng.randint(2, 10 ** max(1, max_digits - 1) - 1))
+    elif roll < 0.58:
+        divisor = rng.randint(2, 99)
+        q = rng.randint(2, max(3, big // divisor))
+        p = division(divisor * q + (rng.randint(1, divisor - 1) if rng.random() < 0.3 else 0), divisor)
+    elif roll < 0.72:
+        a, b = _fraction(rng), _fraction(rng)
+        p = fraction_problem(a, b, rng.choice("+-*/"))
+    elif roll < 0.85:
+        p = decimal_problem(_decimal(rng), _decimal(rng), rng.choice("+-*"))
+    else:
+        p = multi_step_word_problem(rng)
+    return replace(p, kind="arithmetic")
 
 
 def random_counting(rng: random.Random) -> Problem:
