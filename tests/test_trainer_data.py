@@ -17,7 +17,7 @@ from pipelines.chat import render_conversation, tool_call
 from pipelines.io import atomic_write_parquet
 from pipelines.tokenizer import load_tokenizer, train_bpe
 from schemas.conversations import CONVERSATION_SCHEMA
-from schemas.tokens import TOKEN_SHARD_SCHEMA
+from schemas.tokens import TOKEN_SHARD_SCHEMA, TokenManifest
 from trainer.data import IGNORE, ConversationBatches, PackedTokens, split_files
 
 torch.set_num_threads(1)
@@ -44,8 +44,10 @@ def write_token_shards(d: Path, tok, texts: list[str], shards: int = 2, val: int
             table = pa.table({"id": [f"{split}-{s}-{i}" for i in range(len(docs))], "input_ids": ids,
                               "num_tokens": [len(x) for x in ids]}, schema=TOKEN_SHARD_SCHEMA)
             atomic_write_parquet(d / split / f"shard-{s:05d}.parquet", table)
-    (d / "manifest.json").write_text(json.dumps({"tokenizer": tok.name, "vocab_size": tok.vocab_size,
-                                                 "eot_id": tok.eot_id}))
+    manifest = TokenManifest(tokenizer=tok.name, vocab_size=tok.vocab_size, eot_id=tok.eot_id,
+                             special_ids=dict(tok.special_ids), seed=0,
+                             val_fraction=val / len(texts), shard_tokens=10_000_000)
+    (d / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     return d
 
 
