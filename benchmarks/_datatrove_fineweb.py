@@ -118,9 +118,10 @@ def _prefilled_ft176(model_path: Path, languages: list[str]):
     return _PrefilledFT176(languages)
 
 
-def _fineweb2_filters(language: str) -> list:
+def fineweb2_filters(language: str) -> list:
     """datatrove's filters with FineWeb-2's arguments for ``language`` (``fineweb-2-pipeline.py``
-    step 5: Gopher repetition, FineWeb quality, Gopher quality; no C4)."""
+    step 5: Gopher repetition, FineWeb quality, Gopher quality; no C4). Also the reference of
+    ``tests/test_multilingual.py``."""
     from datatrove.pipeline.filters import (
         FineWebQualityFilter,
         GopherQualityFilter,
@@ -146,7 +147,9 @@ def _fineweb2_filters(language: str) -> list:
     ]
 
 
-def _english_filters() -> list:
+def english_filters() -> list:
+    """datatrove's FineWeb filters with their defaults (also the reference of
+    ``tests/test_quality.py``)."""
     from datatrove.pipeline.filters import (
         C4QualityFilter,
         FineWebQualityFilter,
@@ -173,7 +176,7 @@ def _quality_by_language(exclusion_writer):
             lang = doc.metadata.get("language")
             chain = self.chains.get(lang)
             if chain is None:
-                chain = self.chains[lang] = _english_filters() if lang == "en" else _fineweb2_filters(lang)
+                chain = self.chains[lang] = english_filters() if lang == "en" else fineweb2_filters(lang)
             for flt in chain:
                 res = flt.filter(doc)
                 if res is False or (isinstance(res, tuple) and res[0] is False):

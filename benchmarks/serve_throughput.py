@@ -15,23 +15,18 @@ answers (checked).
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.results import MACHINE, append_bullets  # noqa: E402
+from tests.serve_helpers import ServeProcess  # noqa: E402
 
 WORDS = (
     "the of and to in is was for on that with as by at from his her an which it were are this be "
@@ -73,62 +68,9 @@ def make_checkpoint(d: Path, preset: str) -> Path:
     return path.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, run: Path, max_batch: int, log: Path):
-        self.port = _free_port()
-        self.log = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        cmd = [
-            sys.executable,
-            "-m",
-            "flows.cli",
-            "serve",
-            "--ckpt",
-            str(run),
-            "--port",
-            str(self.port),
-            "--model-name",
-            "bench",
-            "--max-batch",
-            str(max_batch),
-            "--max-waiting",
-            "512",
-        ]
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 120
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not come up")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
+def start_server(run: Path, max_batch: int, log: Path) -> ServeProcess:
+    return ServeProcess(run, log, "--model-name", "bench", "--max-batch", str(max_batch),
+                        "--max-waiting", "512", timeout=120)
 
 
 def burst(url: str, requests: int, tokens: int) -> tuple[float, list[float], list[str], int]:
@@ -197,8 +139,8 @@ def main() -> None:
         d = Path(tmp)
         run = make_checkpoint(d, args.preset)
         servers = {
-            "batched (--max-batch 32)": Server(run, 32, d / "b.log"),
-            "one at a time (--max-batch 1)": Server(run, 1, d / "s.log"),
+            "batched (--max-batch 32)": start_server(run, 32, d / "b.log"),
+            "one at a time (--max-batch 1)": start_server(run, 1, d / "s.log"),
         }
         stats: dict[str, dict[str, list[float]]] = {
             k: {"tps": [], "p50": [], "p95": []} for k in servers

@@ -8,16 +8,15 @@ skipped, so a re-run resumes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect import flow
 
-from flows.passes import task_pass
-from flows.report import normalize_path, publish
+from flows.passes import run_stage, task_pass
+from flows.report import normalize_path
 from pipelines import dedup as dd
 from pipelines.pool import parallel, processes  # noqa: F401 (parallel: kept importable here)
-from pipelines.runinfo import is_finished, prepare_output
+from pipelines.runinfo import prepare_output
 from schemas.config import DedupConfig, as_config
 
 
@@ -41,13 +40,9 @@ def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = 
     inputs = [normalize_path(i) for i in ([input] if isinstance(input, (str, Path)) else input)]
     output = normalize_path(output)
     prepare(inputs, output, config, overwrite)
-    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
-        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
-                "artifacts": {}}
-    stats = dd.dedup(inputs, output, config, pmap=processes(workers), run_pass=task_pass)
-    artifacts = publish(stats, f"tokenmill dedup: {output}", "dedup", console=summary)
-    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
-            "artifacts": artifacts}
+    return run_stage("dedup", output, summary,
+                     lambda: dd.dedup(inputs, output, config, pmap=processes(workers),
+                                     run_pass=task_pass))
 
 
 @flow(name="dedup", log_prints=False, validate_parameters=False, persist_result=True,

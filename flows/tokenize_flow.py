@@ -11,17 +11,16 @@ writes the shuffled train/val shards and ``manifest.json`` (skipped when present
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect import flow
 
-from flows.passes import task_pass
-from flows.report import normalize_path, publish
+from flows.passes import run_stage, task_pass
+from flows.report import normalize_path
 from pipelines import tokenize as tk
 from pipelines.io import documents_dir, parquet_files
 from pipelines.pool import processes
-from pipelines.runinfo import is_finished, prepare_output
+from pipelines.runinfo import prepare_output
 from schemas.config import TokenizeConfig, as_config
 
 
@@ -41,13 +40,9 @@ def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, 
     config = as_config(TokenizeConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     prepare(input, output, config, overwrite)
-    if is_finished(output):  # this very run (same settings and inputs) finished: not redone
-        return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
-                "artifacts": {}}
-    stats = tk.tokenize(input, output, config, pmap=processes(workers), run_pass=task_pass)
-    artifacts = publish(stats, f"tokenmill tokenize: {output}", "tokenize", console=summary)
-    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
-            "artifacts": artifacts}
+    return run_stage("tokenize", output, summary,
+                     lambda: tk.tokenize(input, output, config, pmap=processes(workers),
+                                         run_pass=task_pass))
 
 
 @flow(name="tokenize", log_prints=False, validate_parameters=False, persist_result=True,

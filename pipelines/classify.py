@@ -121,7 +121,26 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-class QualityModel:
+class _LabelScores:
+    """``scores`` and ``predict`` of a model from its ``probabilities`` (one column per class)
+    and ``classes`` (the float label of each column)."""
+
+    classes: np.ndarray
+
+    def probabilities(self, texts: list[str | None]) -> np.ndarray:
+        raise NotImplementedError
+
+    def scores(self, texts: list[str | None]) -> np.ndarray:
+        """Expected label of each text (float32)."""
+        if not texts:
+            return np.zeros(0, np.float32)
+        return (self.probabilities(texts) @ self.classes).astype(np.float32)
+
+    def predict(self, texts: list[str | None]) -> np.ndarray:
+        return self.classes[np.argmax(self.probabilities(texts), axis=1)].astype(np.int64)
+
+
+class QualityModel(_LabelScores):
     """A trained quality classifier; ``scores`` is the one scoring routine of every engine."""
 
     kind = "linear"
@@ -145,15 +164,6 @@ class QualityModel:
             return np.stack([1.0 - p1, p1], axis=1)
         return _softmax(z)
 
-    def scores(self, texts: list[str | None]) -> np.ndarray:
-        """Expected label of each text (float32)."""
-        if not texts:
-            return np.zeros(0, np.float32)
-        return (self.probabilities(texts) @ self.classes).astype(np.float32)
-
-    def predict(self, texts: list[str | None]) -> np.ndarray:
-        return self.classes[np.argmax(self.probabilities(texts), axis=1)].astype(np.int64)
-
     def save(self, path: str | Path) -> None:
         buf = io.BytesIO()
         np.savez_compressed(buf, coef=self.coef.astype(np.float16), intercept=self.intercept,
@@ -162,7 +172,7 @@ class QualityModel:
         atomic_write_bytes(Path(path), buf.getvalue())
 
 
-class FastTextQualityModel:
+class FastTextQualityModel(_LabelScores):
     """A supervised fastText model with ``__label__<score>`` labels."""
 
     kind = "fasttext"
@@ -190,14 +200,6 @@ class FastTextQualityModel:
             for lab, p in zip(labels, probs, strict=True):
                 out[r, column[lab]] = p
         return out
-
-    def scores(self, texts: list[str | None]) -> np.ndarray:
-        if not texts:
-            return np.zeros(0, np.float32)
-        return (self.probabilities(texts) @ self.classes).astype(np.float32)
-
-    def predict(self, texts: list[str | None]) -> np.ndarray:
-        return self.classes[np.argmax(self.probabilities(texts), axis=1)].astype(np.int64)
 
 
 def load_model(path: str | Path) -> QualityModel | FastTextQualityModel:

@@ -165,10 +165,7 @@ def load_duplicates(work: Path) -> dict[str, tuple[str, str]]:
 def prepare(inputs: str | Path, output: str | Path, config: ExactDedupConfig,
             overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
     """Plan the shards and check/record the settings (every engine's first step)."""
-    shards = ss.plan(inputs)
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(Path(output), settings, overwrite)
-    return shards, settings
+    return ss.prepare(STAGE, inputs, output, config, overwrite)
 
 
 def filter_step(shard: ss.Shard, output: str | Path) -> tuple:

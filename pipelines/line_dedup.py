@@ -166,10 +166,7 @@ def apply(table: pa.Table, frequent: np.ndarray, config: LineDedupConfig) -> ss.
 
 def prepare(inputs: str | Path, output: str | Path, config: LineDedupConfig,
             overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
-    shards = ss.plan(inputs)
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards)
-    ss.check_settings(Path(output), settings, overwrite)
-    return shards, settings
+    return ss.prepare(STAGE, inputs, output, config, overwrite)
 
 
 def filter_step(shard: ss.Shard, output: str | Path, config: LineDedupConfig) -> tuple:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
 from pipelines.io import atomic_write_parquet, atomic_write_text, documents_dir, parquet_files
 from pipelines.runinfo import OutputMismatchError, prepare_output
@@ -98,6 +99,15 @@ def check_settings(out: Path, payload: dict, overwrite: bool = False) -> None:
                **{k: v for k, v in payload.items() if k not in ("stage", "config", "inputs")}}
     prepare_output(out, kind=payload["stage"], config=decides,
                    inputs=[i["path"] for i in payload["inputs"]], overwrite=overwrite)
+
+
+def prepare(stage: str, inputs: str | Path, output: str | Path, config: BaseModel,
+            overwrite: bool = False) -> tuple[list[Shard], dict]:
+    """Plan the shards and check/record the settings (a stage's first step, every engine)."""
+    shards = plan(inputs)
+    settings = settings_payload(stage, config.model_dump(), shards)
+    check_settings(Path(output), settings, overwrite)
+    return shards, settings
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from pipelines.llm import LLMConfig, LLMError, OpenAICompatibleLLM, make_llm
+from tests.serve_helpers import ServeProcess
 from tests.test_trainer_data import tiny_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
 
 CONVS = [
     [{"role": "user", "content": "What is 2+3?"}],
@@ -30,47 +24,14 @@ CONVS = [
 PROMPTS = ["The number 4 is", "It comes after"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """(checkpoint path, base URL): `tokenmill serve` on a free loopback port; killed at the end."""
     d = tmp_path_factory.mktemp("serve")
     ckpt = tiny_checkpoint(d, steps=10, block_size=128) / "checkpoint.pt"  # prompts fit: no 400
-    port = _free_port()
-    log = open(d / "server.log", "wb")  # noqa: SIM115 (closed in the finalizer)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--ckpt", str(ckpt), "--port", str(port),
-                             "--model-name", "tokenmill"],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"tokenmill serve exited {proc.returncode}: {(d / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"tokenmill serve not up after 90 s: {(d / 'server.log').read_text()}")
-            time.sleep(0.2)
-        yield ckpt, base, proc
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
+    with ServeProcess(ckpt, d / "server.log", "--model-name", "tokenmill",
+                      env={"OMP_NUM_THREADS": "1"}) as srv:
+        yield ckpt, f"{srv.url}/v1", srv.proc
 
 
 def _calls(llm) -> list[str]:

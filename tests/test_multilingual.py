@@ -202,36 +202,13 @@ def extracted_pages(web_dir) -> list[dict]:
     return docs
 
 
-def _datatrove_fineweb2_filters(language: str):
-    """datatrove's filters with FineWeb-2's arguments (its ``fineweb-2-pipeline.py``, step 5)."""
-    from datatrove.pipeline.filters import (
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-    )
-
-    from pipelines.lang.make_settings import LANGUAGES
-
-    code = LANGUAGES[language][0]
-    s = load_language_settings(language)
-    r, q, f = s.gopher_repetition, s.gopher_quality, s.fineweb
-    return [
-        GopherRepetitionFilter(language=code, dup_para_frac=0, dup_line_char_frac=0,
-                               dup_para_char_frac=0, dup_line_frac=r.dup_line_frac,
-                               top_n_grams=r.top_n_grams, dup_n_grams=r.dup_n_grams),
-        FineWebQualityFilter(language=code, short_line_thr=999, char_duplicates_ratio=0.1,
-                             line_punct_thr=f.line_punct_thr, new_line_ratio=f.new_line_ratio),
-        GopherQualityFilter(language=code, max_avg_word_length=q.max_avg_word_length,
-                            min_avg_word_length=q.min_avg_word_length, stop_words=q.stop_words,
-                            max_non_alpha_words_ratio=q.max_non_alpha_words_ratio, min_stop_words=2),
-    ]
-
-
 def test_non_english_decisions_equal_datatrove_fineweb2(extracted_pages):
     """Keep/drop of every German/French real page (and our Spanish text) equals datatrove's
     filters run with FineWeb-2's settings and spaCy's tokenizer for that language."""
     pytest.importorskip("spacy")
     from datatrove.data import Document
+
+    from benchmarks._datatrove_fineweb import fineweb2_filters
 
     pages = [(d["language"], d["text"]) for d in extracted_pages if d["language"] in ("de", "fr")]
     pages.append(("es", ES_ARTICLE))
@@ -240,7 +217,7 @@ def test_non_english_decisions_equal_datatrove_fineweb2(extracted_pages):
     same = 0
     diffs = []
     for lang, text in pages:
-        flts = filters.setdefault(lang, _datatrove_fineweb2_filters(lang))
+        flts = filters.setdefault(lang, fineweb2_filters(lang))
         dt_keep = True
         for flt in flts:
             res = flt.filter(Document(text=text, id="x"))

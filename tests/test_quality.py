@@ -230,15 +230,9 @@ def _real_pages(web_warcs) -> list[tuple[str, str]]:
 def datatrove_filters():
     pytest.importorskip("spacy", reason="spaCy not installed: datatrove's filters cannot run "
                         "(pip install spacy; CI installs only .[dev])")
-    from datatrove.pipeline.filters import (
-        C4QualityFilter,
-        FineWebQualityFilter,
-        GopherQualityFilter,
-        GopherRepetitionFilter,
-    )
+    from benchmarks._datatrove_fineweb import english_filters
 
-    return [GopherRepetitionFilter(), GopherQualityFilter(),
-            C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]
+    return english_filters()
 
 
 def _datatrove_reason(flt, text: str) -> tuple[str | None, str]:

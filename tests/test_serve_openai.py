@@ -7,34 +7,22 @@ changing anyone's answer, and a request whose client disconnects stops generatin
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 
 from pipelines.chat import OPENAI_TOOLS
+from tests.serve_helpers import ServeProcess
 from tests.test_trainer_data import TOOL_CONV, tiny_checkpoint, write_conversations
 
-REPO = Path(__file__).resolve().parents[1]
 KEY = "sk-test-tokenmill"
 NAME = "tiny-tools"
 CAP = 50_000  # long enough that only a cancellation ends a max_tokens=CAP request soon
 ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+3?"}]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,63 +43,10 @@ def server(tmp_path_factory):
         d / "sft",
         TrainConfig(steps=120, batch_size=2, lr=3e-3, warmup_steps=5, eval_every=0, progress=False),
     )
-    port = _free_port()
-    log = open(d / "server.log", "wb")  # noqa: SIM115 (closed in the finalizer)
-    cmd = [
-        sys.executable,
-        "-m",
-        "flows.cli",
-        "serve",
-        "--ckpt",
-        str(d / "sft"),
-        "--port",
-        str(port),
-        "--model-name",
-        NAME,
-        "--api-key",
-        KEY,
-        "--max-batch",
-        "8",
-        "--max-waiting",
-        "16",
-        "--max-tokens-cap",
-        str(CAP),
-        "--max-request-bytes",
-        "100000",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"serve exited {proc.returncode}: {(d / 'server.log').read_text()}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve not up after 90 s: {(d / 'server.log').read_text()}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+    with ServeProcess(d / "sft", d / "server.log", "--model-name", NAME, "--api-key", KEY,
+                      "--max-batch", "8", "--max-waiting", "16", "--max-tokens-cap", str(CAP),
+                      "--max-request-bytes", "100000", env={"OMP_NUM_THREADS": "1"}) as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,11 @@ from trainer.inference import LocalModel
 torch.set_num_threads(1)
 
 
-def write_pairs(d, split, n, offset=0):
-    rows = [{"id": f"{split}{i}", "prompt": f"Is {i + offset} a number?",
-             "chosen": f"Yes, {i + offset} is a number.", "rejected": "no no no no no",
+def write_pairs(d, split, n, offset=0, prompt="Is {} a number?", chosen="Yes, {} is a number.",
+                rejected="no no no no no"):
+    """``n`` preference pairs in ``d/split`` (``prompt``/``chosen`` with number ``i + offset``)."""
+    rows = [{"id": f"{split}{i}", "prompt": prompt.format(i + offset),
+             "chosen": chosen.format(i + offset), "rejected": rejected,
              "source": "test"} for i in range(n)]
     atomic_write_parquet(d / split / "part-00000.parquet", pa.Table.from_pylist(rows, schema=PREFERENCE_SCHEMA))
     return d

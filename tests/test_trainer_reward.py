@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import torch
 
-from pipelines.io import atomic_write_parquet
-from schemas.conversations import PREFERENCE_SCHEMA
 from tests.test_trainer_data import tiny_checkpoint
+from tests.test_trainer_dpo import write_pairs
 from trainer.config import TrainConfig
 from trainer.reward import load_reward_model, train_reward
 
@@ -15,10 +13,7 @@ torch.set_num_threads(1)
 
 
 def _pairs(d, split, n, offset=0):
-    rows = [{"id": f"{split}{i}", "prompt": f"Tell me about {i + offset}.",
-             "chosen": f"The number {i + offset} is even.", "rejected": "odd odd odd odd",
-             "source": "test"} for i in range(n)]
-    atomic_write_parquet(d / split / "shard-00000.parquet", pa.Table.from_pylist(rows, schema=PREFERENCE_SCHEMA))
+    write_pairs(d, split, n, offset, "Tell me about {}.", "The number {} is even.", "odd odd odd odd")
 
 
 def test_reward_model_learns_a_separable_preference(tmp_path):

@@ -219,6 +219,22 @@ def _bucket_tasks(_, n_docs: int, bands: int):
             yield band, part, parts
 
 
+def _key_row_groups(pf, key_col: int, parts: int, part: int) -> list[int]:
+    """The row groups of ``pf`` that may hold keys (column ``key_col``) in key range ``part`` of
+    ``parts`` (``tk.partition_of``, which ``tk.shard_of`` is too): those whose key min/max
+    statistics span it, and those without statistics."""
+    groups = []
+    for g in range(pf.metadata.num_row_groups):
+        st = pf.metadata.row_group(g).column(key_col).statistics
+        if st is None or not st.has_min_max:
+            groups.append(g)
+            continue
+        lo_hi = tk.partition_of(np.array([st.min, st.max], dtype=np.uint64), parts)
+        if lo_hi[0] <= part <= lo_hi[1]:
+            groups.append(g)
+    return groups
+
+
 def _bucket_edges(task, shards: list[str], work: str, config: DedupConfig):
     """One band's buckets in one key range, read from every shard's sorted bucket file (row
     groups outside the range are skipped) -> edges (``link_bucket``, as the local engine).
@@ -228,15 +244,7 @@ def _bucket_edges(task, shards: list[str], work: str, config: DedupConfig):
     for shard in shards:
         with fs.open_read(_bucket_file(work, band, shard)) as f:
             pf = pq.ParquetFile(f)
-            groups = []
-            for g in range(pf.metadata.num_row_groups):
-                st = pf.metadata.row_group(g).column(0).statistics
-                if st is None or not st.has_min_max:
-                    groups.append(g)
-                    continue
-                lo_hi = tk.partition_of(np.array([st.min, st.max], dtype=np.uint64), parts)
-                if lo_hi[0] <= part <= lo_hi[1]:
-                    groups.append(g)
+            groups = _key_row_groups(pf, 0, parts, part)
             if groups:
                 t = pf.read_row_groups(groups)
                 sel = tk.partition_of(t.column("key").to_numpy(), parts) == part
@@ -405,15 +413,7 @@ def _write_token_shard(item, runs: list[str], out: str) -> tuple[str, dict] | No
         with fs.open_read(path) as f:
             pf = pq.ParquetFile(f)
             key_col = pf.schema_arrow.get_field_index("key")
-            groups = []
-            for g in range(pf.metadata.num_row_groups):
-                st = pf.metadata.row_group(g).column(key_col).statistics
-                if st is None or not st.has_min_max:
-                    groups.append(g)
-                    continue
-                lo_hi = tk.shard_of(np.array([st.min, st.max], dtype=np.uint64), n)
-                if lo_hi[0] <= shard <= lo_hi[1]:
-                    groups.append(g)
+            groups = _key_row_groups(pf, key_col, n, shard)
             if groups:
                 t = pf.read_row_groups(groups)
                 sel = (tk.shard_of(t.column("key").to_numpy(), n) == shard) & \

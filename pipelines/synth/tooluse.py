@@ -280,6 +280,22 @@ def write_openai(out_dir: str | Path, rows: list[dict]) -> Path:
     return path
 
 
+def _traces(items: list, make, limit: int, kind: str, rows: list[dict], outcomes) -> int:
+    """``make(item)`` (-> (row or None, outcome)) over ``items`` until ``limit`` rows are made;
+    the rows are appended to ``rows``, every outcome counted as ``kind:outcome``; returns how
+    many rows were made."""
+    made = 0
+    for it in items:
+        if made >= limit:
+            break
+        row, why = make(it)
+        outcomes[f"{kind}:{why}"] += 1
+        if row:
+            rows.append(row)
+            made += 1
+    return made
+
+
 def run_tooluse(cfg: ToolUseConfig) -> dict:
     from collections import Counter
 
@@ -296,28 +312,14 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
         index = SearchIndex.load(index_dir) if (index_dir / "index.json").exists() else \
             SearchIndex.build(docs, index_dir, cfg.search_config)
         items = rule_questions(docs, cfg.seed, cfg.questions_per_doc)
-        kept = 0
-        for it in items:
-            if kept >= cfg.search:
-                break
-            row, why = search_trace(it, index, cfg)
-            outcomes[f"search:{why}"] += 1
-            if row:
-                rows.append(row)
-                kept += 1
+        kept = _traces(items, lambda it: search_trace(it, index, cfg), cfg.search, "search",
+                       rows, outcomes)
         figures["search"] = {"documents": len(docs), "passages": len(index), "questions": len(items),
                              "traces": kept, "index": str(index_dir),
                              "refined": sum(r["source"] == "tool:search-refine" for r in rows),
                              "answer_in_question_doc": sum(1 for r in rows if '"same_doc": true' in r["meta"])}
-        made = 0
-        for it in items:
-            if made >= cfg.search_python:
-                break
-            row, why = search_python_trace(it, index, cfg)
-            outcomes[f"search+python:{why}"] += 1
-            if row:
-                rows.append(row)
-                made += 1
+        _traces(items, lambda it: search_python_trace(it, index, cfg), cfg.search_python,
+                "search+python", rows, outcomes)
     rng = random.Random(f"tooluse:{cfg.seed}")
     seen: set[str] = set()
     tries = 0
