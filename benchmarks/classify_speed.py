@@ -57,8 +57,11 @@ m.save_model(sys.argv[3])
 
 
 def labelled(web: str) -> list[dict]:
-    return [{"id": f"{p['id']}#{k}", "text": p[k], "score": s}
-            for p in real_pages(web) for k, s in (("main", 4), ("boilerplate", 1))]
+    return [
+        {"id": f"{p['id']}#{k}", "text": p[k], "score": s}
+        for p in real_pages(web)
+        for k, s in (("main", 4), ("boilerplate", 1))
+    ]
 
 
 def speed(score, texts: list[str], repeat: int) -> tuple[float, float]:
@@ -82,17 +85,17 @@ class SklearnPipeline:
         from sklearn.linear_model import LogisticRegression
 
         self.max_chars = max_chars
-        self.vec = HashingVectorizer(n_features=2 ** 18, ngram_range=(1, 2), alternate_sign=False)
+        self.vec = HashingVectorizer(n_features=2**18, ngram_range=(1, 2), alternate_sign=False)
         t0 = time.perf_counter()
         x = self.vec.transform([r["text"][:max_chars] for r in rows])
         self.clf = LogisticRegression(C=4.0, max_iter=2000).fit(x, [r["score"] for r in rows])
         self.train_seconds = time.perf_counter() - t0
 
     def predict(self, texts: list[str]) -> np.ndarray:
-        return self.clf.predict(self.vec.transform([t[:self.max_chars] for t in texts]))
+        return self.clf.predict(self.vec.transform([t[: self.max_chars] for t in texts]))
 
     def scores(self, texts: list[str]) -> np.ndarray:
-        p = self.clf.predict_proba(self.vec.transform([t[:self.max_chars] for t in texts]))
+        p = self.clf.predict_proba(self.vec.transform([t[: self.max_chars] for t in texts]))
         return p @ self.clf.classes_
 
 
@@ -101,7 +104,9 @@ def main() -> None:
     ap.add_argument("--web", default=str(REPO.parent / "shared" / "data" / "web"))
     ap.add_argument("--docs", type=int, default=20_000, help="documents scored per run")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--fasttext-trainer", default=None, help="dir with a fasttext build that trains")
+    ap.add_argument(
+        "--fasttext-trainer", default=None, help="dir with a fasttext build that trains"
+    )
     ap.add_argument("--no-append", action="store_true")
     args = ap.parse_args()
 
@@ -110,7 +115,7 @@ def main() -> None:
     te = [r for r in rows if is_heldout(r["id"], 0.2)]
     y_te = np.array([r["score"] for r in te])
     pool = [r["text"] for r in rows]
-    texts = (pool * (args.docs // len(pool) + 1))[:args.docs]
+    texts = (pool * (args.docs // len(pool) + 1))[: args.docs]
     mean_chars = float(np.mean([len(t) for t in texts]))
     results: dict[str, dict] = {}
     work = Path(tempfile.mkdtemp(prefix="classify_bench_"))
@@ -118,41 +123,72 @@ def main() -> None:
     t0 = time.perf_counter()
     train(rows, work / "linear.bin", QualityTrainConfig())
     ours = load_model(work / "linear.bin")
-    results["tokenmill linear"] = {"train_s": time.perf_counter() - t0,
-                                   "heldout": evaluate(y_te, ours.predict([r["text"] for r in te]), 3.0),
-                                   "docs_per_s": speed(ours.scores, texts, args.repeat)}
+    results["tokenmill linear"] = {
+        "train_s": time.perf_counter() - t0,
+        "heldout": evaluate(y_te, ours.predict([r["text"] for r in te]), 3.0),
+        "docs_per_s": speed(ours.scores, texts, args.repeat),
+    }
     sk = SklearnPipeline(tr)
     results["sklearn HashingVectorizer+LR"] = {
-        "train_s": sk.train_seconds, "heldout": evaluate(y_te, sk.predict([r["text"] for r in te]), 3.0),
-        "docs_per_s": speed(sk.scores, texts, args.repeat)}
+        "train_s": sk.train_seconds,
+        "heldout": evaluate(y_te, sk.predict([r["text"] for r in te]), 3.0),
+        "docs_per_s": speed(sk.scores, texts, args.repeat),
+    }
     if args.fasttext_trainer:
         data = work / "ft.txt"
-        data.write_text("".join(f"__label__{r['score']} {' '.join(r['text'][:4000].split())}\n" for r in tr))
+        data.write_text(
+            "".join(f"__label__{r['score']} {' '.join(r['text'][:4000].split())}\n" for r in tr)
+        )
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", FT_TRAIN, args.fasttext_trainer, str(data),
-                        str(work / "ft.bin")], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                FT_TRAIN,
+                args.fasttext_trainer,
+                str(data),
+                str(work / "ft.bin"),
+            ],
+            check=True,
+        )
         ft_train = time.perf_counter() - t0
         ft = FastTextQualityModel(work / "ft.bin")
         results["fastText supervised (fasttext-predict scoring)"] = {
-            "train_s": ft_train, "heldout": evaluate(y_te, ft.predict([r["text"] for r in te]), 3.0),
+            "train_s": ft_train,
+            "heldout": evaluate(y_te, ft.predict([r["text"] for r in te]), 3.0),
             "docs_per_s": speed(ft.scores, texts, args.repeat),
-            "model_bytes": (work / "ft.bin").stat().st_size}
+            "model_bytes": (work / "ft.bin").stat().st_size,
+        }
     results["tokenmill linear"]["model_bytes"] = (work / "linear.bin").stat().st_size
 
-    lines = [f"labels: {len(rows)} real-page texts (main=4, boilerplate=1), {len(tr)} train / "
-             f"{len(te)} held out by id hash; scoring: {args.docs:,} documents, mean "
-             f"{mean_chars:,.0f} chars, one thread, median of {args.repeat}"]
+    lines = [
+        f"labels: {len(rows)} real-page texts (main=4, boilerplate=1), {len(tr)} train / "
+        f"{len(te)} held out by id hash; scoring: {args.docs:,} documents, mean "
+        f"{mean_chars:,.0f} chars, one thread, median of {args.repeat}"
+    ]
     for name, r in results.items():
         h = r["heldout"]
-        lines.append(f"{name}: **{r['docs_per_s'][0]:,.0f} docs/s/core** scoring (CPU time; wall "
-                     f"{r['docs_per_s'][1]:,.0f} docs/s), held-out accuracy "
-                     f"{h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, train {r['train_s']:.1f} s"
-                     + (f", model {r['model_bytes'] / 1e6:.1f} MB" if "model_bytes" in r else ""))
-    print(json.dumps({k: {**v, "heldout": {x: v["heldout"][x] for x in ("accuracy", "macro_f1")}}
-                      for k, v in results.items()}, indent=2))
+        lines.append(
+            f"{name}: **{r['docs_per_s'][0]:,.0f} docs/s/core** scoring (CPU time; wall "
+            f"{r['docs_per_s'][1]:,.0f} docs/s), held-out accuracy "
+            f"{h['accuracy']:.3f}, macro F1 {h['macro_f1']:.3f}, train {r['train_s']:.1f} s"
+            + (f", model {r['model_bytes'] / 1e6:.1f} MB" if "model_bytes" in r else "")
+        )
+    print(
+        json.dumps(
+            {
+                k: {**v, "heldout": {x: v["heldout"][x] for x in ("accuracy", "macro_f1")}}
+                for k, v in results.items()
+            },
+            indent=2,
+        )
+    )
     if not args.no_append:
-        append_bullets("Quality classifier: tokenmill linear vs scikit-learn vs fastText "
-                       "(`benchmarks/classify_speed.py`)", lines)
+        append_bullets(
+            "Quality classifier: tokenmill linear vs scikit-learn vs fastText "
+            "(`benchmarks/classify_speed.py`)",
+            lines,
+        )
 
 
 if __name__ == "__main__":

@@ -36,11 +36,27 @@ from benchmarks.results import append_bullets  # noqa: E402
 
 
 def _run(code: Path, inputs: Path, out: Path, workers: int, env: dict) -> float:
-    cmd = [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inputs), "--output",
-           str(out), "--workers", str(workers)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "fineweb",
+        "--input",
+        str(inputs),
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+    ]
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=code, env={**env, "PYTHONPATH": str(code)},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    r = subprocess.run(
+        cmd,
+        cwd=code,
+        env={**env, "PYTHONPATH": str(code)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
     return time.perf_counter() - t0
@@ -48,7 +64,9 @@ def _run(code: Path, inputs: Path, out: Path, workers: int, env: dict) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--code", type=Path, action="append", help="checkout whose CLI is timed (repeat)")
+    ap.add_argument(
+        "--code", type=Path, action="append", help="checkout whose CLI is timed (repeat)"
+    )
     ap.add_argument("--label", action="append", help="its label (repeat, same order)")
     ap.add_argument("--copies", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)
@@ -77,8 +95,13 @@ def main() -> None:
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # the database's migrations are a one-time cost of a new PREFECT_HOME (~16 s on an idle
     # machine, minutes on a loaded one): done once, untimed, for both the old and the new CLI
-    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     codes = args.code or [REPO]
     labels = args.label or ["this checkout"]
     if len(labels) != len(codes):
@@ -102,9 +125,11 @@ def main() -> None:
     for (lab, name), ws in walls.items():
         med = statistics.median(ws)
         n = docs(lab, name)
-        lines.append(f"{lab}: {name} ({n} records, {args.workers} workers): wall median "
-                     f"{med:.1f} s of {args.repeat} ({', '.join(f'{w:.1f}' for w in ws)}),"
-                     f" {n / med:.1f} docs/s end to end")
+        lines.append(
+            f"{lab}: {name} ({n} records, {args.workers} workers): wall median "
+            f"{med:.1f} s of {args.repeat} ({', '.join(f'{w:.1f}' for w in ws)}),"
+            f" {n / med:.1f} docs/s end to end"
+        )
     load = os.getloadavg()[0]
     lines.append(f"load average at the end: {load:.1f} (2 cores shared with other jobs)")
     print("\n".join(lines))

@@ -75,10 +75,19 @@ def make_corpus(texts: list[str], seed: int = 0) -> list[dict]:
     for b, text in enumerate(texts):
         variants = [text] + [edit(text, r, rng, vocab) for r in RATES]
         words = text.split(" ")
-        variants += [" ".join(words[: int(len(words) * 0.9)]), " ".join(words[int(len(words) * 0.3):])]
+        variants += [
+            " ".join(words[: int(len(words) * 0.9)]),
+            " ".join(words[int(len(words) * 0.3) :]),
+        ]
         for v, t in enumerate(variants):
-            docs.append({"id": f"<urn:uuid:{b:05d}-{v:02d}>", "url": f"https://example.org/{b}/{v}",
-                         "text": t, "source": "dedup-quality"})
+            docs.append(
+                {
+                    "id": f"<urn:uuid:{b:05d}-{v:02d}>",
+                    "url": f"https://example.org/{b}/{v}",
+                    "text": t,
+                    "source": "dedup-quality",
+                }
+            )
     rng.shuffle(docs)
     return docs
 
@@ -118,7 +127,11 @@ def evaluate(docs: list[dict], config: DedupConfig, workdir: Path) -> dict:
         for f in sorted((out / sub).glob("*.parquet")):
             t = pq.read_table(f, columns=["id", "minhash_cluster"]).to_pydict()
             cluster.update(zip(t["id"], t["minhash_cluster"], strict=True))
-    ids = [i for name, path, _, _ in plan(inp) for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()]
+    ids = [
+        i
+        for name, path, _, _ in plan(inp)
+        for i in pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    ]
     edges = np.concatenate([np.load(p) for p in sorted((out / "_work" / "edges").glob("*.npy"))])
     links = {tuple(sorted((ids[a], ids[b]))) for a, b in edges.tolist()}
     truth = exact_pairs(docs, config.ngram)
@@ -126,17 +139,29 @@ def evaluate(docs: list[dict], config: DedupConfig, workdir: Path) -> dict:
     found = sum(cluster[a] == cluster[b] for a, b in high)
     thr = config.min_similarity if config.min_similarity is not None else 0.5
     good = sum(truth.get(p, 0.0) >= thr for p in links)
-    return {"docs": len(docs), "pairs_j>=0.8": len(high), "recall_j>=0.8": found / max(1, len(high)),
-            "links": len(links), "link_threshold": thr, "link_precision": good / max(1, len(links)),
-            "removed": len(docs) - len(set(cluster.values()))}
+    return {
+        "docs": len(docs),
+        "pairs_j>=0.8": len(high),
+        "recall_j>=0.8": found / max(1, len(high)),
+        "links": len(links),
+        "link_threshold": thr,
+        "link_precision": good / max(1, len(links)),
+        "removed": len(docs) - len(set(cluster.values())),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--web", default=str(REPO.parent / "shared" / "data" / "web"))
     ap.add_argument("--bases", type=int, default=60)
-    ap.add_argument("--seeds", default="1", help="MinHash seeds, comma-separated (pooled figures when several)")
-    ap.add_argument("--corpus-seeds", default="0", help="edit seeds of the near-duplicate corpus, comma-separated")
+    ap.add_argument(
+        "--seeds", default="1", help="MinHash seeds, comma-separated (pooled figures when several)"
+    )
+    ap.add_argument(
+        "--corpus-seeds",
+        default="0",
+        help="edit seeds of the near-duplicate corpus, comma-separated",
+    )
     ap.add_argument("--record", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
     base = real_texts(args.web, limit=args.bases)
@@ -150,9 +175,11 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 for ms in (None, 0.7):
                     r = evaluate(docs, DedupConfig(min_similarity=ms, seed=seed), Path(tmp))
-                    line = (f"corpus seed {cs}, minhash seed {seed}, min_similarity={ms}: docs={r['docs']} "
-                            f"recall(J>=0.8)={r['recall_j>=0.8']:.3f} over {r['pairs_j>=0.8']} pairs; "
-                            f"links={r['links']} with J>={r['link_threshold']}: {r['link_precision']:.3f}")
+                    line = (
+                        f"corpus seed {cs}, minhash seed {seed}, min_similarity={ms}: docs={r['docs']} "
+                        f"recall(J>=0.8)={r['recall_j>=0.8']:.3f} over {r['pairs_j>=0.8']} pairs; "
+                        f"links={r['links']} with J>={r['link_threshold']}: {r['link_precision']:.3f}"
+                    )
                     print(line, flush=True)
                     lines.append(line)
                     p = pooled.setdefault(ms, [0.0, 0, 0.0, 0])
@@ -162,15 +189,22 @@ def main() -> None:
                     p[3] += r["links"]
     if len(seeds) * len(corpus_seeds) > 1:
         for ms, (found, pairs, good, links) in pooled.items():
-            line = (f"pooled over {len(seeds) * len(corpus_seeds)} runs, min_similarity={ms}: "
-                    f"recall(J>=0.8)={found / pairs:.4f}; links with J>={0.5 if ms is None else ms}: {good / links:.4f}")
+            line = (
+                f"pooled over {len(seeds) * len(corpus_seeds)} runs, min_similarity={ms}: "
+                f"recall(J>=0.8)={found / pairs:.4f}; links with J>={0.5 if ms is None else ms}: {good / links:.4f}"
+            )
             print(line)
             lines.append(line)
     if args.record:
         from benchmarks.results import MACHINE, append_bullets
 
-        append_bullets(f"dedup quality (benchmarks/dedup_quality.py --seeds {args.seeds} "
-                       f"--corpus-seeds {args.corpus_seeds})", lines, f"{MACHINE} (other jobs running)")
+        append_bullets(
+            f"dedup quality (benchmarks/dedup_quality.py --seeds {args.seeds} "
+            f"--corpus-seeds {args.corpus_seeds})",
+            lines,
+            f"{MACHINE} (other jobs running)",
+        )
+
 
 if __name__ == "__main__":
     main()

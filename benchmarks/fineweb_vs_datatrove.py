@@ -71,6 +71,7 @@ from benchmarks.results import append_results as write_results  # noqa: E402
 
 # --- running one side -------------------------------------------------------------------------
 
+
 class TreeSampler:
     """Samples the RSS of a process and all its descendants until stopped."""
 
@@ -138,8 +139,13 @@ def run_side(cmd: list[str], log: Path, timeout: float) -> dict:
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed (rc={rc}); see {log}")
     peaks = sorted(sampler.peak_by_pid.values(), reverse=True)
-    return {"wall_s": wall, "cpu_s": cpu, "peak_proc_mib": peaks[0] / 2**20 if peaks else 0.0,
-            "peak_tree_mib": sampler.peak_total / 2**20, "processes": len(peaks)}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_proc_mib": peaks[0] / 2**20 if peaks else 0.0,
+        "peak_tree_mib": sampler.peak_total / 2**20,
+        "processes": len(peaks),
+    }
 
 
 def pipeline_seconds(side: str, out: Path) -> float:
@@ -154,23 +160,58 @@ LANGUAGES = ["en"]  # set by main (--languages), used by both sides' commands
 
 
 def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
-    return [sys.executable, str(REPO / "benchmarks" / "_datatrove_fineweb.py"), "--input", str(inp),
-            "--output", str(out), "--workers", str(workers), "--extract-timeout", str(timeout),
-            "--languages", ",".join(LANGUAGES)]
+    return [
+        sys.executable,
+        str(REPO / "benchmarks" / "_datatrove_fineweb.py"),
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+        "--extract-timeout",
+        str(timeout),
+        "--languages",
+        ",".join(LANGUAGES),
+    ]
 
 
-def ours_cmd(inp: Path, out: Path, workers: int, timeout: float, payload_type: str = "http") -> list[str]:
-    return [sys.executable, "-m", "flows.cli", "fineweb", "--input", str(inp), "--output", str(out),
-            "--workers", str(workers), "--languages", ",".join(LANGUAGES),
-            "--extract-timeout", str(timeout), "--payload-type", payload_type]
+def ours_cmd(
+    inp: Path, out: Path, workers: int, timeout: float, payload_type: str = "http"
+) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "fineweb",
+        "--input",
+        str(inp),
+        "--output",
+        str(out),
+        "--workers",
+        str(workers),
+        "--languages",
+        ",".join(LANGUAGES),
+        "--extract-timeout",
+        str(timeout),
+        "--payload-type",
+        payload_type,
+    ]
 
 
 # --- where the time goes: per-stage seconds (summed over workers) and docs/s -------------------
 
-_DT_STAGES = {"READER": "read", "Url-filter": "urlfilter", "Trafilatura": "extract",
-              "Language ID": "langid", "Gopher Repetition": "quality", "Gopher Quality": "quality",
-              "C4 Quality": "quality", "FineWeb Quality": "quality",
-              "Quality by language": "quality"}
+_DT_STAGES = {
+    "READER": "read",
+    "Url-filter": "urlfilter",
+    "Trafilatura": "extract",
+    "Language ID": "langid",
+    "Gopher Repetition": "quality",
+    "Gopher Quality": "quality",
+    "C4 Quality": "quality",
+    "FineWeb Quality": "quality",
+    "Quality by language": "quality",
+}
 STAGE_ORDER = ["read", "urlfilter", "extract", "langid", "quality", "pii"]
 
 
@@ -200,6 +241,7 @@ def stage_breakdown(side: str, out: Path) -> dict[str, dict]:
 
 # --- decisions ----------------------------------------------------------------------------------
 
+
 def response_ids(inp: Path) -> dict[str, str]:
     """WARC-Record-ID -> URL of every response record: the input documents."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
@@ -228,13 +270,18 @@ def startup_input(inp: Path, work: Path, reader_skips: dict[str, str], n: int = 
             break
         with open(path, "rb") as f:
             for rec in ArchiveIterator(f):
-                if rec.rec_type == "response" and rec.rec_headers["WARC-Record-ID"] not in reader_skips:
+                if (
+                    rec.rec_type == "response"
+                    and rec.rec_headers["WARC-Record-ID"] not in reader_skips
+                ):
                     with open(out / f"startup{k}.warc.gz", "wb") as g:
                         WARCWriter(g, gzip=True).write_record(rec)
                     k += 1
                     break
     if k < n:
-        raise SystemExit(f"need {n} input files with a readable response record for the start-up run")
+        raise SystemExit(
+            f"need {n} input files with a readable response record for the start-up run"
+        )
     return out
 
 
@@ -244,9 +291,12 @@ def steady_state(run: dict, startup: dict, n_docs: int, n_startup: int) -> dict:
     dw = run["wall_s"] - startup["wall_s"]
     dc = run["cpu_s"] - startup["cpu_s"]
     dn = n_docs - n_startup
-    return {"startup_wall_s": startup["wall_s"], "startup_cpu_s": startup["cpu_s"],
-            "steady_docs_per_s": dn / dw if dw > 0 else float("nan"),
-            "steady_cpu_ms_per_doc": 1000 * dc / dn if dn > 0 else float("nan")}
+    return {
+        "startup_wall_s": startup["wall_s"],
+        "startup_cpu_s": startup["cpu_s"],
+        "steady_docs_per_s": dn / dw if dw > 0 else float("nan"),
+        "steady_cpu_ms_per_doc": 1000 * dc / dn if dn > 0 else float("nan"),
+    }
 
 
 def _jsonl(folder: Path):
@@ -256,9 +306,15 @@ def _jsonl(folder: Path):
                 yield json.loads(line)
 
 
-ANCHOR_FOLDERS = {"1_url": "url", "2_lang": "langid", "3_gopher_rep": "gopher_repetition",
-                  "4_gopher_qual": "gopher_quality", "5_c4": "c4", "6_fineweb_qual": "fineweb_quality",
-                  "3_quality": "quality"}
+ANCHOR_FOLDERS = {
+    "1_url": "url",
+    "2_lang": "langid",
+    "3_gopher_rep": "gopher_repetition",
+    "4_gopher_qual": "gopher_quality",
+    "5_c4": "c4",
+    "6_fineweb_qual": "fineweb_quality",
+    "3_quality": "quality",
+}
 
 
 def datatrove_reader_skips(inp: Path) -> dict[str, str]:
@@ -286,7 +342,10 @@ def datatrove_reader_skips(inp: Path) -> dict[str, str]:
                 else:
                     with open(path, "rb") as g:  # re-read the payload for libmagic's verdict
                         for r2 in ArchiveIterator(g):
-                            if r2.rec_type == "response" and r2.rec_headers["WARC-Record-ID"] == rid:
+                            if (
+                                r2.rec_type == "response"
+                                and r2.rec_headers["WARC-Record-ID"] == rid
+                            ):
                                 mime = magic.from_buffer(r2.content_stream().read(), mime=True)
                                 break
                     skips[rid] = f"reader:libmagic={mime}"
@@ -301,7 +360,9 @@ def _first_copy(name: str | None) -> bool:
     return not base.startswith("copy") or base.startswith("copy0-")
 
 
-def anchor_decisions(out: Path, ids: dict[str, str], reader_skips: dict[str, str]) -> dict[str, str | None]:
+def anchor_decisions(
+    out: Path, ids: dict[str, str], reader_skips: dict[str, str]
+) -> dict[str, str | None]:
     """id -> None (kept) or the removing step and reason. Absent from every output = skipped by
     the reader (``reader_skips``) or dropped by the extractor (empty text or timeout)."""
     dec: dict[str, str | None] = {}
@@ -325,13 +386,19 @@ def our_decisions(out: Path, ids: dict[str, str]) -> dict[str, str | None]:
     dec: dict[str, str | None] = {}
     for path in sorted((out / "documents").glob("*.parquet")):
         t = pq.read_table(path, columns=["id", "source"])
-        for rid, src in zip(t.column("id").to_pylist(), t.column("source").to_pylist(), strict=True):
+        for rid, src in zip(
+            t.column("id").to_pylist(), t.column("source").to_pylist(), strict=True
+        ):
             if _first_copy(src):
                 dec[rid] = None
     for path in sorted((out / "removed").glob("*.parquet")):
         t = pq.read_table(path, columns=["id", "reason", "source"])
-        for rid, why, src in zip(t.column("id").to_pylist(), t.column("reason").to_pylist(),
-                                 t.column("source").to_pylist(), strict=True):
+        for rid, why, src in zip(
+            t.column("id").to_pylist(),
+            t.column("reason").to_pylist(),
+            t.column("source").to_pylist(),
+            strict=True,
+        ):
             if _first_copy(src):
                 dec[rid] = why
     for rid in ids:
@@ -341,14 +408,23 @@ def our_decisions(out: Path, ids: dict[str, str]) -> dict[str, str | None]:
 
 def compare(ids: dict[str, str], anchor: dict, ours: dict) -> dict:
     same = sum((anchor[i] is None) == (ours[i] is None) for i in ids)
-    disagree = [{"url": ids[i], "id": i, "datatrove": anchor[i] or "kept", "tokenmill": ours[i] or "kept"}
-                for i in ids if (anchor[i] is None) != (ours[i] is None)]
+    disagree = [
+        {"url": ids[i], "id": i, "datatrove": anchor[i] or "kept", "tokenmill": ours[i] or "kept"}
+        for i in ids
+        if (anchor[i] is None) != (ours[i] is None)
+    ]
     both_read = [i for i in ids if not (anchor[i] or "").startswith("reader:")]
     same_read = sum((anchor[i] is None) == (ours[i] is None) for i in both_read)
-    return {"documents": len(ids), "agree": same, "agreement": same / len(ids) if ids else 1.0,
-            "read_by_datatrove": len(both_read), "agree_read_by_datatrove": same_read,
-            "kept_datatrove": sum(anchor[i] is None for i in ids),
-            "kept_tokenmill": sum(ours[i] is None for i in ids), "disagreements": disagree}
+    return {
+        "documents": len(ids),
+        "agree": same,
+        "agreement": same / len(ids) if ids else 1.0,
+        "read_by_datatrove": len(both_read),
+        "agree_read_by_datatrove": same_read,
+        "kept_datatrove": sum(anchor[i] is None for i in ids),
+        "kept_tokenmill": sum(ours[i] is None for i in ids),
+        "disagreements": disagree,
+    }
 
 
 def by_stage(disagreements: list[dict]) -> Counter:
@@ -363,25 +439,38 @@ def by_stage(disagreements: list[dict]) -> Counter:
 
 # --- main ---------------------------------------------------------------------------------------
 
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", type=Path, default=DEFAULT_INPUT, help="directory with *.warc.gz")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--extract-timeout", type=float, default=5.0)
-    ap.add_argument("--copies", type=int, default=1,
-                    help="process K copies of each input file (amortises start-up; agreement is "
-                    "computed over the first copy)")
+    ap.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="process K copies of each input file (amortises start-up; agreement is "
+        "computed over the first copy)",
+    )
     ap.add_argument("--timeout", type=float, default=1800, help="limit per side per run (s)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep outputs here (default: temp)")
-    ap.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
+    ap.add_argument(
+        "--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md"
+    )
     ap.add_argument("--note", default="", help="free text for the RESULTS.md entry")
-    ap.add_argument("--payload-types", default="http,libmagic",
-                    help="tokenmill read modes to run (comma-separated; the first is the one "
-                    "whose speed is the headline): 'http' = tokenmill's default, 'libmagic' = "
-                    "datatrove's WarcReader rule (the same settings as the anchor)")
-    ap.add_argument("--multilingual", action="store_true",
-                    help="input = multilingual-news.warc.gz of --input, copied to >= --min-records")
+    ap.add_argument(
+        "--payload-types",
+        default="http,libmagic",
+        help="tokenmill read modes to run (comma-separated; the first is the one "
+        "whose speed is the headline): 'http' = tokenmill's default, 'libmagic' = "
+        "datatrove's WarcReader rule (the same settings as the anchor)",
+    )
+    ap.add_argument(
+        "--multilingual",
+        action="store_true",
+        help="input = multilingual-news.warc.gz of --input, copied to >= --min-records",
+    )
     ap.add_argument("--min-records", type=int, default=2000)
     ap.add_argument("--languages", default="en", help="languages both sides keep (comma-separated)")
     args = ap.parse_args(argv)
@@ -429,18 +518,24 @@ def main(argv: list[str] | None = None) -> dict:
         outs = {}
         # each side's fixed cost, measured in this repeat: the same command on n_startup documents
         start = {}
-        for kind in (["datatrove", "tokenmill"] if r % 2 == 0 else ["tokenmill", "datatrove"]):
+        for kind in ["datatrove", "tokenmill"] if r % 2 == 0 else ["tokenmill", "datatrove"]:
             out = work / f"startup-{kind}-{r}"
             if out.exists():
                 import shutil
 
                 shutil.rmtree(out)
-            cmd = (anchor_cmd(start_inp, out, args.workers, args.extract_timeout) if kind == "datatrove"
-                   else ours_cmd(start_inp, out, args.workers, args.extract_timeout, modes[0]))
+            cmd = (
+                anchor_cmd(start_inp, out, args.workers, args.extract_timeout)
+                if kind == "datatrove"
+                else ours_cmd(start_inp, out, args.workers, args.extract_timeout, modes[0])
+            )
             start[kind] = run_side(cmd, work / f"startup-{kind}-{r}.log", args.timeout)
             startups[kind].append(start[kind])
-            print(f"run {r + 1}/{args.repeat} {kind + ' start-up':18s}: {start[kind]['wall_s']:6.1f} s  "
-                  f"CPU {start[kind]['cpu_s']:5.1f} s  ({n_startup} documents: fixed cost)", flush=True)
+            print(
+                f"run {r + 1}/{args.repeat} {kind + ' start-up':18s}: {start[kind]['wall_s']:6.1f} s  "
+                f"CPU {start[kind]['cpu_s']:5.1f} s  ({n_startup} documents: fixed cost)",
+                flush=True,
+            )
         for side in order:
             out = work / f"{side.replace(':', '-')}-{r}"
             if out.exists():
@@ -460,62 +555,103 @@ def main(argv: list[str] | None = None) -> dict:
             runs[side].append(res)
             outs[side] = out
             breakdown[side] = stage_breakdown(kind, out)
-            print(f"run {r + 1}/{args.repeat} {side:18s}: {res['wall_s']:6.1f} s  "
-                  f"{res['docs_per_s']:6.2f} docs/s  (in-pipeline {res['pipeline_s']:.1f} s)  "
-                  f"CPU {res['cpu_s']:.1f} s  steady-state {res['steady_docs_per_s']:.2f} docs/s  "
-                  f"peak RSS: largest process "
-                  f"{res['peak_proc_mib']:.0f} MiB, tree {res['peak_tree_mib']:.0f} MiB", flush=True)
+            print(
+                f"run {r + 1}/{args.repeat} {side:18s}: {res['wall_s']:6.1f} s  "
+                f"{res['docs_per_s']:6.2f} docs/s  (in-pipeline {res['pipeline_s']:.1f} s)  "
+                f"CPU {res['cpu_s']:.1f} s  steady-state {res['steady_docs_per_s']:.2f} docs/s  "
+                f"peak RSS: largest process "
+                f"{res['peak_proc_mib']:.0f} MiB, tree {res['peak_tree_mib']:.0f} MiB",
+                flush=True,
+            )
         anchor = anchor_decisions(outs["datatrove"], ids, skips)
         for m in modes:
             cmp_r = compare(ids, anchor, our_decisions(outs[f"tokenmill:{m}"], ids))
             if m not in cmp_by_mode:
                 cmp_by_mode[m] = cmp_r
             elif cmp_r["agree"] != cmp_by_mode[m]["agree"]:
-                print(f"note: agreement ({m}) differs between runs ({cmp_r['agree']} vs "
-                      f"{cmp_by_mode[m]['agree']}): load-dependent extraction timeouts?", flush=True)
+                print(
+                    f"note: agreement ({m}) differs between runs ({cmp_r['agree']} vs "
+                    f"{cmp_by_mode[m]['agree']}): load-dependent extraction timeouts?",
+                    flush=True,
+                )
 
-    med = {side: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k != "processes"}
-           for side, rs in runs.items()}
+    med = {
+        side: {k: statistics.median(x[k] for x in rs) for k in rs[0] if k != "processes"}
+        for side, rs in runs.items()
+    }
     head = f"tokenmill:{modes[0]}"
-    ratios = {m: med[f"tokenmill:{m}"]["docs_per_s"] / med["datatrove"]["docs_per_s"] for m in modes}
-    ratios_steady = {m: med[f"tokenmill:{m}"]["steady_docs_per_s"] / med["datatrove"]["steady_docs_per_s"]
-                     for m in modes}
-    ratios_cpu = {m: med["datatrove"]["steady_cpu_ms_per_doc"] / med[f"tokenmill:{m}"]["steady_cpu_ms_per_doc"]
-                  for m in modes}
-    ratios_pipeline = {m: med[f"tokenmill:{m}"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
-                       for m in modes}
-    summary = {"date": dt.date.today().isoformat(), "input": str(args.input), "documents": n_docs,
-               "multilingual": args.multilingual, "languages": LANGUAGES,
-               "distinct_documents": len(ids), "copies": args.copies, "modes": modes,
-               "speed_ratio_in_pipeline": ratios_pipeline[modes[0]],
-               "workers": args.workers, "repeat": args.repeat, "extract_timeout_s": args.extract_timeout,
-               "median": med, "speed_ratio_ours_over_anchor": ratios[modes[0]],
-               "speed_ratio_by_mode": ratios, "steady_ratio_by_mode": ratios_steady,
-               "cpu_per_doc_ratio_by_mode": ratios_cpu, "startup_documents": n_startup,
-               "startup_runs": startups, "speed_ratio_in_pipeline_by_mode": ratios_pipeline,
-               "runs": runs, "stage_breakdown_last_run": breakdown,
-               "agreement_by_mode": {m: {k: v for k, v in c.items() if k != "disagreements"}
-                                     for m, c in cmp_by_mode.items()},
-               "disagreement_by_stage_by_mode": {m: dict(by_stage(c["disagreements"]))
-                                                 for m, c in cmp_by_mode.items()},
-               "disagreements_by_mode": {m: c["disagreements"] for m, c in cmp_by_mode.items()}}
+    ratios = {
+        m: med[f"tokenmill:{m}"]["docs_per_s"] / med["datatrove"]["docs_per_s"] for m in modes
+    }
+    ratios_steady = {
+        m: med[f"tokenmill:{m}"]["steady_docs_per_s"] / med["datatrove"]["steady_docs_per_s"]
+        for m in modes
+    }
+    ratios_cpu = {
+        m: med["datatrove"]["steady_cpu_ms_per_doc"]
+        / med[f"tokenmill:{m}"]["steady_cpu_ms_per_doc"]
+        for m in modes
+    }
+    ratios_pipeline = {
+        m: med[f"tokenmill:{m}"]["pipeline_docs_per_s"] / med["datatrove"]["pipeline_docs_per_s"]
+        for m in modes
+    }
+    summary = {
+        "date": dt.date.today().isoformat(),
+        "input": str(args.input),
+        "documents": n_docs,
+        "multilingual": args.multilingual,
+        "languages": LANGUAGES,
+        "distinct_documents": len(ids),
+        "copies": args.copies,
+        "modes": modes,
+        "speed_ratio_in_pipeline": ratios_pipeline[modes[0]],
+        "workers": args.workers,
+        "repeat": args.repeat,
+        "extract_timeout_s": args.extract_timeout,
+        "median": med,
+        "speed_ratio_ours_over_anchor": ratios[modes[0]],
+        "speed_ratio_by_mode": ratios,
+        "steady_ratio_by_mode": ratios_steady,
+        "cpu_per_doc_ratio_by_mode": ratios_cpu,
+        "startup_documents": n_startup,
+        "startup_runs": startups,
+        "speed_ratio_in_pipeline_by_mode": ratios_pipeline,
+        "runs": runs,
+        "stage_breakdown_last_run": breakdown,
+        "agreement_by_mode": {
+            m: {k: v for k, v in c.items() if k != "disagreements"} for m, c in cmp_by_mode.items()
+        },
+        "disagreement_by_stage_by_mode": {
+            m: dict(by_stage(c["disagreements"])) for m, c in cmp_by_mode.items()
+        },
+        "disagreements_by_mode": {m: c["disagreements"] for m, c in cmp_by_mode.items()},
+    }
     (work / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    print(f"\n{n_docs} documents ({args.copies} x {len(ids)}), {args.workers} workers, median of {args.repeat} runs "
-          f"(outputs: {work})")
+    print(
+        f"\n{n_docs} documents ({args.copies} x {len(ids)}), {args.workers} workers, median of {args.repeat} runs "
+        f"(outputs: {work})"
+    )
     for side in sides:
         m = med[side]
-        print(f"  {side:18s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
-              f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB")
-        print(f"  {'':18s}  CPU {m['cpu_s']:6.1f} s; fixed start-up ({n_startup}-document run) "
-              f"{m['startup_wall_s']:.1f} s wall / {m['startup_cpu_s']:.1f} s CPU; STEADY-STATE "
-              f"{m['steady_docs_per_s']:6.2f} docs/s = (documents - {n_startup}) / (wall - start-up wall), "
-              f"{m['steady_cpu_ms_per_doc']:.1f} CPU ms/doc")
+        print(
+            f"  {side:18s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
+            f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB"
+        )
+        print(
+            f"  {'':18s}  CPU {m['cpu_s']:6.1f} s; fixed start-up ({n_startup}-document run) "
+            f"{m['startup_wall_s']:.1f} s wall / {m['startup_cpu_s']:.1f} s CPU; STEADY-STATE "
+            f"{m['steady_docs_per_s']:6.2f} docs/s = (documents - {n_startup}) / (wall - start-up wall), "
+            f"{m['steady_cpu_ms_per_doc']:.1f} CPU ms/doc"
+        )
     for m in modes:
-        print(f"  speed ratio tokenmill ({m})/datatrove: {ratios[m]:.2f}x end to end, "
-              f"{ratios_steady[m]:.2f}x steady-state (start-up subtracted), "
-              f"{ratios_cpu[m]:.2f}x less CPU per document (steady-state), "
-              f"{ratios_pipeline[m]:.2f}x in-pipeline")
+        print(
+            f"  speed ratio tokenmill ({m})/datatrove: {ratios[m]:.2f}x end to end, "
+            f"{ratios_steady[m]:.2f}x steady-state (start-up subtracted), "
+            f"{ratios_cpu[m]:.2f}x less CPU per document (steady-state), "
+            f"{ratios_pipeline[m]:.2f}x in-pipeline"
+        )
     print("  per stage, last run (seconds summed over workers, docs/s):")
     print(f"    {'stage':10s} {'datatrove':>22s} {head:>26s}")
     for st in STAGE_ORDER:
@@ -525,19 +661,27 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"    {st:10s} {fa:>22s} {fb:>26s}")
     for m in modes:
         a = cmp_by_mode[m]
-        print(f"  keep/drop agreement, tokenmill --payload-type {m}: {a['agree']}/{a['documents']} = "
-              f"{a['agreement']:.1%} (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
-              f"on the {a['read_by_datatrove']} documents datatrove's reader accepts: {a['agree_read_by_datatrove']}")
+        print(
+            f"  keep/drop agreement, tokenmill --payload-type {m}: {a['agree']}/{a['documents']} = "
+            f"{a['agreement']:.1%} (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
+            f"on the {a['read_by_datatrove']} documents datatrove's reader accepts: {a['agree_read_by_datatrove']}"
+        )
         for k, v in by_stage(a["disagreements"]).most_common():
             print(f"    {v:3d}  {k}")
         for d in a["disagreements"]:
-            print(f"    {d['url']}\n        datatrove: {d['datatrove']}   tokenmill: {d['tokenmill']}")
-        if m == "http" and any(d["datatrove"].startswith("reader:libmagic") for d in a["disagreements"]):
-            print("    why: these WARCs (wget-made) lack WARC-Identified-Payload-Type, so datatrove's "
-                  "WarcReader asks libmagic, which calls HTML pages with big inline scripts "
-                  "'application/javascript' and skips them; tokenmill's default trusts the server's "
-                  "HTTP Content-Type (text/html) and keeps them. --payload-type libmagic makes "
-                  "datatrove's decision (Common Crawl WARCs carry the header: no difference there).")
+            print(
+                f"    {d['url']}\n        datatrove: {d['datatrove']}   tokenmill: {d['tokenmill']}"
+            )
+        if m == "http" and any(
+            d["datatrove"].startswith("reader:libmagic") for d in a["disagreements"]
+        ):
+            print(
+                "    why: these WARCs (wget-made) lack WARC-Identified-Payload-Type, so datatrove's "
+                "WarcReader asks libmagic, which calls HTML pages with big inline scripts "
+                "'application/javascript' and skips them; tokenmill's default trusts the server's "
+                "HTTP Content-Type (text/html) and keeps them. --payload-type libmagic makes "
+                "datatrove's decision (Common Crawl WARCs carry the header: no difference there)."
+            )
     if not args.no_append:
         append_results(summary, args.note)
     return summary
@@ -566,33 +710,48 @@ def append_results(s: dict, note: str) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for side, x in m.items():
-        label = side if side == "datatrove" else f"tokenmill (--payload-type {side.split(':', 1)[1]})"
-        lines.append(f"| {label} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['startup_wall_s']:.1f} | "
-                     f"{x['steady_docs_per_s']:.2f} | {x['cpu_s']:.1f} | {x['startup_cpu_s']:.1f} | "
-                     f"{x['steady_cpu_ms_per_doc']:.1f} | {x['pipeline_s']:.1f} | "
-                     f"{x['pipeline_docs_per_s']:.2f} | {x['peak_proc_mib']:.0f} | "
-                     f"{x['peak_tree_mib']:.0f} |")
+        label = (
+            side if side == "datatrove" else f"tokenmill (--payload-type {side.split(':', 1)[1]})"
+        )
+        lines.append(
+            f"| {label} | {x['wall_s']:.1f} | {x['docs_per_s']:.2f} | {x['startup_wall_s']:.1f} | "
+            f"{x['steady_docs_per_s']:.2f} | {x['cpu_s']:.1f} | {x['startup_cpu_s']:.1f} | "
+            f"{x['steady_cpu_ms_per_doc']:.1f} | {x['pipeline_s']:.1f} | "
+            f"{x['pipeline_docs_per_s']:.2f} | {x['peak_proc_mib']:.0f} | "
+            f"{x['peak_tree_mib']:.0f} |"
+        )
     lines.append("")
     for mode in modes:
-        lines.append(f"- speed ratio tokenmill ({mode})/datatrove: **{s['speed_ratio_by_mode'][mode]:.2f}x** end to "
-                     f"end, **{s['steady_ratio_by_mode'][mode]:.2f}x** steady-state, "
-                     f"{s['cpu_per_doc_ratio_by_mode'][mode]:.2f}x less CPU per document (steady-state), "
-                     f"{s['speed_ratio_in_pipeline_by_mode'][mode]:.2f}x in-pipeline")
+        lines.append(
+            f"- speed ratio tokenmill ({mode})/datatrove: **{s['speed_ratio_by_mode'][mode]:.2f}x** end to "
+            f"end, **{s['steady_ratio_by_mode'][mode]:.2f}x** steady-state, "
+            f"{s['cpu_per_doc_ratio_by_mode'][mode]:.2f}x less CPU per document (steady-state), "
+            f"{s['speed_ratio_in_pipeline_by_mode'][mode]:.2f}x in-pipeline"
+        )
     for mode in modes:
         a = s["agreement_by_mode"][mode]
-        line = (f"- keep/drop agreement, `--payload-type {mode}`: **{a['agree']}/{a['documents']} = "
-                f"{a['agreement']:.1%}** (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
-                f"on the {a['read_by_datatrove']} documents datatrove's WarcReader accepts: "
-                f"{a['agree_read_by_datatrove']}/{a['read_by_datatrove']}")
+        line = (
+            f"- keep/drop agreement, `--payload-type {mode}`: **{a['agree']}/{a['documents']} = "
+            f"{a['agreement']:.1%}** (kept: datatrove {a['kept_datatrove']}, tokenmill {a['kept_tokenmill']}); "
+            f"on the {a['read_by_datatrove']} documents datatrove's WarcReader accepts: "
+            f"{a['agree_read_by_datatrove']}/{a['read_by_datatrove']}"
+        )
         by = s["disagreement_by_stage_by_mode"][mode]
         if by:
-            line += "; disagreements: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
+            line += "; disagreements: " + ", ".join(
+                f"{k} {v}" for k, v in sorted(by.items(), key=lambda kv: -kv[1])
+            )
         lines.append(line)
     bd = s["stage_breakdown_last_run"]
     head = f"tokenmill:{modes[0]}"
-    lines += ["", f"Per stage, last run (seconds summed over workers; docs/s = documents in / seconds; "
-              f"tokenmill = `--payload-type {modes[0]}`):", "",
-              "| stage | datatrove s | datatrove docs/s | tokenmill s | tokenmill docs/s |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Per stage, last run (seconds summed over workers; docs/s = documents in / seconds; "
+        f"tokenmill = `--payload-type {modes[0]}`):",
+        "",
+        "| stage | datatrove s | datatrove docs/s | tokenmill s | tokenmill docs/s |",
+        "|---|---|---|---|---|",
+    ]
     for st in STAGE_ORDER:
         a, b = bd["datatrove"].get(st), bd[head].get(st)
         fa = f"{a['seconds']:.2f} | {a['docs_per_s'] or 0:.1f}" if a else "- | -"

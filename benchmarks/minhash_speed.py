@@ -109,21 +109,32 @@ def main() -> None:
     # identical semantics where the hash function is the same
     check = texts[:40]
     assert np.array_equal(ours_xxh.signatures(check), datasketch_e2e(check))
-    assert np.array_equal(ours.signatures(check[:10]),
-                          datasketch_from_values([shingles(t, 5) for t in check[:10]], shingle_hash))
+    assert np.array_equal(
+        ours.signatures(check[:10]),
+        datasketch_from_values([shingles(t, 5) for t in check[:10]], shingle_hash),
+    )
     hashes = [hash_shingles(shingles(t, 5)) for t in texts]  # (b) inputs, untimed
-    assert all(np.array_equal(h, ours.hashes([t])[0]) for h, t in zip(hashes[:40], check, strict=True))
+    assert all(
+        np.array_equal(h, ours.hashes([t])[0]) for h, t in zip(hashes[:40], check, strict=True)
+    )
     values = [h.tolist() for h in hashes]
     columns = [h.reshape(-1, 1) for h in hashes]
     assert np.array_equal(ours.signatures_from_hashes(hashes), datasketch_from_values(values))
 
     signer, why = datatrove_signer()
-    e2e = {"ours": lambda: ours.signatures(texts), "ours (xxh64 mode)": lambda: ours_xxh.signatures(texts),
-           "datasketch": lambda: datasketch_e2e(texts)}
-    shg = {"ours": lambda: ours.signatures_from_hashes(hashes),
-           "datasketch": lambda: datasketch_from_values(values)}
+    e2e = {
+        "ours": lambda: ours.signatures(texts),
+        "ours (xxh64 mode)": lambda: ours_xxh.signatures(texts),
+        "datasketch": lambda: datasketch_e2e(texts),
+    }
+    shg = {
+        "ours": lambda: ours.signatures_from_hashes(hashes),
+        "datasketch": lambda: datasketch_from_values(values),
+    }
     if signer is not None:
-        e2e["datatrove"] = lambda: [signer.get_signature(s) for s in map(signer.get_shingles, texts) if len(s)]
+        e2e["datatrove"] = lambda: [
+            signer.get_signature(s) for s in map(signer.get_shingles, texts) if len(s)
+        ]
         shg["datatrove"] = lambda: [signer.get_signature(c) for c in columns if len(c)]
     load0 = os.getloadavg()[0]
     ta = measure(e2e, args.repeat)
@@ -131,10 +142,15 @@ def main() -> None:
     load1 = os.getloadavg()[0]
 
     words = statistics.mean(len(t.split()) for t in texts)
-    lines = [f"texts: {len(texts)} real pages ({len(base)} distinct), mean {words:.0f} words, "
-             f"{sum(map(len, hashes)):,} shingles; 112 perms, 5-gram shingles; 1 process; "
-             f"load average {load0:.1f} -> {load1:.1f}"]
-    for title, t in (("(a) end to end, text -> signature", ta), ("(b) signature from shingle hashes", tb)):
+    lines = [
+        f"texts: {len(texts)} real pages ({len(base)} distinct), mean {words:.0f} words, "
+        f"{sum(map(len, hashes)):,} shingles; 112 perms, 5-gram shingles; 1 process; "
+        f"load average {load0:.1f} -> {load1:.1f}"
+    ]
+    for title, t in (
+        ("(a) end to end, text -> signature", ta),
+        ("(b) signature from shingle hashes", tb),
+    ):
         rate = {k: len(texts) / v for k, v in t.items()}
         parts = [f"{k} {r:,.0f}/s" for k, r in rate.items()]
         ratios = [f"ours/{k} = {rate['ours'] / r:.1f}x" for k, r in rate.items() if k != "ours"]
@@ -143,8 +159,11 @@ def main() -> None:
         lines.append(f"datatrove: {why}")
     print("\n".join(lines))
     if args.record:
-        append_bullets("MinHash signature speed, signatures/s on 1 core (benchmarks/minhash_speed.py)",
-                       lines, MACHINE)
+        append_bullets(
+            "MinHash signature speed, signatures/s on 1 core (benchmarks/minhash_speed.py)",
+            lines,
+            MACHINE,
+        )
 
 
 if __name__ == "__main__":

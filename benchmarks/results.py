@@ -20,4 +20,6 @@ def append_results(text: str) -> None:
 
 def append_bullets(title: str, lines: list[str], machine: str = MACHINE) -> None:
     """An entry ``## <date> <title>``, the machine, then one bullet per line."""
-    append_results(f"\n## {dt.date.today()} {title}\nmachine: {machine}\n" + "".join(f"- {x}\n" for x in lines))
+    append_results(
+        f"\n## {dt.date.today()} {title}\nmachine: {machine}\n" + "".join(f"- {x}\n" for x in lines)
+    )

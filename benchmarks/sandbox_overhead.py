@@ -54,8 +54,9 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory(prefix="tokenmill-bench-") as d:
             Path(d, "main.py").write_text(code)  # the weak path itself, forced: bwrap works here
-            r = subprocess.run(weak_argv(d, True), cwd=d, capture_output=True,
-                               preexec_fn=sb._limits(weak_cfg))
+            r = subprocess.run(
+                weak_argv(d, True), cwd=d, capture_output=True, preexec_fn=sb._limits(weak_cfg)
+            )
         assert r.returncode == 0, r.stderr[-300:]
 
     sides = {"bare": bare, "bwrap": bwrap, "weak": weak}
@@ -71,13 +72,21 @@ def main() -> None:
                 fn(code)
                 times[name].append(time.perf_counter() - t0)
         med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-        lines.append(f"`{label}`: bare {med['bare']:.0f} ms, bwrap {med['bwrap']:.0f} ms "
-                     f"(+{med['bwrap'] - med['bare']:.0f} ms, {med['bwrap'] / med['bare']:.2f}x)"
-                     + (f", weak {med['weak']:.0f} ms" if "weak" in med else
-                        ", weak n/a (its audit hook refuses ctypes, which numpy imports)"))
+        lines.append(
+            f"`{label}`: bare {med['bare']:.0f} ms, bwrap {med['bwrap']:.0f} ms "
+            f"(+{med['bwrap'] - med['bare']:.0f} ms, {med['bwrap'] / med['bare']:.2f}x)"
+            + (
+                f", weak {med['weak']:.0f} ms"
+                if "weak" in med
+                else ", weak n/a (its audit hook refuses ctypes, which numpy imports)"
+            )
+        )
     load1 = os.getloadavg()[0]
-    lines.insert(0, f"sandbox overhead per run, median of {args.repeat}, interleaved; "
-                    f"load average {load0:.1f} -> {load1:.1f}")
+    lines.insert(
+        0,
+        f"sandbox overhead per run, median of {args.repeat}, interleaved; "
+        f"load average {load0:.1f} -> {load1:.1f}",
+    )
     print("\n".join(lines))
     if args.record:
         append_bullets("sandbox_overhead.py: bubblewrap sandbox vs bare interpreter", lines)

@@ -69,8 +69,17 @@ def make_checkpoint(d: Path, preset: str) -> Path:
 
 
 def start_server(run: Path, max_batch: int, log: Path) -> ServeProcess:
-    return ServeProcess(run, log, "--model-name", "bench", "--max-batch", str(max_batch),
-                        "--max-waiting", "512", timeout=120)
+    return ServeProcess(
+        run,
+        log,
+        "--model-name",
+        "bench",
+        "--max-batch",
+        str(max_batch),
+        "--max-waiting",
+        "512",
+        timeout=120,
+    )
 
 
 def burst(url: str, requests: int, tokens: int) -> tuple[float, list[float], list[str], int]:

@@ -95,13 +95,19 @@ def main() -> None:
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     rate = {k: raw_tokens / statistics.median(v) for k, v in times.items()}
     ours, raw = rate["ours (stage + Parquet)"], rate["raw tiktoken"]
-    lines = [f"texts: {len(texts)} documents ({mb:.1f} MB UTF-8, real pages repeated), "
-             f"{raw_tokens:,} cl100k_base tokens; 1 process; load average {load0:.1f} -> {load1:.1f}",
-             f"raw tiktoken encode_ordinary_batch: {raw:,.0f} tokens/s; ours, whole tokenize stage incl. "
-             f"Parquet read/write: {ours:,.0f} tokens/s; ours/raw = {ours / raw:.2f}x"]
+    lines = [
+        f"texts: {len(texts)} documents ({mb:.1f} MB UTF-8, real pages repeated), "
+        f"{raw_tokens:,} cl100k_base tokens; 1 process; load average {load0:.1f} -> {load1:.1f}",
+        f"raw tiktoken encode_ordinary_batch: {raw:,.0f} tokens/s; ours, whole tokenize stage incl. "
+        f"Parquet read/write: {ours:,.0f} tokens/s; ours/raw = {ours / raw:.2f}x",
+    ]
     print("\n".join(lines))
     if args.record:
-        append_bullets("tokenize stage speed, tokens/s on 1 core (benchmarks/tokenize_speed.py)", lines, MACHINE)
+        append_bullets(
+            "tokenize stage speed, tokens/s on 1 core (benchmarks/tokenize_speed.py)",
+            lines,
+            MACHINE,
+        )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def reference(preset: str, steps: int, data: torch.Tensor) -> tuple[float, float
     for step in range(steps):
         t0 = time.perf_counter()
         i = step * BATCH * (T + 1)
-        rows = data[i:i + BATCH * (T + 1)].view(BATCH, T + 1)
+        rows = data[i : i + BATCH * (T + 1)].view(BATCH, T + 1)
         loss = model(rows[:, :-1], rows[:, 1:])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -97,8 +97,16 @@ def reference(preset: str, steps: int, data: torch.Tensor) -> tuple[float, float
 def ours(preset: str, steps: int, shards: Path, out: Path, tokenizer: str) -> tuple[float, float]:
     from trainer.pretrain import pretrain
 
-    cfg = TrainConfig(steps=steps, batch_size=BATCH, eval_every=0, eval_batches=1, ckpt_every=10_000,
-                      progress=False, device="cpu", warmup_steps=2)
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=BATCH,
+        eval_every=0,
+        eval_batches=1,
+        ckpt_every=10_000,
+        progress=False,
+        device="cpu",
+        warmup_steps=2,
+    )
     pretrain(shards, out, cfg, preset=preset, tokenizer=tokenizer)
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rates = [r["tokens_per_s"] for r in recs if "tokens_per_s" in r][2:]
@@ -108,8 +116,14 @@ def ours(preset: str, steps: int, shards: Path, out: Path, tokenizer: str) -> tu
 def write_shards(d: Path, tokens: np.ndarray) -> None:
     docs = np.array_split(tokens, len(tokens) // 500)
     for split in ("train", "val"):
-        t = pa.table({"id": [f"{split}{i}" for i in range(len(docs))], "input_ids": [x.tolist() for x in docs],
-                      "num_tokens": [len(x) for x in docs]}, schema=TOKEN_SHARD_SCHEMA)
+        t = pa.table(
+            {
+                "id": [f"{split}{i}" for i in range(len(docs))],
+                "input_ids": [x.tolist() for x in docs],
+                "num_tokens": [len(x) for x in docs],
+            },
+            schema=TOKEN_SHARD_SCHEMA,
+        )
         atomic_write_parquet(d / split / "shard-00000.parquet", t)
 
 
@@ -119,7 +133,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--append", action="store_true", help="append the result to benchmarks/RESULTS.md")
+    ap.add_argument(
+        "--append", action="store_true", help="append the result to benchmarks/RESULTS.md"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
@@ -130,7 +146,9 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        texts = [f"Item {i} weighs {i * 7 % 1000} grams and costs {i % 97} euros." for i in range(5000)]
+        texts = [
+            f"Item {i} weighs {i * 7 % 1000} grams and costs {i % 97} euros." for i in range(5000)
+        ]
         tok = train_bpe(texts, 2048, tmp / "tok.json")
         VOCAB = (tok.vocab_size + 63) // 64 * 64  # the trainer pads the same way
         for preset in args.presets:
@@ -145,23 +163,40 @@ def main() -> None:
                     if which == "ref":
                         ref_r.append(reference(preset, args.steps, data))
                     else:
-                        our_r.append(ours(preset, args.steps, tmp / preset, tmp / f"run-{preset}-{run}",
-                                          str(tmp / "tok.json")))
+                        our_r.append(
+                            ours(
+                                preset,
+                                args.steps,
+                                tmp / preset,
+                                tmp / f"run-{preset}-{run}",
+                                str(tmp / "tok.json"),
+                            )
+                        )
             ref, our = (statistics.median(r[0] for r in rs) for rs in (ref_r, our_r))
             ref_best, our_best = (max(r[1] for r in rs) for rs in (ref_r, our_r))
-            lines.append(f"| {preset} | {ref:,.0f} | {our:,.0f} | {our / ref:.2f}x | {ref_best:,.0f} | {our_best:,.0f} "
-                         f"| {our_best / ref_best:.2f}x |")
+            lines.append(
+                f"| {preset} | {ref:,.0f} | {our:,.0f} | {our / ref:.2f}x | {ref_best:,.0f} | {our_best:,.0f} "
+                f"| {our_best / ref_best:.2f}x |"
+            )
             print(lines[-1], flush=True)
-    table = ["| preset | plain loop tok/s (median) | tokenmill tok/s (median) | ratio | plain loop best step "
-             "| tokenmill best step | ratio |", "|---|---|---|---|---|---|---|", *lines]
+    table = [
+        "| preset | plain loop tok/s (median) | tokenmill tok/s (median) | ratio | plain loop best step "
+        "| tokenmill best step | ratio |",
+        "|---|---|---|---|---|---|---|",
+        *lines,
+    ]
     print("\n".join(table))
     if args.append:
-        entry = [f"\n## {date.today().isoformat()} trainer CPU throughput (benchmarks/trainer_cpu.py)\n",
-                 f"Machine: 2-core x86_64 CPU, 24 GiB, shared/noisy; torch {torch.__version__}, "
-                 f"{args.threads} threads, python {platform.python_version()}. Batch {BATCH}, vocab {VOCAB}, "
-                 f"{args.steps} steps per run, median of {args.runs} alternating runs of each run's "
-                 "median step throughput (first 2 steps dropped); 'best step' = fastest single step of all runs, "
-                 "the least contention-affected figure.\n", *table, ""]
+        entry = [
+            f"\n## {date.today().isoformat()} trainer CPU throughput (benchmarks/trainer_cpu.py)\n",
+            f"Machine: 2-core x86_64 CPU, 24 GiB, shared/noisy; torch {torch.__version__}, "
+            f"{args.threads} threads, python {platform.python_version()}. Batch {BATCH}, vocab {VOCAB}, "
+            f"{args.steps} steps per run, median of {args.runs} alternating runs of each run's "
+            "median step throughput (first 2 steps dropped); 'best step' = fastest single step of all runs, "
+            "the least contention-affected figure.\n",
+            *table,
+            "",
+        ]
         append_results("\n".join(entry) + "\n")
 
 

@@ -33,7 +33,14 @@ from schemas.tokens import TOKEN_SHARD_SCHEMA  # noqa: E402
 from trainer.config import TrainConfig, model_config  # noqa: E402
 
 #: Dense bf16 peak FLOP/s by device name substring (vendor datasheets, no sparsity).
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "4090": 165e12}
+PEAK_BF16 = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "4090": 165e12,
+}
 
 
 def peak_flops(device: str, override: float | None) -> float | None:
@@ -52,10 +59,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--grad-accum", type=int, default=1)
     ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--warmup", type=int, default=10, help="steps left out (compilation, allocator)")
+    ap.add_argument(
+        "--warmup", type=int, default=10, help="steps left out (compilation, allocator)"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="override the bf16 peak (TFLOP/s)")
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="override the bf16 peak (TFLOP/s)"
+    )
     args = ap.parse_args()
 
     from trainer.pretrain import pretrain
@@ -71,24 +82,49 @@ def main() -> None:
         ids = rng.choice(ordinary, n_tokens)
         docs = np.array_split(ids, max(1, n_tokens // 2000))
         for split in ("train", "val"):
-            table = pa.table({"id": [str(i) for i in range(len(docs))], "input_ids": [d.tolist() for d in docs],
-                              "num_tokens": [len(d) for d in docs]}, schema=TOKEN_SHARD_SCHEMA)
+            table = pa.table(
+                {
+                    "id": [str(i) for i in range(len(docs))],
+                    "input_ids": [d.tolist() for d in docs],
+                    "num_tokens": [len(d) for d in docs],
+                },
+                schema=TOKEN_SHARD_SCHEMA,
+            )
             atomic_write_parquet(tmp / "shards" / split / "shard-00000.parquet", table)
         (tmp / "shards" / "manifest.json").write_text(json.dumps({"tokenizer": args.tokenizer}))
-        cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum, eval_every=0,
-                          eval_batches=1, ckpt_every=10**9, device=args.device, compile=not args.no_compile,
-                          progress=False, warmup_steps=2)
+        cfg = TrainConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            grad_accum=args.grad_accum,
+            eval_every=0,
+            eval_batches=1,
+            ckpt_every=10**9,
+            device=args.device,
+            compile=not args.no_compile,
+            progress=False,
+            warmup_steps=2,
+        )
         pretrain(tmp / "shards", tmp / "run", cfg, preset=args.preset)
         recs = [json.loads(x) for x in (tmp / "run" / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["tokens_per_s"] for r in recs if "tokens_per_s" in r][min(args.warmup, args.steps - 1):]
+    rates = [r["tokens_per_s"] for r in recs if "tokens_per_s" in r][
+        min(args.warmup, args.steps - 1) :
+    ]
     tps = statistics.median(rates)
     flops = mcfg.flops_per_token()
     peak = peak_flops(args.device, args.peak_tflops)
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"device {name} | preset {args.preset} ({mcfg.num_params() / 1e6:.1f}M params, T={T}, vocab {mcfg.vocab_size})"
-          f" | batch {args.batch_size}x{args.grad_accum} | compile {name != 'cpu' and not args.no_compile}")
-    print(f"tokens/s {tps:,.0f} | model TFLOP/s {flops * tps / 1e12:.2f}"
-          + (f" | MFU {flops * tps / peak:.1%} of {peak / 1e12:.0f} TFLOP/s bf16" if peak else " | MFU n/a (no peak)"))
+    print(
+        f"device {name} | preset {args.preset} ({mcfg.num_params() / 1e6:.1f}M params, T={T}, vocab {mcfg.vocab_size})"
+        f" | batch {args.batch_size}x{args.grad_accum} | compile {name != 'cpu' and not args.no_compile}"
+    )
+    print(
+        f"tokens/s {tps:,.0f} | model TFLOP/s {flops * tps / 1e12:.2f}"
+        + (
+            f" | MFU {flops * tps / peak:.1%} of {peak / 1e12:.0f} TFLOP/s bf16"
+            if peak
+            else " | MFU n/a (no peak)"
+        )
+    )
 
 
 if __name__ == "__main__":

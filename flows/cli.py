@@ -32,8 +32,13 @@ def expand_variadic(argv: list[str]) -> list[str]:
 
 #: Exceptions that mean "the user asked for something that cannot be done" (a glob that matches
 #: nothing, a missing file, a bad option value or config): one line, exit 1, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirectoryError,
-                                                IsADirectoryError, PermissionError, ValueError)
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    PermissionError,
+    ValueError,
+)
 
 
 def user_error_line(exc: BaseException) -> str:
@@ -44,8 +49,9 @@ def user_error_line(exc: BaseException) -> str:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err.get("loc") or ()) or "(top level)"
         more = len(exc.errors()) - 1
-        return (f"{exc.title}: '{where}': {err.get('msg')}"
-                + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""))
+        return f"{exc.title}: '{where}': {err.get('msg')}" + (
+            f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        )
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -65,9 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     except RuntimeError as exc:
         if DEBUG["on"] or "ephemeral Prefect API server" not in str(exc):
             raise
-        print("error: Prefect's temporary local server did not start in time (a busy machine?): "
-              "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `prefect server "
-              "start` once and set PREFECT_API_URL (--debug shows the traceback)", file=sys.stderr)
+        print(
+            "error: Prefect's temporary local server did not start in time (a busy machine?): "
+            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or run `prefect server "
+            "start` once and set PREFECT_API_URL (--debug shows the traceback)",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

@@ -28,7 +28,9 @@ app = typer.Typer(
 stage_app = typer.Typer(help="Run one stage alone (its own Prefect flow).", no_args_is_help=True)
 tokenizer_app = typer.Typer(help="Train or inspect tokenizers.", no_args_is_help=True)
 synth_app = typer.Typer(help="Generate post-training datasets.", no_args_is_help=True)
-train_app = typer.Typer(help="Train the compact model: pretrain, sft, rl, reward.", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the compact model: pretrain, sft, rl, reward.", no_args_is_help=True
+)
 
 app.add_typer(stage_app, name="stage")
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -57,13 +59,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    show_version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                               help="print the version and exit")] = False,
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="console: warnings and errors only (the Prefect server still gets "
-        "INFO logs)")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="show the traceback of a failing command")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="console: warnings and errors only (the Prefect server still gets INFO logs)",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="show the traceback of a failing command")
+    ] = False,
 ) -> None:
     """Raw web crawls -> FineWeb-style corpus -> post-training data -> a compact model."""
     if verbose and quiet:
@@ -113,7 +126,8 @@ def prefect_local_mode() -> Iterator[None]:
         updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = LOCAL_STARTUP_TIMEOUT_S
     if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ and settings.analytics_enabled:
         updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
-    logging.getLogger("tokenmill").debug("Prefect local mode, temporary server settings: %s",
-                                         {k.name: v for k, v in updates.items()})
+    logging.getLogger("tokenmill").debug(
+        "Prefect local mode, temporary server settings: %s", {k.name: v for k, v in updates.items()}
+    )
     with temporary_settings(updates=updates):
         yield

@@ -10,24 +10,51 @@ import typer
 
 from flows.cli_app import app, prefect_local_mode, stage_app, tokenizer_app
 
-InDir = Annotated[Path, typer.Option("--input", "-i", help="a documents directory (a stage's OUT or OUT/documents)")]
+InDir = Annotated[
+    Path,
+    typer.Option("--input", "-i", help="a documents directory (a stage's OUT or OUT/documents)"),
+]
 OutDir = Annotated[Path, typer.Option("--output", "-o", help="output directory")]
 Workers = Annotated[int, typer.Option("--workers", "-w", help="worker processes")]
-Tok = Annotated[str, typer.Option("--tokenizer", help="cl100k_base (tiktoken) or a tokenizers JSON path")]
+Tok = Annotated[
+    str, typer.Option("--tokenizer", help="cl100k_base (tiktoken) or a tokenizers JSON path")
+]
 
 
-Overwrite = Annotated[bool, typer.Option(
-    "--overwrite", help="delete an existing OUT made with other settings or inputs and start over")]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="delete an existing OUT made with other settings or inputs and start over",
+    ),
+]
 
 
 @stage_app.command("dedup")
-def dedup(input: Annotated[list[Path], typer.Option(
-              "--input", "-i", help="documents directories (a stage's OUT or OUT/documents); repeat: all are used")],
-          output: OutDir, bands: int = 14, rows: int = 8, ngram: int = 5, seed: int = 1,
-          min_similarity: Annotated[float | None, typer.Option(
-              help="link a colliding pair only if its signature-estimated Jaccard is >= this + 0.02 "
-                   "(pipelines.dedup.SIMILARITY_MARGIN), e.g. 0.7")] = None,
-          workers: Workers = 1, overwrite: Overwrite = False) -> None:
+def dedup(
+    input: Annotated[
+        list[Path],
+        typer.Option(
+            "--input",
+            "-i",
+            help="documents directories (a stage's OUT or OUT/documents); repeat: all are used",
+        ),
+    ],
+    output: OutDir,
+    bands: int = 14,
+    rows: int = 8,
+    ngram: int = 5,
+    seed: int = 1,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(
+            help="link a colliding pair only if its signature-estimated Jaccard is >= this + 0.02 "
+            "(pipelines.dedup.SIMILARITY_MARGIN), e.g. 0.7"
+        ),
+    ] = None,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+) -> None:
     """MinHash near-duplicate removal (FineWeb: 5-gram shingles, 14 bands x 8 rows).
 
     Writes OUT/documents (kept, with minhash_cluster), OUT/removed (reason dedup:minhash,
@@ -46,9 +73,16 @@ def dedup(input: Annotated[list[Path], typer.Option(
 
 
 @stage_app.command("tokenize")
-def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
-             shard_tokens: int = 10_000_000, val_fraction: float = 0.01, seed: int = 0,
-             workers: Workers = 1, overwrite: Overwrite = False) -> None:
+def tokenize(
+    input: InDir,
+    output: OutDir,
+    tokenizer: Tok = "cl100k_base",
+    shard_tokens: int = 10_000_000,
+    val_fraction: float = 0.01,
+    seed: int = 0,
+    workers: Workers = 1,
+    overwrite: Overwrite = False,
+) -> None:
     """Documents -> shuffled train/val Parquet token shards (each document ends with EOT).
 
     Writes OUT/train/shard-NNNNN.parquet, OUT/val/shard-NNNNN.parquet and OUT/manifest.json.
@@ -56,16 +90,23 @@ def tokenize(input: InDir, output: OutDir, tokenizer: Tok = "cl100k_base",
     from flows.tokenize_flow import prepare, tokenize_flow
     from schemas.config import TokenizeConfig
 
-    cfg = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
+    cfg = TokenizeConfig(
+        tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed
+    )
     prepare(str(input), str(output), cfg, overwrite)  # run.json: refuse another run's OUT first
     with prefect_local_mode():
         tokenize_flow(str(input), str(output), cfg, workers)
 
 
 @tokenizer_app.command("train")
-def train(input: InDir, output: Annotated[Path, typer.Option("--output", "-o", help="tokenizer.json")],
-          vocab_size: Annotated[int, typer.Option(help="vocabulary size incl. special tokens")] = 8192,
-          max_docs: Annotated[int | None, typer.Option(help="train on at most this many documents")] = None) -> None:
+def train(
+    input: InDir,
+    output: Annotated[Path, typer.Option("--output", "-o", help="tokenizer.json")],
+    vocab_size: Annotated[int, typer.Option(help="vocabulary size incl. special tokens")] = 8192,
+    max_docs: Annotated[
+        int | None, typer.Option(help="train on at most this many documents")
+    ] = None,
+) -> None:
     """Train a byte-level BPE (GPT-4 split pattern, chat/tool special tokens) on a documents dir."""
     import itertools
 
@@ -80,21 +121,41 @@ def train(input: InDir, output: Annotated[Path, typer.Option("--output", "-o", h
 
 @app.command("pipeline")
 def pipeline(
-    input: Annotated[list[str], typer.Option("--input", "-i", help="WARC files, globs or dirs; s3://, gs://, https:// too")],
-    output: Annotated[str, typer.Option("--output", "-o", help="output directory or s3:// / gs:// URL")],
+    input: Annotated[
+        list[str],
+        typer.Option("--input", "-i", help="WARC files, globs or dirs; s3://, gs://, https:// too"),
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="output directory or s3:// / gs:// URL")
+    ],
     workers: Workers = 1,
-    languages: Annotated[list[str] | None, typer.Option("--languages", "-l", help="languages to keep; 'all'")] = None,
+    languages: Annotated[
+        list[str] | None, typer.Option("--languages", "-l", help="languages to keep; 'all'")
+    ] = None,
     tokenizer: Tok = "cl100k_base",
     shard_tokens: int = 10_000_000,
     val_fraction: float = 0.01,
     seed: int = 0,
-    min_similarity: Annotated[float | None, typer.Option(
-        help="dedup: link a colliding pair only if its estimated Jaccard is >= this + 0.02")] = None,
+    min_similarity: Annotated[
+        float | None,
+        typer.Option(
+            help="dedup: link a colliding pair only if its estimated Jaccard is >= this + 0.02"
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="stop after N records per WARC")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="FinewebConfig JSON/YAML")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="FinewebConfig JSON/YAML")
+    ] = None,
     engine: Annotated[str, typer.Option(help="local (Prefect + processes) or beam")] = "local",
-    runner: Annotated[str, typer.Option(help="Beam runner: FnApiRunner, DataflowRunner, FlinkRunner, SparkRunner")] = "FnApiRunner",
-    beam_option: Annotated[list[str] | None, typer.Option("--beam-option", help="extra Beam flag, e.g. --beam-option=--project=P (repeat)")] = None,
+    runner: Annotated[
+        str, typer.Option(help="Beam runner: FnApiRunner, DataflowRunner, FlinkRunner, SparkRunner")
+    ] = "FnApiRunner",
+    beam_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--beam-option", help="extra Beam flag, e.g. --beam-option=--project=P (repeat)"
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """WARC -> fineweb -> dedup -> tokenize as one Prefect flow; resumable.
@@ -107,7 +168,9 @@ def pipeline(
 
     fw = load_config(config, workers=workers, languages=languages, limit=limit)
     dc = DedupConfig(min_similarity=min_similarity)
-    tc = TokenizeConfig(tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed)
+    tc = TokenizeConfig(
+        tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed
+    )
     from pipelines.storage import is_remote
 
     if engine == "local" and not is_remote(output):  # refuse another run's OUT/fineweb in one line
@@ -115,8 +178,23 @@ def pipeline(
         from pipelines.io import expand_inputs
         from pipelines.runinfo import prepare_output
 
-        prepare_output(Path(output) / "fineweb", kind="fineweb", config=fw, inputs=expand_inputs(input),
-                       stages=list(STAGES), overwrite=overwrite)
+        prepare_output(
+            Path(output) / "fineweb",
+            kind="fineweb",
+            config=fw,
+            inputs=expand_inputs(input),
+            stages=list(STAGES),
+            overwrite=overwrite,
+        )
     with prefect_local_mode():
-        corpus_pipeline_flow(input, output, fw, dc, tc, workers, engine,
-                             [f"--runner={runner}", *(beam_option or [])], overwrite)
+        corpus_pipeline_flow(
+            input,
+            output,
+            fw,
+            dc,
+            tc,
+            workers,
+            engine,
+            [f"--runner={runner}", *(beam_option or [])],
+            overwrite,
+        )

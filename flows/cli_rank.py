@@ -19,12 +19,16 @@ import typer
 
 from flows.cli_app import app
 
-rank_app = typer.Typer(help="Rank sampled responses (people, verifier, LLM judge) and export pairs.",
-                       no_args_is_help=True)
+rank_app = typer.Typer(
+    help="Rank sampled responses (people, verifier, LLM judge) and export pairs.",
+    no_args_is_help=True,
+)
 app.add_typer(rank_app, name="rank")
 
 Samples = Annotated[Path, typer.Option(help="a `synth samples` output dir")]
-DB = Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: sqlite file SAMPLES/rankings.sqlite)")]
+DB = Annotated[
+    str | None, typer.Option(help="SQLAlchemy URL (default: sqlite file SAMPLES/rankings.sqlite)")
+]
 
 
 def _fail(message: str) -> None:
@@ -46,8 +50,10 @@ def _store(samples: Path, db: str | None, load: bool = True):
     except FileNotFoundError as e:
         _fail(str(e))
     if db is None and not load and not (samples / "rankings.sqlite").is_file():
-        _fail(f"no rankings database at {samples / 'rankings.sqlite'} (rank with `tokenmill rank serve|auto` "
-              "first, or give --db)")
+        _fail(
+            f"no rankings database at {samples / 'rankings.sqlite'} (rank with `tokenmill rank serve|auto` "
+            "first, or give --db)"
+        )
     try:
         store = RankStore(db or default_url(samples))
         if rows is not None:
@@ -61,7 +67,8 @@ def _store(samples: Path, db: str | None, load: bool = True):
 
 @rank_app.command("serve")
 def serve_cmd(
-    samples: Samples, db: DB = None,
+    samples: Samples,
+    db: DB = None,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: a free one, printed)")] = 0,
 ) -> None:
@@ -73,12 +80,15 @@ def serve_cmd(
 
 @rank_app.command("auto")
 def auto_cmd(
-    samples: Samples, db: DB = None,
+    samples: Samples,
+    db: DB = None,
     by: Annotated[str, typer.Option(help="verifier | judge")] = "verifier",
     judge_url: Annotated[str | None, typer.Option(help="judge: OpenAI-compatible base URL")] = None,
     judge_checkpoint: Annotated[Path | None, typer.Option(help="judge: local checkpoint")] = None,
     judge_model: Annotated[str, typer.Option(help="judge: model name")] = "tokenmill",
-    llm_key_env: Annotated[str, typer.Option(help="env var with the judge's API key")] = "OPENAI_API_KEY",
+    llm_key_env: Annotated[
+        str, typer.Option(help="env var with the judge's API key")
+    ] = "OPENAI_API_KEY",
     seed: Annotated[int, typer.Option(help="judge request seed")] = 0,
 ) -> None:
     """Rank every set automatically; stored like a person's ranking (annotator verifier/judge:...)."""
@@ -95,9 +105,16 @@ def auto_cmd(
 
         if judge_url is None and judge_checkpoint is None:
             raise typer.BadParameter("--by judge needs --judge-url or --judge-checkpoint")
-        cfg = LLMConfig(model=judge_model, api_key_env=llm_key_env, cache_dir=str(samples / ".judge-cache"),
-                        **({"backend": "local", "checkpoint": str(judge_checkpoint)} if judge_checkpoint
-                           else {"base_url": judge_url}))
+        cfg = LLMConfig(
+            model=judge_model,
+            api_key_env=llm_key_env,
+            cache_dir=str(samples / ".judge-cache"),
+            **(
+                {"backend": "local", "checkpoint": str(judge_checkpoint)}
+                if judge_checkpoint
+                else {"base_url": judge_url}
+            ),
+        )
         annotator = f"judge:{judge_model}"
         ranks, figures = judge_rankings(make_llm(cfg), sets, seed)
     else:
@@ -109,23 +126,33 @@ def auto_cmd(
             added += 1
         except AlreadyRanked:
             already += 1
-    typer.echo(json.dumps({"annotator": annotator, "ranked": added, "already_ranked": already, **figures}))
+    typer.echo(
+        json.dumps({"annotator": annotator, "ranked": added, "already_ranked": already, **figures})
+    )
 
 
 @rank_app.command("export")
 def export_cmd(
     samples: Samples,
-    output: Annotated[Path, typer.Option(help="pairs dir: OUT/train (+ OUT/val), for train reward|dpo")],
+    output: Annotated[
+        Path, typer.Option(help="pairs dir: OUT/train (+ OUT/val), for train reward|dpo")
+    ],
     db: DB = None,
-    annotator: Annotated[list[str] | None, typer.Option(help="only these annotators (repeatable)")] = None,
+    annotator: Annotated[
+        list[str] | None, typer.Option(help="only these annotators (repeatable)")
+    ] = None,
     val_fraction: Annotated[float, typer.Option(help="share of prompts held out in OUT/val")] = 0.0,
 ) -> None:
     """All chosen/rejected pairs implied by the rankings (ties dropped), with annotator ids."""
     from pipelines.rank.export import export_pairs
 
     stats = export_pairs(_store(samples, db, load=False), output, annotator, val_fraction)
-    typer.echo(json.dumps({k: v for k, v in stats.items() if not isinstance(v, dict | list)} |
-                          {"agreement": stats["agreement"]["pairwise_agreement"]}))
+    typer.echo(
+        json.dumps(
+            {k: v for k, v in stats.items() if not isinstance(v, dict | list)}
+            | {"agreement": stats["agreement"]["pairwise_agreement"]}
+        )
+    )
 
 
 @rank_app.command("status")

@@ -32,16 +32,30 @@ def _train_parameters(mode: str) -> list[inspect.Parameter]:
             help_ += f" ({' | '.join(map(str, get_args(ann)))})"
             ann = str
         default = MODE_DEFAULTS[mode].get(name, field.default)
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[ann, typer.Option(help=help_)]))
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[ann, typer.Option(help=help_)],
+            )
+        )
     return params
 
 
 _RUN_FLAGS = [
-    inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option(help="continue OUT/checkpoint.pt (same settings)")]),
-    inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option(help="delete OUT's checkpoint and start over")]),
+    inspect.Parameter(
+        "resume",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option(help="continue OUT/checkpoint.pt (same settings)")],
+    ),
+    inspect.Parameter(
+        "overwrite",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option(help="delete OUT's checkpoint and start over")],
+    ),
 ]
 
 
@@ -51,8 +65,11 @@ def train_command(mode: str) -> Callable[[Callable[..., dict]], Callable[..., No
     A user error (an existing run dir, a bad value) prints one line and exits 1."""
 
     def register(fn: Callable[..., dict]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values()
-               if p.name not in ("cfg", "resume", "overwrite")]
+        own = [
+            p
+            for p in inspect.signature(fn, eval_str=True).parameters.values()
+            if p.name not in ("cfg", "resume", "overwrite")
+        ]
         cfg_params = _train_parameters(mode)
         names = [p.name for p in cfg_params]
 
@@ -66,13 +83,18 @@ def train_command(mode: str) -> Callable[[Callable[..., dict]], Callable[..., No
                 result = fn(cfg, **kw)
             except (ValueError, FileNotFoundError) as e:
                 if isinstance(e, ValidationError):
-                    e = ValueError("; ".join(f"--{'-'.join(map(str, x['loc']))}: {x['msg']}"
-                                             for x in e.errors()))
+                    e = ValueError(
+                        "; ".join(
+                            f"--{'-'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()
+                        )
+                    )
                 typer.echo(f"error: {e}", err=True)
                 raise typer.Exit(1) from None
             typer.echo(json.dumps(result))
 
-        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + cfg_params + _RUN_FLAGS
+        params = (
+            [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + cfg_params + _RUN_FLAGS
+        )
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         command.__name__, command.__doc__ = f"{mode}_cmd", fn.__doc__
@@ -88,24 +110,41 @@ Out = Annotated[Path, typer.Option(help="run directory")]
 
 @train_command("pretrain")
 def pretrain_cmd(
-    cfg, *, resume: bool, overwrite: bool,
+    cfg,
+    *,
+    resume: bool,
+    overwrite: bool,
     data: Annotated[Path, typer.Option(help="token shards: DIR/train, DIR/val, DIR/manifest.json")],
     out: Out,
     config: Annotated[str, typer.Option(help="model preset: tiny | small | gpt2-124m")] = "tiny",
     tokenizer: Annotated[str | None, typer.Option(help="override the manifest's tokenizer")] = None,
-    block_size: Annotated[int | None, typer.Option(help="override the preset's context length")] = None,
+    block_size: Annotated[
+        int | None, typer.Option(help="override the preset's context length")
+    ] = None,
 ) -> dict:
     """Pretrain a GPT from scratch on token shards."""
     from trainer.pretrain import pretrain
 
     overrides = {"block_size": block_size} if block_size else {}
-    return pretrain(data, out, cfg, preset=config, tokenizer=tokenizer, model_overrides=overrides,
-                    resume=resume, overwrite=overwrite)
+    return pretrain(
+        data,
+        out,
+        cfg,
+        preset=config,
+        tokenizer=tokenizer,
+        model_overrides=overrides,
+        resume=resume,
+        overwrite=overwrite,
+    )
 
 
 @train_command("sft")
 def sft_cmd(
-    cfg, *, resume: bool, overwrite: bool, init: Init,
+    cfg,
+    *,
+    resume: bool,
+    overwrite: bool,
+    init: Init,
     data: Annotated[Path, typer.Option(help="conversations: DIR/train/*.parquet (+ DIR/val)")],
     out: Out,
 ) -> dict:
@@ -117,26 +156,37 @@ def sft_cmd(
 
 @train_command("rl")
 def rl_cmd(
-    cfg, *, resume: bool, overwrite: bool, init: Init,
+    cfg,
+    *,
+    resume: bool,
+    overwrite: bool,
+    init: Init,
     data: Annotated[Path, typer.Option(help="RL prompts: DIR/train/*.parquet (+ DIR/val)")],
     out: Out,
     k: Annotated[int, typer.Option(help="sampled answers per prompt")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="answer length cap")] = 64,
     temperature: Annotated[float, typer.Option(help="rollout temperature")] = 1.0,
-    reward_model: Annotated[Path | None, typer.Option(help="reward-model run: its score is the reward "
-                                                      "(default: the verifier)")] = None,
+    reward_model: Annotated[
+        Path | None,
+        typer.Option(help="reward-model run: its score is the reward (default: the verifier)"),
+    ] = None,
 ) -> dict:
     """RL on verifiable prompts: k samples per prompt, reward = correct, advantage = reward - mean."""
     from trainer.config import RLConfig
     from trainer.rl import rl
 
     rl_cfg = RLConfig(k=k, max_new_tokens=max_new_tokens, temperature=temperature)
-    return rl(init, data, out, cfg, rl_cfg, resume=resume, overwrite=overwrite, reward_model=reward_model)
+    return rl(
+        init, data, out, cfg, rl_cfg, resume=resume, overwrite=overwrite, reward_model=reward_model
+    )
 
 
 @train_command("reward")
 def reward_cmd(
-    cfg, *, resume: bool, overwrite: bool,
+    cfg,
+    *,
+    resume: bool,
+    overwrite: bool,
     init: Annotated[Path, typer.Option(help="LM checkpoint (file or run dir) for the backbone")],
     data: Annotated[Path, typer.Option(help="preference pairs: DIR/train/*.parquet (+ DIR/val)")],
     out: Out,
@@ -149,11 +199,19 @@ def reward_cmd(
 
 @train_command("dpo")
 def dpo_cmd(
-    cfg, *, resume: bool, overwrite: bool,
-    init: Annotated[Path, typer.Option(help="SFT checkpoint (file or run dir): policy start and frozen reference")],
+    cfg,
+    *,
+    resume: bool,
+    overwrite: bool,
+    init: Annotated[
+        Path,
+        typer.Option(help="SFT checkpoint (file or run dir): policy start and frozen reference"),
+    ],
     data: Annotated[Path, typer.Option(help="preference pairs: DIR/train/*.parquet (+ DIR/val)")],
     out: Out,
-    beta: Annotated[float, typer.Option(help="DPO temperature: how far the policy may move from the reference")] = 0.1,
+    beta: Annotated[
+        float, typer.Option(help="DPO temperature: how far the policy may move from the reference")
+    ] = 0.1,
 ) -> dict:
     """Direct Preference Optimization on chosen/rejected pairs against a frozen reference."""
     from trainer.dpo import dpo
@@ -170,8 +228,12 @@ def sample_cmd(
     top_k: Annotated[int | None, typer.Option(help="sample from the k most likely tokens")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    best_of: Annotated[int | None, typer.Option(help="chat reply: best of N samples by --reward-model")] = None,
-    reward_model: Annotated[Path | None, typer.Option(help="reward-model run that scores --best-of samples")] = None,
+    best_of: Annotated[
+        int | None, typer.Option(help="chat reply: best of N samples by --reward-model")
+    ] = None,
+    reward_model: Annotated[
+        Path | None, typer.Option(help="reward-model run that scores --best-of samples")
+    ] = None,
 ) -> None:
     """Continue a text prompt with a trained model (or, with --best-of, answer it as a user message)."""
     from trainer.inference import LocalModel
@@ -184,26 +246,45 @@ def sample_cmd(
         from trainer.reward import RewardScorer
 
         try:
-            res = best_of_n(lm, RewardScorer(reward_model, device), prompt, best_of, max_tokens, temperature,
-                            top_k, seed or 0)
+            res = best_of_n(
+                lm,
+                RewardScorer(reward_model, device),
+                prompt,
+                best_of,
+                max_tokens,
+                temperature,
+                top_k,
+                seed or 0,
+            )
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
-        typer.echo(json.dumps({k: res[k] for k in ("best_index", "scores", "reward_model")}), err=True)
+        typer.echo(
+            json.dumps({k: res[k] for k in ("best_index", "scores", "reward_model")}), err=True
+        )
         typer.echo(res["best"])
         return
-    typer.echo(prompt + lm.complete(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed))
+    typer.echo(
+        prompt
+        + lm.complete(
+            prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed
+        )
+    )
 
 
 @app.command("chat")
 def chat_cmd(
     ckpt: Annotated[Path, typer.Option(help="checkpoint file or run dir")],
-    search_index: Annotated[str | None, typer.Option(help="search index dir for the search tool")] = None,
+    search_index: Annotated[
+        str | None, typer.Option(help="search index dir for the search tool")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="new tokens per generation")] = 256,
     temperature: Annotated[float, typer.Option(help="0 = greedy")] = 0.0,
     top_k: Annotated[int | None, typer.Option(help="top-k sampling")] = None,
     seed: Annotated[int | None, typer.Option(help="sampling seed")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    allow_weak_sandbox: Annotated[bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)] = False,
+    allow_weak_sandbox: Annotated[
+        bool, typer.Option("--allow-weak-sandbox", help=WEAK_FLAG_HELP)
+    ] = False,
 ) -> None:
     """Chat on stdin (/reset, /quit); python and search tool calls are executed."""
     if allow_weak_sandbox:
@@ -214,7 +295,14 @@ def chat_cmd(
     from trainer.inference import LocalModel
 
     lm = LocalModel.from_checkpoint(ckpt, device=device)
-    repl(lm, default_tools(search_index), max_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    repl(
+        lm,
+        default_tools(search_index),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        seed=seed,
+    )
 
 
 @app.command("serve")
@@ -223,18 +311,32 @@ def serve_cmd(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
-    model_name: Annotated[str | None, typer.Option(help="model id clients send (default: the run name)")] = None,
-    api_key: Annotated[str | None, typer.Option(envvar="TOKENMILL_API_KEY",
-                                                help="require `Authorization: Bearer KEY`")] = None,
-    max_batch: Annotated[int, typer.Option(help="sequences decoded together per forward pass")] = 32,
+    model_name: Annotated[
+        str | None, typer.Option(help="model id clients send (default: the run name)")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="TOKENMILL_API_KEY", help="require `Authorization: Bearer KEY`"),
+    ] = None,
+    max_batch: Annotated[
+        int, typer.Option(help="sequences decoded together per forward pass")
+    ] = 32,
     max_waiting: Annotated[int, typer.Option(help="sequences queued beyond that before 429")] = 256,
-    max_tokens_cap: Annotated[int, typer.Option(help="largest max_tokens a request may ask for")] = 2048,
+    max_tokens_cap: Annotated[
+        int, typer.Option(help="largest max_tokens a request may ask for")
+    ] = 2048,
     max_request_bytes: Annotated[int, typer.Option(help="largest request body")] = 1_000_000,
 ) -> None:
     """OpenAI-compatible HTTP server with continuous batching and streaming (/v1/chat/completions,
     /v1/completions, /v1/models, /health)."""
     from trainer.serve import ServeConfig, serve
 
-    cfg = ServeConfig(model_name=model_name, api_key=api_key, max_batch=max_batch, max_waiting=max_waiting,
-                      max_tokens_cap=max_tokens_cap, max_request_bytes=max_request_bytes)
+    cfg = ServeConfig(
+        model_name=model_name,
+        api_key=api_key,
+        max_batch=max_batch,
+        max_waiting=max_waiting,
+        max_tokens_cap=max_tokens_cap,
+        max_request_bytes=max_request_bytes,
+    )
     serve(str(ckpt), host=host, port=port, device=device, config=cfg)

@@ -37,8 +37,9 @@ from schemas.config import (
 
 def _report(stats: dict, name: str, output: str, console: bool) -> dict:
     """Log the counts, create the Prefect artifacts, print the table (``flows.report``)."""
-    artifacts = publish(stats_from_json(stats["stages"]), f"tokenmill {name}: {output}", name,
-                        console=console)
+    artifacts = publish(
+        stats_from_json(stats["stages"]), f"tokenmill {name}: {output}", name, console=console
+    )
     return {**stats, "output": output, "artifacts": artifacts}
 
 
@@ -54,8 +55,14 @@ def corpus_step(fn, *args) -> None:
     fn(*args)
 
 
-def run_exact_dedup(input: str, output: str, config: ExactDedupConfig | dict | None = None,
-                    workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
+def run_exact_dedup(
+    input: str,
+    output: str,
+    config: ExactDedupConfig | dict | None = None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     config = as_config(ExactDedupConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
@@ -68,8 +75,14 @@ def run_exact_dedup(input: str, output: str, config: ExactDedupConfig | dict | N
     return _report(stats, "exact-dedup", output, summary)
 
 
-def run_line_dedup(input: str, output: str, config: LineDedupConfig | dict | None = None,
-                   workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
+def run_line_dedup(
+    input: str,
+    output: str,
+    config: LineDedupConfig | dict | None = None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     config = as_config(LineDedupConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
@@ -82,8 +95,14 @@ def run_line_dedup(input: str, output: str, config: LineDedupConfig | dict | Non
     return _report(stats, "line-dedup", output, summary)
 
 
-def run_decontaminate(input: str, output: str, config: DecontaminateConfig | dict | None,
-                      workers: int = 1, summary: bool = True, overwrite: bool = False) -> dict:
+def run_decontaminate(
+    input: str,
+    output: str,
+    config: DecontaminateConfig | dict | None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     config = as_config(DecontaminateConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
@@ -93,14 +112,21 @@ def run_decontaminate(input: str, output: str, config: DecontaminateConfig | dic
     return _report(stats, "decontaminate", output, summary)
 
 
-def run_classify(input: str, output: str, config: ClassifyConfig | dict | None, workers: int = 1,
-                 summary: bool = True, overwrite: bool = False) -> dict:
+def run_classify(
+    input: str,
+    output: str,
+    config: ClassifyConfig | dict | None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     config = as_config(ClassifyConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     t0 = time.perf_counter()
     shards, settings = cl.prepare(input, output, config, overwrite)
-    parts = shard_steps(cl.filter_step, [(s, output, config, settings["model_sha256"]) for s in shards],
-                        workers)
+    parts = shard_steps(
+        cl.filter_step, [(s, output, config, settings["model_sha256"]) for s in shards], workers
+    )
     stats = cl.finish(output, parts, time.perf_counter() - t0, settings)
     return _report(stats, "classify", output, summary)
 
@@ -109,38 +135,63 @@ _RESULT = {"validate_parameters": False, "persist_result": True, "result_seriali
 
 
 @flow(name="exact_dedup", log_prints=False, **_RESULT)
-def exact_dedup_flow(input: str, output: str, config: ExactDedupConfig | None = None,
-                     workers: int = 1, overwrite: bool = False) -> dict:
+def exact_dedup_flow(
+    input: str,
+    output: str,
+    config: ExactDedupConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Exact document and URL dedup of a documents directory into ``output``."""
     return run_exact_dedup(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="line_dedup", log_prints=False, **_RESULT)
-def line_dedup_flow(input: str, output: str, config: LineDedupConfig | None = None,
-                    workers: int = 1, overwrite: bool = False) -> dict:
+def line_dedup_flow(
+    input: str,
+    output: str,
+    config: LineDedupConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Remove lines/paragraphs repeated across documents (CCNet / dolma)."""
     return run_line_dedup(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="decontaminate", log_prints=False, **_RESULT)
-def decontaminate_flow(input: str, output: str, config: DecontaminateConfig | None = None,
-                       workers: int = 1, overwrite: bool = False) -> dict:
+def decontaminate_flow(
+    input: str,
+    output: str,
+    config: DecontaminateConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Remove documents sharing n-gram spans with evaluation sets (``config.against`` is
     required: without it the run stops with a one-line config error)."""
     return run_decontaminate(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="classify", log_prints=False, **_RESULT)
-def classify_flow(input: str, output: str, config: ClassifyConfig | None = None,
-                  workers: int = 1, overwrite: bool = False) -> dict:
+def classify_flow(
+    input: str,
+    output: str,
+    config: ClassifyConfig | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> dict:
     """Score documents with a quality model (``config.model`` is required); remove those below
     the threshold."""
     return run_classify(input, output, config, workers, overwrite=overwrite)
 
 
 @flow(name="quality-annotate", log_prints=False, **_RESULT)
-def annotate_flow(input: str, output: str, llm: dict, config: AnnotateConfig | None = None,
-                  overwrite: bool = False) -> dict:
+def annotate_flow(
+    input: str,
+    output: str,
+    llm: dict,
+    config: AnnotateConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
     """LLM 0-5 annotation of a documents sample (``llm``: an ``LLMConfig`` as data)."""
     from pipelines.annotate import annotate
     from pipelines.llm import LLMConfig, make_llm

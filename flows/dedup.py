@@ -20,19 +20,28 @@ from pipelines.runinfo import prepare_output
 from schemas.config import DedupConfig, as_config
 
 
-def prepare(input: str | list[str], output: str, config: DedupConfig, overwrite: bool = False) -> list:
+def prepare(
+    input: str | list[str], output: str, config: DedupConfig, overwrite: bool = False
+) -> list:
     """The shards to dedup, after checking ``output`` against this run (``run.json``: refuses
     an output made with other settings or inputs unless ``overwrite``)."""
     shards = dd.plan(input)
     if not shards:
         raise FileNotFoundError(f"no documents Parquet under {input}")
-    prepare_output(output, kind="dedup", config=config, inputs=[s[1] for s in shards],
-                   overwrite=overwrite)
+    prepare_output(
+        output, kind="dedup", config=config, inputs=[s[1] for s in shards], overwrite=overwrite
+    )
     return shards
 
 
-def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1,
-              summary: bool = True, overwrite: bool = False) -> dict:
+def run_dedup(
+    input: str | list[str],
+    output: str,
+    config: DedupConfig | None = None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """The flow body (a plain function too): ``pipelines.dedup.dedup``'s passes as task runs,
     per-shard/per-band work in ``workers`` processes; returns the written stats.json.
     ``input``: one documents directory or several (all used)."""
@@ -40,14 +49,23 @@ def run_dedup(input: str | list[str], output: str, config: DedupConfig | None = 
     inputs = [normalize_path(i) for i in ([input] if isinstance(input, (str, Path)) else input)]
     output = normalize_path(output)
     prepare(inputs, output, config, overwrite)
-    return run_stage("dedup", output, summary,
-                     lambda: dd.dedup(inputs, output, config, pmap=processes(workers),
-                                     run_pass=task_pass))
+    return run_stage(
+        "dedup",
+        output,
+        summary,
+        lambda: dd.dedup(inputs, output, config, pmap=processes(workers), run_pass=task_pass),
+    )
 
 
-@flow(name="dedup", log_prints=False, validate_parameters=False, persist_result=True,
-      result_serializer="json")
-def dedup_flow(input: str | list[str], output: str, config: DedupConfig | None = None,
-               workers: int = 1) -> dict:
+@flow(
+    name="dedup",
+    log_prints=False,
+    validate_parameters=False,
+    persist_result=True,
+    result_serializer="json",
+)
+def dedup_flow(
+    input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1
+) -> dict:
     """MinHash near-duplicate removal of one or several documents directories into ``output``."""
     return run_dedup(input, output, config, workers)

@@ -59,18 +59,29 @@ def load_specs(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
     import yaml
 
     data = yaml.safe_load(Path(path).read_text())
-    return [DeploymentSpec(name=d["name"], entrypoint=d["entrypoint"], parameters=d.get("parameters") or {},
-                           schedules=d.get("schedules") or [], description=d.get("description"),
-                           tags=d.get("tags") or [], concurrency_limit=d.get("concurrency_limit"),
-                           triggers=d.get("triggers") or [])
-            for d in data["deployments"]]
+    return [
+        DeploymentSpec(
+            name=d["name"],
+            entrypoint=d["entrypoint"],
+            parameters=d.get("parameters") or {},
+            schedules=d.get("schedules") or [],
+            description=d.get("description"),
+            tags=d.get("tags") or [],
+            concurrency_limit=d.get("concurrency_limit"),
+            triggers=d.get("triggers") or [],
+        )
+        for d in data["deployments"]
+    ]
 
 
 def _schedules(spec: DeploymentSpec, activate: bool) -> list:
     from prefect.schedules import Cron
 
-    return [Cron(s["cron"], timezone=s.get("timezone", "UTC"), active=bool(s.get("active")) or activate)
-            for s in spec.schedules if "cron" in s]
+    return [
+        Cron(s["cron"], timezone=s.get("timezone", "UTC"), active=bool(s.get("active")) or activate)
+        for s in spec.schedules
+        if "cron" in s
+    ]
 
 
 def _served_triggers(spec: DeploymentSpec, name: str) -> list:
@@ -85,29 +96,46 @@ def _served_triggers(spec: DeploymentSpec, name: str) -> list:
         related = related if isinstance(related, list) else [related]
         t["match_related"] = [
             {**r, "prefect.resource.name": name}
-            if r.get("prefect.resource.role") == "deployment" else r for r in related]
+            if r.get("prefect.resource.role") == "deployment"
+            else r
+            for r in related
+        ]
         out.append(DeploymentEventTrigger(**t))
     return out
 
 
-def runner_deployments(specs: list[DeploymentSpec] | None = None, activate_schedules: bool = False,
-                       only: list[str] | None = None, name: str = SERVE_NAME) -> list:
+def runner_deployments(
+    specs: list[DeploymentSpec] | None = None,
+    activate_schedules: bool = False,
+    only: list[str] | None = None,
+    name: str = SERVE_NAME,
+) -> list:
     """``RunnerDeployment``s for ``serve``, all named ``name``; ``only`` filters by flow name or
     'flow/deployment' (either the served or the prefect.yaml deployment name)."""
     out = []
     for spec in specs if specs is not None else load_specs():
         flow = spec.load_flow()
-        if only and not ({flow.name, f"{flow.name}/{spec.name}", f"{flow.name}/{name}"} & set(only)):
+        if only and not (
+            {flow.name, f"{flow.name}/{spec.name}", f"{flow.name}/{name}"} & set(only)
+        ):
             continue
-        out.append(flow.to_deployment(
-            name=name, parameters=spec.parameters, schedules=_schedules(spec, activate_schedules),
-            description=spec.description, tags=spec.tags, concurrency_limit=spec.concurrency_limit,
-            triggers=_served_triggers(spec, name)))
+        out.append(
+            flow.to_deployment(
+                name=name,
+                parameters=spec.parameters,
+                schedules=_schedules(spec, activate_schedules),
+                description=spec.description,
+                tags=spec.tags,
+                concurrency_limit=spec.concurrency_limit,
+                triggers=_served_triggers(spec, name),
+            )
+        )
     return out
 
 
-def serve_flows(activate_schedules: bool = False, limit: int | None = None,
-                only: list[str] | None = None) -> None:
+def serve_flows(
+    activate_schedules: bool = False, limit: int | None = None, only: list[str] | None = None
+) -> None:
     """Serve every deployment of prefect.yaml from this process until interrupted.
 
     ``limit`` bounds concurrent flow runs in this process. Runs execute with the repository root

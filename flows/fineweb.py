@@ -59,9 +59,14 @@ class _Progress:
         self.t0 = since or time.perf_counter()  # perf_counter() when the work began
         self.docs = 0
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
             TextColumn("shards  {task.fields[docs]} docs  {task.fields[rate]} docs/s"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
         self.task = self.progress.add_task(title, total=total_shards, docs=0, rate="-")
 
     def __enter__(self) -> _Progress:
@@ -108,30 +113,42 @@ def _shard_run_name() -> str:
 
 # Transient failures (I/O, object-store timeouts) are retried; deterministic ones fail at once.
 @task(name="process-shard", task_run_name=_shard_run_name, cache_policy=NO_CACHE, **RETRY)
-def process_shard_task(input_path: str, output: str, config_json: str,
-                       stages: list[str] | None) -> dict:
+def process_shard_task(
+    input_path: str, output: str, config_json: str, stages: list[str] | None
+) -> dict:
     """One shard through the stages (``pipelines.fineweb.process_shard``); returns its
     stats.json payload. A shard finished with these settings (its stats file carries their
     fingerprint) is only read back; one made with other settings is redone."""
     done = stats_path(output, input_path)
     logger = run_logger()
-    fp = fingerprint(FinewebConfig.model_validate_json(config_json),
-                     list(STAGES if stages is None else stages))
+    fp = fingerprint(
+        FinewebConfig.model_validate_json(config_json), list(STAGES if stages is None else stages)
+    )
     if shard_is_current(done, fp):
         logger.info("shard %s finished earlier: skipped", shard_name(input_path))
     else:
-        process_shard(input_path, output, FinewebConfig.model_validate_json(config_json), stages,
-                      groups=cached_steps(config_json, stages))
+        process_shard(
+            input_path,
+            output,
+            FinewebConfig.model_validate_json(config_json),
+            stages,
+            groups=cached_steps(config_json, stages),
+        )
     payload = json.loads(done.read_text())
-    logger.info("shard %s: %d documents in, %d kept, %d removed", payload["shard"],
-                next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0,
-                payload["kept"], payload["removed"])
+    logger.info(
+        "shard %s: %d documents in, %d kept, %d removed",
+        payload["shard"],
+        next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0,
+        payload["kept"],
+        payload["removed"],
+    )
     return payload
 
 
 def order_by_size(paths: list[str]) -> list[str]:
     """Largest local input first, so the longest shard does not start last (outputs are per
     shard: the order changes nothing else)."""
+
     def size(p: str) -> int:
         local = p.removeprefix("file://")
         try:
@@ -157,14 +174,21 @@ def _workers_share_this_api() -> Iterator[None]:
         return
     with get_client(sync_client=True) as client:
         url = str(client.api_url).rstrip("/")
-    run_logger().info("local mode: worker processes report to this run's temporary Prefect "
-                      "server %s", url)
+    run_logger().info(
+        "local mode: worker processes report to this run's temporary Prefect server %s", url
+    )
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield
 
 
-def run_shards(files: list[str], output: str, config: FinewebConfig, stages: list[str] | None,
-               workers: int, title: str) -> list[dict]:
+def run_shards(
+    files: list[str],
+    output: str,
+    config: FinewebConfig,
+    stages: list[str] | None,
+    workers: int,
+    title: str,
+) -> list[dict]:
     """One ``process-shard`` task run per input: in a bounded process pool, or in this process."""
     from prefect.utilities.annotations import unmapped
 
@@ -174,6 +198,7 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
     procs = max(1, min(workers, len(pending)))
     payloads: dict[str, dict] = {}
     with _Progress(len(files), title) as bar:
+
         def done(path: str, payload: dict) -> None:
             payloads[path] = payload
             bar.docs_read(next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0)
@@ -190,9 +215,15 @@ def run_shards(files: list[str], output: str, config: FinewebConfig, stages: lis
             from prefect.task_runners import ProcessPoolTaskRunner
 
             with _workers_share_this_api(), ProcessPoolTaskRunner(max_workers=procs) as runner:
-                futures = runner.map(process_shard_task, {
-                    "input_path": pending, "output": unmapped(output),
-                    "config_json": unmapped(cfg), "stages": unmapped(stages)})
+                futures = runner.map(
+                    process_shard_task,
+                    {
+                        "input_path": pending,
+                        "output": unmapped(output),
+                        "config_json": unmapped(cfg),
+                        "stages": unmapped(stages),
+                    },
+                )
                 by_id = {f.task_run_id: p for f, p in zip(futures, pending, strict=True)}
                 for fut in as_completed(futures):
                     done(by_id[fut.task_run_id], fut.result())
@@ -211,9 +242,16 @@ def _merge(payloads: list[dict]) -> tuple[dict[str, StageStats], dict, dict]:
     return merge_stats(parts), skipped, step_counts
 
 
-def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                stages: list[str] | None = None, workers: int | None = None,
-                title: str = "fineweb", key: str = "fineweb", overwrite: bool = False) -> dict:
+def run_fineweb(
+    inputs: list[str],
+    output: str,
+    config: FinewebConfig | None = None,
+    stages: list[str] | None = None,
+    workers: int | None = None,
+    title: str = "fineweb",
+    key: str = "fineweb",
+    overwrite: bool = False,
+) -> dict:
     """The body shared by every flow here (plain function: callable without a flow too).
 
     ``output`` records this run (``run.json``); an output made with other settings or inputs is
@@ -226,12 +264,19 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     files = expand_inputs([normalize_path(p) for p in inputs])
     if not files:
         raise FileNotFoundError(f"no input files match {list(inputs)}")
-    prepare_output(output, kind=title, config=config, inputs=files,
-                   stages=list(STAGES if stages is None else stages), overwrite=overwrite)
+    prepare_output(
+        output,
+        kind=title,
+        config=config,
+        inputs=files,
+        stages=list(STAGES if stages is None else stages),
+        overwrite=overwrite,
+    )
     Path(output).mkdir(parents=True, exist_ok=True)
     workers = workers or config.workers
-    run_logger().info("%s: %d input shards -> %s, %d worker process(es)", title, len(files),
-                      output, workers)
+    run_logger().info(
+        "%s: %d input shards -> %s, %d worker process(es)", title, len(files), output, workers
+    )
     payloads = run_shards(files, output, config, stages, workers, title)
     merged, skipped, step_counts = _merge(payloads)
     for st in merged.values():
@@ -239,30 +284,55 @@ def run_fineweb(inputs: list[str], output: str, config: FinewebConfig | None = N
     seconds = time.perf_counter() - t0
     first = next(iter(merged.values()), None)
     docs = first.docs_in if first else 0
-    extra = {"output": output, "inputs": files, "seconds": round(seconds, 3),
-             "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
-             "skipped_records": skipped, "step_counts": step_counts, "stage_list": stages or STAGES,
-             "config": config.model_dump(mode="json")}
+    extra = {
+        "output": output,
+        "inputs": files,
+        "seconds": round(seconds, 3),
+        "docs_per_s": round(docs / seconds, 2) if seconds > 0 else None,
+        "skipped_records": skipped,
+        "step_counts": step_counts,
+        "stage_list": stages or STAGES,
+        "config": config.model_dump(mode="json"),
+    }
     write_stats(Path(output) / "stats.json", merged, extra)
     extra["artifacts"] = publish(merged, f"tokenmill {title}: {output}", key)
-    return {**json.loads((Path(output) / "stats.json").read_text()), "artifacts": extra["artifacts"]}
+    return {
+        **json.loads((Path(output) / "stats.json").read_text()),
+        "artifacts": extra["artifacts"],
+    }
 
 
 _RESULT = {"persist_result": True, "result_serializer": "json", "validate_parameters": False}
 
 
 @flow(name="fineweb", log_prints=False, **_RESULT)
-def fineweb_flow(inputs: list[str], output: str, config: FinewebConfig | None = None,
-                 stages: list[str] | None = None, workers: int | None = None) -> dict:
+def fineweb_flow(
+    inputs: list[str],
+    output: str,
+    config: FinewebConfig | None = None,
+    stages: list[str] | None = None,
+    workers: int | None = None,
+) -> dict:
     """The FineWeb per-document pass over WARC (or documents Parquet) inputs into ``output``."""
     return run_fineweb(inputs, output, config, stages, workers)
 
 
 def _make_stage_flow(stage: registry.Stage):
-    def body(inputs: list[str], output: str, config: FinewebConfig | None = None,
-             workers: int | None = None) -> dict:
-        return run_fineweb(inputs, output, config, [stage.name], workers,
-                           title=f"stage {stage.name}", key=stage.flow_name)
+    def body(
+        inputs: list[str],
+        output: str,
+        config: FinewebConfig | None = None,
+        workers: int | None = None,
+    ) -> dict:
+        return run_fineweb(
+            inputs,
+            output,
+            config,
+            [stage.name],
+            workers,
+            title=f"stage {stage.name}",
+            key=stage.flow_name,
+        )
 
     body.__name__ = body.__qualname__ = f"stage_{stage.name}_flow"
     body.__doc__ = stage.description
@@ -275,8 +345,13 @@ STAGE_FLOWS = {name: _make_stage_flow(registry.get(name)) for name in STAGES}
 globals().update({f"stage_{name}_flow": f for name, f in STAGE_FLOWS.items()})
 
 
-def stage_flow(name: str, inputs: list[str], output: str, config: FinewebConfig | None = None,
-               workers: int | None = None) -> dict:
+def stage_flow(
+    name: str,
+    inputs: list[str],
+    output: str,
+    config: FinewebConfig | None = None,
+    workers: int | None = None,
+) -> dict:
     """Run the Prefect flow of one stage by name."""
     if name not in STAGE_FLOWS:
         raise ValueError(f"unknown stage {name!r}; known: {STAGES}")

@@ -34,5 +34,8 @@ def run_stage(stage: str, output: str, summary: bool, driver: Callable[[], dict]
     if not is_finished(output):  # a finished run is not redone
         stats = driver()
         artifacts = publish(stats, f"tokenmill {stage}: {output}", stage, console=summary)
-    return {**json.loads((Path(output) / "stats.json").read_text()), "output": output,
-            "artifacts": artifacts}
+    return {
+        **json.loads((Path(output) / "stats.json").read_text()),
+        "output": output,
+        "artifacts": artifacts,
+    }

@@ -52,20 +52,34 @@ def table_rows(stats: dict[str, StageStats]) -> list[dict]:
     rows = []
     for name, st in stats.items():
         d = st.to_dict()
-        rows.append({"stage": name, "in": d["in"], "kept": d["kept"], "removed": d["removed"],
-                     "removed_by_reason": ", ".join(f"{r}={n}" for r, n in
-                                                    st.removed.most_common()) or "-",
-                     "seconds": d["seconds"], "docs_per_s": d["docs_per_s"]})
+        rows.append(
+            {
+                "stage": name,
+                "in": d["in"],
+                "kept": d["kept"],
+                "removed": d["removed"],
+                "removed_by_reason": ", ".join(f"{r}={n}" for r, n in st.removed.most_common())
+                or "-",
+                "seconds": d["seconds"],
+                "docs_per_s": d["docs_per_s"],
+            }
+        )
     return rows
 
 
 def markdown_summary(stats: dict[str, StageStats], title: str, top: int = 5) -> str:
     """A short markdown report: one line per stage and its top removal reasons."""
-    lines = [f"# {title}", "", "| stage | in | kept | removed | top removal reasons |",
-             "|---|---:|---:|---:|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "| stage | in | kept | removed | top removal reasons |",
+        "|---|---:|---:|---:|---|",
+    ]
     for name, st in stats.items():
         reasons = ", ".join(f"`{r}` {n:,}" for r, n in st.removed.most_common(top)) or "-"
-        lines.append(f"| {name} | {st.docs_in:,} | {st.kept:,} | {st.removed_total:,} | {reasons} |")
+        lines.append(
+            f"| {name} | {st.docs_in:,} | {st.kept:,} | {st.removed_total:,} | {reasons} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -73,8 +87,16 @@ def log_counts(stats: dict[str, StageStats], title: str) -> None:
     logger = run_logger()
     for name, st in stats.items():
         top = ", ".join(f"{r}={n}" for r, n in st.removed.most_common(3)) or "none"
-        logger.info("%s: stage %s in=%d kept=%d removed=%d (top: %s) %.2fs", title, name,
-                    st.docs_in, st.kept, st.removed_total, top, st.seconds)
+        logger.info(
+            "%s: stage %s in=%d kept=%d removed=%d (top: %s) %.2fs",
+            title,
+            name,
+            st.docs_in,
+            st.kept,
+            st.removed_total,
+            top,
+            st.seconds,
+        )
 
 
 def publish(stats: dict[str, StageStats], title: str, key: str, console: bool = True) -> dict:
@@ -86,12 +108,20 @@ def publish(stats: dict[str, StageStats], title: str, key: str, console: bool = 
     if _in_run():
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-        ids["table"] = str(create_table_artifact(
-            table=table_rows(stats), key=artifact_key(f"{key}-stats"),
-            description=f"{title}: per stage in / kept / removed by reason / seconds / docs/s"))
-        ids["markdown"] = str(create_markdown_artifact(
-            markdown=markdown_summary(stats, title), key=artifact_key(f"{key}-summary"),
-            description=f"{title}: top removal reasons"))
+        ids["table"] = str(
+            create_table_artifact(
+                table=table_rows(stats),
+                key=artifact_key(f"{key}-stats"),
+                description=f"{title}: per stage in / kept / removed by reason / seconds / docs/s",
+            )
+        )
+        ids["markdown"] = str(
+            create_markdown_artifact(
+                markdown=markdown_summary(stats, title),
+                key=artifact_key(f"{key}-summary"),
+                description=f"{title}: top removal reasons",
+            )
+        )
     if console:
         render_summary(stats, title=title)
     return ids
@@ -110,6 +140,10 @@ def link_stage_artifacts(links: dict[str, dict], key: str) -> str | None:
     for stage, ids in links.items():
         refs = ", ".join(f"[{kind}]({ui}/artifacts/artifact/{aid})" for kind, aid in ids.items())
         lines.append(f"- {stage}: {refs or 'finished earlier (see the merged table)'}")
-    return str(create_markdown_artifact(markdown="\n".join(lines) + "\n",
-                                        key=artifact_key(f"{key}-stages"),
-                                        description="links to each stage's artifacts"))
+    return str(
+        create_markdown_artifact(
+            markdown="\n".join(lines) + "\n",
+            key=artifact_key(f"{key}-stages"),
+            description="links to each stage's artifacts",
+        )
+    )

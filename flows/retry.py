@@ -28,15 +28,31 @@ from pipelines.http_status import TRANSIENT_HTTP_STATUS, http_status  # noqa: F4
 
 #: Exceptions that are OSError subclasses but deterministic: retrying cannot make a missing file
 #: appear or a permission be granted.
-_DETERMINISTIC_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError,
-                            PermissionError, FileExistsError)
+_DETERMINISTIC_OS_ERRORS = (
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    FileExistsError,
+)
 
 
 def _is_transient_transport_error(exc: BaseException) -> bool:
     """Connection resets, read timeouts... of the HTTP clients we use (matched by name: no imports)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TransportError", "TimeoutException", "ConnectError", "ReadError",
-                         "WriteError", "RemoteProtocolError", "ConnectionError", "Timeout"})
+    return bool(
+        names
+        & {
+            "TransportError",
+            "TimeoutException",
+            "ConnectError",
+            "ReadError",
+            "WriteError",
+            "RemoteProtocolError",
+            "ConnectionError",
+            "Timeout",
+        }
+    )
 
 
 def is_transient_exception(exc: BaseException | None) -> bool:
@@ -78,7 +94,11 @@ def retry_options(retries: int | None = None, base_delay_s: float | None = None)
     from prefect.tasks import exponential_backoff
 
     retries = int(os.environ.get("TOKENMILL_RETRIES", 3)) if retries is None else retries
-    base = float(os.environ.get("TOKENMILL_RETRY_DELAY_S", 2.0)) if base_delay_s is None else base_delay_s
+    base = (
+        float(os.environ.get("TOKENMILL_RETRY_DELAY_S", 2.0))
+        if base_delay_s is None
+        else base_delay_s
+    )
     return {
         "retries": retries,
         "retry_delay_seconds": exponential_backoff(backoff_factor=base)(retries) if retries else 0,

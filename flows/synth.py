@@ -51,6 +51,12 @@ def synth_samples_flow(config: dict) -> dict:
     return run_samples(SamplesConfig(**config))
 
 
-FLOWS = {"sft": synth_sft_flow, "refusal": synth_refusal_flow, "tooluse": synth_tooluse_flow,
-         "rl": synth_rl_flow, "prefs": synth_prefs_flow, "mix": synth_mix_flow,
-         "samples": synth_samples_flow}
+FLOWS = {
+    "sft": synth_sft_flow,
+    "refusal": synth_refusal_flow,
+    "tooluse": synth_tooluse_flow,
+    "rl": synth_rl_flow,
+    "prefs": synth_prefs_flow,
+    "mix": synth_mix_flow,
+    "samples": synth_samples_flow,
+}

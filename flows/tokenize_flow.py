@@ -34,19 +34,35 @@ def prepare(input: str, output: str, config: TokenizeConfig, overwrite: bool = F
     return files
 
 
-def run_tokenize(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1,
-                 summary: bool = True, overwrite: bool = False) -> dict:
+def run_tokenize(
+    input: str,
+    output: str,
+    config: TokenizeConfig | None = None,
+    workers: int = 1,
+    summary: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """The flow body (a plain function too); returns the written stats.json."""
     config = as_config(TokenizeConfig, config)
     input, output = normalize_path(input), normalize_path(output)
     prepare(input, output, config, overwrite)
-    return run_stage("tokenize", output, summary,
-                     lambda: tk.tokenize(input, output, config, pmap=processes(workers),
-                                         run_pass=task_pass))
+    return run_stage(
+        "tokenize",
+        output,
+        summary,
+        lambda: tk.tokenize(input, output, config, pmap=processes(workers), run_pass=task_pass),
+    )
 
 
-@flow(name="tokenize", log_prints=False, validate_parameters=False, persist_result=True,
-      result_serializer="json")
-def tokenize_flow(input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1) -> dict:
+@flow(
+    name="tokenize",
+    log_prints=False,
+    validate_parameters=False,
+    persist_result=True,
+    result_serializer="json",
+)
+def tokenize_flow(
+    input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1
+) -> dict:
     """Documents -> shuffled train/val Parquet token shards + manifest.json."""
     return run_tokenize(input, output, config, workers)

@@ -30,8 +30,9 @@ from pipelines.io import atomic_write_parquet, atomic_write_text
 from pipelines.llm import LLM
 from schemas.config import AnnotateConfig
 
-LABEL_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("score", pa.int8()),
-                          ("answer", pa.string())])
+LABEL_SCHEMA = pa.schema(
+    [("id", pa.string()), ("text", pa.string()), ("score", pa.int8()), ("answer", pa.string())]
+)
 
 FINEWEB_EDU_RUBRIC = """\
 You rate web pages for how useful they would be for teaching, from primary school to college.
@@ -58,9 +59,11 @@ Briefly justify your total in at most 100 words, then end with the line
 "Educational score: <points>" where <points> is a whole number from 0 to 5."""
 
 PROMPTS = {"fineweb-edu": FINEWEB_EDU_RUBRIC}
-_SCORE_RES = [re.compile(r"score\s*(?:is|of|=|:)?\s*\**\s*([0-5])(?:\s*/\s*5)?\b", re.I),
-              re.compile(r"\b([0-5])\s*/\s*5\b"),
-              re.compile(r"\b([0-5])\s*(?:points?|pts)\b", re.I)]
+_SCORE_RES = [
+    re.compile(r"score\s*(?:is|of|=|:)?\s*\**\s*([0-5])(?:\s*/\s*5)?\b", re.I),
+    re.compile(r"\b([0-5])\s*/\s*5\b"),
+    re.compile(r"\b([0-5])\s*(?:points?|pts)\b", re.I),
+]
 
 
 def parse_score(answer: str | None) -> int | None:
@@ -83,11 +86,16 @@ def sample_ids(shards: list[ss.Shard], config: AnnotateConfig) -> set[str] | Non
     for s in shards:
         for i in pq.read_table(s.path, columns=["id"]).column("id").to_pylist():
             ranked.append((xxhash.xxh64_intdigest(i.encode("utf-8"), seed=config.seed), i))
-    return {i for _, i in sorted(ranked)[:config.sample]}
+    return {i for _, i in sorted(ranked)[: config.sample]}
 
 
-def annotate(inputs: str | Path, output: str | Path, llm: LLM, config: AnnotateConfig | None = None,
-             overwrite: bool = False) -> dict:
+def annotate(
+    inputs: str | Path,
+    output: str | Path,
+    llm: LLM,
+    config: AnnotateConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Annotate a documents directory into ``output``; returns stats.json (see module doc)."""
     config = config or AnnotateConfig()
     out = Path(output)
@@ -102,27 +110,50 @@ def annotate(inputs: str | Path, output: str | Path, llm: LLM, config: AnnotateC
         if not path.exists():
             t = pq.read_table(s.path, columns=["id", "text"]).to_pylist()
             rows = [r for r in t if chosen is None or r["id"] in chosen]
-            heads = [(r["text"] or "")[:config.max_chars] for r in rows]
-            answers = llm.chat([[{"role": "user", "content": template.format(text=h)}] for h in heads],
-                               temperature=0.0, max_tokens=config.max_tokens, seed=config.seed)
-            atomic_write_parquet(path, pa.Table.from_pydict(
-                {"id": [r["id"] for r in rows], "text": heads,
-                 "score": [parse_score(a) for a in answers], "answer": answers}, schema=LABEL_SCHEMA))
+            heads = [(r["text"] or "")[: config.max_chars] for r in rows]
+            answers = llm.chat(
+                [[{"role": "user", "content": template.format(text=h)}] for h in heads],
+                temperature=0.0,
+                max_tokens=config.max_tokens,
+                seed=config.seed,
+            )
+            atomic_write_parquet(
+                path,
+                pa.Table.from_pydict(
+                    {
+                        "id": [r["id"] for r in rows],
+                        "text": heads,
+                        "score": [parse_score(a) for a in answers],
+                        "answer": answers,
+                    },
+                    schema=LABEL_SCHEMA,
+                ),
+            )
         for v in pq.read_table(path, columns=["score"]).column("score").to_pylist():
             scores["unparseable" if v is None else str(v)] += 1
     annotated = sum(scores.values())
-    stats = {"stage": "annotate", "config": config.model_dump(), "inputs": settings["inputs"],
-             "llm": llm.identity(), "annotated": annotated, "unparseable": scores["unparseable"],
-             "score_counts": {k: v for k, v in sorted(scores.items()) if k != "unparseable"},
-             "llm_requests": llm.requests, "llm_cache_hits": llm.cache_hits}
+    stats = {
+        "stage": "annotate",
+        "config": config.model_dump(),
+        "inputs": settings["inputs"],
+        "llm": llm.identity(),
+        "annotated": annotated,
+        "unparseable": scores["unparseable"],
+        "score_counts": {k: v for k, v in sorted(scores.items()) if k != "unparseable"},
+        "llm_requests": llm.requests,
+        "llm_cache_hits": llm.cache_hits,
+    }
     atomic_write_text(out / "stats.json", json.dumps(stats, indent=2))
     return stats
 
 
 def _label_files(paths: list[str]) -> list[str]:
     dirs = [str(Path(p) / "labels") if (Path(p) / "labels").is_dir() else p for p in paths]
-    files = [f for f in ss.expand_files(dirs, (".jsonl", ".json", ".parquet"))
-             if Path(f).name != "stats.json"]
+    files = [
+        f
+        for f in ss.expand_files(dirs, (".jsonl", ".json", ".parquet"))
+        if Path(f).name != "stats.json"
+    ]
     if not files:
         raise FileNotFoundError(f"no JSONL/Parquet label files in {paths}")
     return files
@@ -144,6 +175,11 @@ def load_labels(paths: list[str] | str) -> list[dict]:
         for n, r in enumerate(part):
             if "text" not in r or "score" not in r:
                 raise ValueError(f"{f}: row {n} has no `text`/`score` field (keys: {sorted(r)})")
-            rows.append({"id": str(r.get("id", f"{Path(f).name}:{n}")), "text": r["text"],
-                         "score": r["score"]})
+            rows.append(
+                {
+                    "id": str(r.get("id", f"{Path(f).name}:{n}")),
+                    "text": r["text"],
+                    "score": r["score"],
+                }
+            )
     return rows

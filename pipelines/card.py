@@ -33,14 +33,31 @@ from schemas.tokens import TokenManifest
 #: Directory names that are splits rather than configs.
 SPLIT_DIRS = {"train": "train", "val": "validation", "validation": "validation", "test": "test"}
 #: Later stages first: the first documents directory matching one of these is the final corpus.
-FINAL_STAGE_PRIORITY = ["tokenize", "pii", "dedup", "fineweb", "quality", "langid", "extract",
-                        "urlfilter", "read"]
+FINAL_STAGE_PRIORITY = [
+    "tokenize",
+    "pii",
+    "dedup",
+    "fineweb",
+    "quality",
+    "langid",
+    "extract",
+    "urlfilter",
+    "read",
+]
 #: Pipeline order used to sort stage statistics in the card.
 STAGE_ORDER = registry.STAGE_ORDER
-SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                   (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"),
-                   (1_000_000_000, "100M<n<1B"), (10_000_000_000, "1B<n<10B"),
-                   (100_000_000_000, "10B<n<100B"), (1_000_000_000_000, "100B<n<1T")]
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+    (10_000_000_000, "1B<n<10B"),
+    (100_000_000_000, "10B<n<100B"),
+    (1_000_000_000_000, "100B<n<1T"),
+]
 #: Values gathered for histograms are capped so a huge corpus does not fill memory.
 MAX_HIST_VALUES = 1_000_000
 
@@ -184,9 +201,16 @@ def plan_configs(groups: list[DataGroup], include_removed: bool = False) -> list
             continue
         leaf = g.rel.split("/")[-1]
         split = SPLIT_DIRS.get(leaf, "train")
-        parent = g.rel.rsplit("/", 1)[0] if leaf in SPLIT_DIRS and "/" in g.rel else (
-            "." if leaf in SPLIT_DIRS else g.rel)
-        name = "tokens" if g.kind == "tokens" and parent in (".", "tokenize") else _config_name(parent, g.kind)
+        parent = (
+            g.rel.rsplit("/", 1)[0]
+            if leaf in SPLIT_DIRS and "/" in g.rel
+            else ("." if leaf in SPLIT_DIRS else g.rel)
+        )
+        name = (
+            "tokens"
+            if g.kind == "tokens" and parent in (".", "tokenize")
+            else _config_name(parent, g.kind)
+        )
         key = f"{g.kind}:{name}"
         spec = by_name.get(key)
         if spec is None:
@@ -198,7 +222,9 @@ def plan_configs(groups: list[DataGroup], include_removed: bool = False) -> list
             configs.append(spec)
         spec.splits.setdefault(split, []).append(g)
     for c in configs:  # train first, then validation, test
-        c.splits = dict(sorted(c.splits.items(), key=lambda kv: ("train", "validation", "test").index(kv[0])))
+        c.splits = dict(
+            sorted(c.splits.items(), key=lambda kv: ("train", "validation", "test").index(kv[0]))
+        )
     if configs:
         configs[0].default = True
     return configs
@@ -213,7 +239,11 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
     really used), else a ``config`` key of stats.json, if any."""
     root = Path(root)
     files = [root / "stats.json"] if (root / "stats.json").is_file() else []
-    files += [p for p in sorted(root.rglob("stats.json")) if p != root / "stats.json" and _visible(p, root)]
+    files += [
+        p
+        for p in sorted(root.rglob("stats.json"))
+        if p != root / "stats.json" and _visible(p, root)
+    ]
     stages: dict[str, dict] = {}
     config: dict[str, Any] = {}
     for p in files:
@@ -228,9 +258,12 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
         run_file = p.parent / "run.json"
         if run_file.is_file():
             run = json.loads(run_file.read_text())
-            cfg = {"kind": run.get("kind"), "stages": run.get("stages"),
-                   "config": run.get("effective_config", run.get("config")),
-                   "tokenmill_version": run.get("tokenmill_version")}
+            cfg = {
+                "kind": run.get("kind"),
+                "stages": run.get("stages"),
+                "config": run.get("effective_config", run.get("config")),
+                "tokenmill_version": run.get("tokenmill_version"),
+            }
         if isinstance(cfg, dict):
             rel = p.parent.relative_to(root).as_posix()
             config.setdefault(rel if rel != "." else "run", cfg)
@@ -241,8 +274,11 @@ def load_stats(root: Path) -> tuple[dict[str, dict], dict[str, Any]]:
 
 def load_manifests(root: Path) -> dict[str, TokenManifest]:
     root = Path(root)
-    return {p.parent.relative_to(root).as_posix(): TokenManifest.read(p.parent)
-            for p in sorted(root.rglob("manifest.json")) if _visible(p, root)}
+    return {
+        p.parent.relative_to(root).as_posix(): TokenManifest.read(p.parent)
+        for p in sorted(root.rglob("manifest.json"))
+        if _visible(p, root)
+    }
 
 
 def _column_values(files: list[Path], column: str, limit: int = MAX_HIST_VALUES) -> list:
@@ -281,7 +317,9 @@ def _word_lengths(files: list[Path]) -> list[int]:
 
 
 def _sum_column(files: list[Path], column: str) -> int:
-    return sum(int(pc.sum(pq.read_table(f, columns=[column]).column(0)).as_py() or 0) for f in files)
+    return sum(
+        int(pc.sum(pq.read_table(f, columns=[column]).column(0)).as_py() or 0) for f in files
+    )
 
 
 @dataclass
@@ -331,8 +369,9 @@ def summarize(root: Path, include_removed: bool = False) -> DatasetSummary:
             s.pii_docs, s.pii_replacements = len(reps), int(sum(reps))
             s.quality_scores = [v for v in _column_values(files, "quality_score") if v is not None]
         elif c.kind == "removed":
-            s.quality_scores_removed = [v for v in _column_values(files, "quality_score")
-                                        if v is not None]
+            s.quality_scores_removed = [
+                v for v in _column_values(files, "quality_score") if v is not None
+            ]
         elif c.kind == "tokens":
             for split, gs in c.splits.items():
                 split_files = [f for g in gs for f in g.files]
@@ -343,7 +382,8 @@ def summarize(root: Path, include_removed: bool = False) -> DatasetSummary:
             s.sources[c.name] = _value_counts(files, "source")
             if c.kind == "conversations":
                 s.with_provenance[c.name] = c.num_rows - sum(
-                    int(pq.read_table(f, columns=["doc_id"]).column(0).null_count) for f in files)
+                    int(pq.read_table(f, columns=["doc_id"]).column(0).null_count) for f in files
+                )
                 for f in files:
                     lens = pc.list_value_length(pq.read_table(f, columns=["messages"]).column(0))
                     s.turns.extend(v for v in lens.to_pylist() if v is not None)
@@ -358,8 +398,14 @@ def dataset_info(c: ConfigSpec) -> dict[str, Any]:
     import datasets
 
     features = datasets.Features.from_arrow_schema(next(iter(c.splits.values()))[0].schema)
-    splits = [{"name": split, "num_bytes": sum(g.num_bytes for g in gs),
-               "num_examples": sum(g.num_rows for g in gs)} for split, gs in c.splits.items()]
+    splits = [
+        {
+            "name": split,
+            "num_bytes": sum(g.num_bytes for g in gs),
+            "num_examples": sum(g.num_rows for g in gs),
+        }
+        for split, gs in c.splits.items()
+    ]
     return {
         "config_name": c.name,
         "features": features._to_yaml_list(),
@@ -374,9 +420,11 @@ def configs_yaml(configs: list[ConfigSpec]) -> list[dict[str, Any]]:
     for c in configs:
         entry: dict[str, Any] = {
             "config_name": c.name,
-            "data_files": [{"split": split, "path": paths if len(paths) > 1 else paths[0]}
-                           for split, gs in c.splits.items()
-                           for paths in [[p for g in gs for p in g.data_paths]]],
+            "data_files": [
+                {"split": split, "path": paths if len(paths) > 1 else paths[0]}
+                for split, gs in c.splits.items()
+                for paths in [[p for g in gs for p in g.data_paths]]
+            ],
         }
         if c.default:
             entry["default"] = True
@@ -384,8 +432,9 @@ def configs_yaml(configs: list[ConfigSpec]) -> list[dict[str, Any]]:
     return out
 
 
-def card_data(s: DatasetSummary, *, license: str, pretty_name: str,
-              languages: list[str] | None = None):
+def card_data(
+    s: DatasetSummary, *, license: str, pretty_name: str, languages: list[str] | None = None
+):
     from huggingface_hub import DatasetCardData
 
     langs = languages if languages is not None else [lang for lang, _ in s.languages.most_common()]
@@ -397,14 +446,18 @@ def card_data(s: DatasetSummary, *, license: str, pretty_name: str,
         pretty_name=pretty_name,
         license=license,
         language=langs or None,
-        multilinguality=None if not langs else ("monolingual" if len(langs) == 1 else "multilingual"),
+        multilinguality=None
+        if not langs
+        else ("monolingual" if len(langs) == 1 else "multilingual"),
         size_categories=[size_category(s.total_rows)],
         task_categories=tasks,
         task_ids=["language-modeling"] if corpus else None,
         annotations_creators=["machine-generated"],
         language_creators=["found"] if corpus else ["machine-generated"],
         source_datasets=["original"],
-        tags=["tokenmill", "fineweb-style", "pretraining"] if corpus else ["tokenmill", "synthetic", "post-training"],
+        tags=["tokenmill", "fineweb-style", "pretraining"]
+        if corpus
+        else ["tokenmill", "synthetic", "post-training"],
         configs=configs_yaml(s.configs),
         dataset_info=[dataset_info(c) for c in s.configs],
     )
@@ -428,19 +481,26 @@ def _bytes(n: int) -> str:
 
 
 def _structure(s: DatasetSummary) -> list[str]:
-    lines = ["## Dataset structure", "",
-             "| config | split | rows | files | Parquet size | data files |",
-             "|---|---|---:|---:|---:|---|"]
+    lines = [
+        "## Dataset structure",
+        "",
+        "| config | split | rows | files | Parquet size | data files |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for c in s.configs:
         for split, gs in c.splits.items():
-            lines.append(f"| `{c.name}`{' (default)' if c.default else ''} | {split} | "
-                         f"{_fmt(sum(g.num_rows for g in gs))} | {sum(len(g.files) for g in gs)} | "
-                         f"{_bytes(sum(g.download_size for g in gs))} | "
-                         f"{', '.join(f'`{p}`' for g in gs for p in g.data_paths)} |")
+            lines.append(
+                f"| `{c.name}`{' (default)' if c.default else ''} | {split} | "
+                f"{_fmt(sum(g.num_rows for g in gs))} | {sum(len(g.files) for g in gs)} | "
+                f"{_bytes(sum(g.download_size for g in gs))} | "
+                f"{', '.join(f'`{p}`' for g in gs for p in g.data_paths)} |"
+            )
     lines.append("")
     for c in s.configs:
         schema = next(iter(c.splits.values()))[0].schema
-        lines.append(f"Columns of `{c.name}`: " + ", ".join(f"`{f.name}` ({f.type})" for f in schema) + ".")
+        lines.append(
+            f"Columns of `{c.name}`: " + ", ".join(f"`{f.name}` ({f.type})" for f in schema) + "."
+        )
         lines.append("")
     return lines
 
@@ -448,16 +508,24 @@ def _structure(s: DatasetSummary) -> list[str]:
 def _how_made(s: DatasetSummary) -> list[str]:
     lines = ["## How it was made", ""]
     if not s.stages:
-        return lines + ["No `stats.json` was found next to the data, so per-stage counts are unknown.", ""]
-    lines += ["Every stage writes what it keeps and what it removes (with a reason), so at every stage "
-              "`in = kept + removed`. Counts below come from the run's `stats.json`.", "",
-              "| stage | what it does | in | kept | removed | top removal reasons |",
-              "|---|---|---:|---:|---:|---|"]
+        return lines + [
+            "No `stats.json` was found next to the data, so per-stage counts are unknown.",
+            "",
+        ]
+    lines += [
+        "Every stage writes what it keeps and what it removes (with a reason), so at every stage "
+        "`in = kept + removed`. Counts below come from the run's `stats.json`.",
+        "",
+        "| stage | what it does | in | kept | removed | top removal reasons |",
+        "|---|---|---:|---:|---:|---|",
+    ]
     for name, st in s.stages.items():
         reasons = Counter(st.get("removed_by_reason") or {})
         top = ", ".join(f"`{r}` {n:,}" for r, n in reasons.most_common(3)) or "-"
-        lines.append(f"| {name} | {_STAGE_WHAT.get(name, '')} | {_fmt(st.get('in', 0))} | "
-                     f"{_fmt(st.get('kept', 0))} | {_fmt(st.get('removed', sum(reasons.values())))} | {top} |")
+        lines.append(
+            f"| {name} | {_STAGE_WHAT.get(name, '')} | {_fmt(st.get('in', 0))} | "
+            f"{_fmt(st.get('kept', 0))} | {_fmt(st.get('removed', sum(reasons.values())))} | {top} |"
+        )
     lines += ["", "### Removal reasons", "", "| stage | reason | documents |", "|---|---|---:|"]
     for name, st in s.stages.items():
         for reason, n in sorted((st.get("removed_by_reason") or {}).items(), key=lambda kv: -kv[1]):
@@ -465,12 +533,24 @@ def _how_made(s: DatasetSummary) -> list[str]:
     lines += ["", "### Settings", ""]
     run_config = {k: v for k, v in s.run_config.items() if not k.startswith("generator:")}
     if run_config:
-        lines += ["The configuration recorded by the run:", "", "<details><summary>settings</summary>", "",
-                  "```json", json.dumps(run_config, indent=2, sort_keys=True, default=str), "```", "",
-                  "</details>", ""]
+        lines += [
+            "The configuration recorded by the run:",
+            "",
+            "<details><summary>settings</summary>",
+            "",
+            "```json",
+            json.dumps(run_config, indent=2, sort_keys=True, default=str),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     else:  # never tokenmill's defaults in its place: they may not be what the run used
-        lines += ["The run did not record its configuration (no `run.json`), so the settings that "
-                  "made this dataset are **unknown**.", ""]
+        lines += [
+            "The run did not record its configuration (no `run.json`), so the settings that "
+            "made this dataset are **unknown**.",
+            "",
+        ]
     return lines
 
 
@@ -480,9 +560,12 @@ def _tokens(s: DatasetSummary) -> list[str]:
     lines = ["## Tokens", ""]
     for rel, m in s.manifests.items():
         name, vocab = m.tokenizer, m.vocab_size
-        lines.append(f"Tokenizer: `{name}`" + f", vocabulary of {vocab:,} tokens"
-                     + f" (from `{rel}/manifest.json`). Each document ends with `<|endoftext|>`; "
-                     "decoding `input_ids` gives back the document text.")
+        lines.append(
+            f"Tokenizer: `{name}`"
+            + f", vocabulary of {vocab:,} tokens"
+            + f" (from `{rel}/manifest.json`). Each document ends with `<|endoftext|>`; "
+            "decoding `input_ids` gives back the document text."
+        )
         specials = m.special_ids
         if specials:
             lines.append(f"Special tokens: `{json.dumps(specials)}`.")
@@ -500,19 +583,37 @@ def _generators(s: DatasetSummary) -> list[str]:
     gens = {k.split(":", 1)[1]: v for k, v in s.run_config.items() if k.startswith("generator:")}
     if not gens:
         return []
-    lines = ["## How it was made", "", "Every generator is reproducible from its seed; its statistics "
-             "(from `stats.json`):", ""]
+    lines = [
+        "## How it was made",
+        "",
+        "Every generator is reproducible from its seed; its statistics (from `stats.json`):",
+        "",
+    ]
     for rel, payload in gens.items():
-        lines += [f"- `{rel}`: generator `{payload.get('generator')}`, seed {payload.get('seed')}", "",
-                  "<details><summary>statistics</summary>", "", "```json",
-                  json.dumps(payload, indent=2, default=str), "```", "", "</details>", ""]
+        lines += [
+            f"- `{rel}`: generator `{payload.get('generator')}`, seed {payload.get('seed')}",
+            "",
+            "<details><summary>statistics</summary>",
+            "",
+            "```json",
+            json.dumps(payload, indent=2, default=str),
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
     return lines
 
 
 def _post_training(s: DatasetSummary) -> list[str]:
     if not s.kinds:
         return []
-    lines = ["## Samples by kind and provenance", "", "| config | kind | samples |", "|---|---|---:|"]
+    lines = [
+        "## Samples by kind and provenance",
+        "",
+        "| config | kind | samples |",
+        "|---|---|---:|",
+    ]
     for cfg, counts in s.kinds.items():
         for kind, n in counts.most_common():
             lines.append(f"| `{cfg}` | {kind} | {n:,} |")
@@ -523,20 +624,36 @@ def _post_training(s: DatasetSummary) -> list[str]:
     lines.append("")
     for cfg, n in s.with_provenance.items():
         total = next(c.num_rows for c in s.configs if c.name == cfg)
-        lines.append(f"- `{cfg}`: {n:,} of {total:,} conversations name the corpus document they came "
-                     "from (`doc_id`); generator details are in the `meta` JSON column.")
+        lines.append(
+            f"- `{cfg}`: {n:,} of {total:,} conversations name the corpus document they came "
+            "from (`doc_id`); generator details are in the `meta` JSON column."
+        )
     lines.append("")
     return lines
 
 
 def _how_to_load(s: DatasetSummary, repo_id: str | None) -> list[str]:
     rid = repo_id or "OWNER/NAME"
-    lines = ["## How to load", "", "From the Hub (configs are declared in this card's YAML header):", "",
-             "```python", "from datasets import load_dataset", ""]
+    lines = [
+        "## How to load",
+        "",
+        "From the Hub (configs are declared in this card's YAML header):",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+    ]
     for c in s.configs:
         lines.append(f'{c.name} = load_dataset("{rid}", "{c.name}")')
-    lines += ["```", "", "From a local copy, with the generic Parquet loader:", "", "```python",
-              "from datasets import load_dataset", ""]
+    lines += [
+        "```",
+        "",
+        "From a local copy, with the generic Parquet loader:",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+    ]
     for c in s.configs:
         files = {split: [p for g in gs for p in g.data_paths] for split, gs in c.splits.items()}
         lines.append(f'{c.name} = load_dataset("parquet", data_files={json.dumps(files)})')
@@ -548,28 +665,44 @@ def _personal_info(s: DatasetSummary) -> list[str]:
     lines = ["## Personal and sensitive information", ""]
     if s.family == "corpus":
         if "pii" in s.stages:
-            lines.append("The PII stage replaced email addresses with `email@example.com`, public IP "
-                         "addresses with `0.0.0.0` (FineWeb's PII formatter) and, with the default "
-                         "settings, phone numbers, IBANs (mod-97 checked) and credit-card numbers "
-                         "(issuer prefix and Luhn checked) with placeholders; counts by kind are in "
-                         "`stats.json` (`step_counts.pii`)"
-                         + (f": {s.pii_replacements:,} replacements in {s.pii_docs:,} documents." if s.pii_docs else "."))
-            lines.append("Names, street addresses and other personal data that appear on "
-                         "public web pages are **not** removed.")
+            lines.append(
+                "The PII stage replaced email addresses with `email@example.com`, public IP "
+                "addresses with `0.0.0.0` (FineWeb's PII formatter) and, with the default "
+                "settings, phone numbers, IBANs (mod-97 checked) and credit-card numbers "
+                "(issuer prefix and Luhn checked) with placeholders; counts by kind are in "
+                "`stats.json` (`step_counts.pii`)"
+                + (
+                    f": {s.pii_replacements:,} replacements in {s.pii_docs:,} documents."
+                    if s.pii_docs
+                    else "."
+                )
+            )
+            lines.append(
+                "Names, street addresses and other personal data that appear on "
+                "public web pages are **not** removed."
+            )
         else:
-            lines.append("**No PII stage ran on this data**: email addresses, IP addresses and other "
-                         "personal data from the crawled pages may be present.")
+            lines.append(
+                "**No PII stage ran on this data**: email addresses, IP addresses and other "
+                "personal data from the crawled pages may be present."
+            )
         if any(c.kind == "removed" for c in s.configs):
-            lines.append("The `removed` config lets filtering decisions be audited: it holds only "
-                         "extracted text, PII-scrubbed like the documents; documents removed before "
-                         "text extraction (read, urlfilter, extract) are listed without text.")
+            lines.append(
+                "The `removed` config lets filtering decisions be audited: it holds only "
+                "extracted text, PII-scrubbed like the documents; documents removed before "
+                "text extraction (read, urlfilter, extract) are listed without text."
+            )
         else:
-            lines.append("Removed documents are not published (they hold rejected pages); the "
-                         "counts above say what was removed and why.")
+            lines.append(
+                "Removed documents are not published (they hold rejected pages); the "
+                "counts above say what was removed and why."
+            )
     else:
-        lines.append("Samples are generated from templates, models and snippets of the processed corpus; "
-                     "snippets carry whatever PII scrubbing the corpus had (emails and IP addresses "
-                     "replaced). Model-generated text may still contain made-up names or facts.")
+        lines.append(
+            "Samples are generated from templates, models and snippets of the processed corpus; "
+            "snippets carry whatever PII scrubbing the corpus had (emails and IP addresses "
+            "replaced). Model-generated text may still contain made-up names or facts."
+        )
     return lines + [""]
 
 
@@ -592,12 +725,17 @@ def _limitations(s: DatasetSummary) -> list[str]:
     return ["## Known limitations", "", *[f"- {i}" for i in items], ""]
 
 
-def render_body(s: DatasetSummary, *, pretty_name: str, plots: list[str], repo_id: str | None) -> str:
-    what = ("a FineWeb-style web text corpus made by tokenmill from WARC crawl files: documents "
-            "kept after URL filtering, text extraction, language identification, quality filtering, "
-            "deduplication and PII scrubbing" if s.family == "corpus" else
-            "post-training data made by tokenmill: chat conversations (SFT, identity, refusal, tool use, "
-            "reasoning), preference pairs and RL prompts with verifiable answers")
+def render_body(
+    s: DatasetSummary, *, pretty_name: str, plots: list[str], repo_id: str | None
+) -> str:
+    what = (
+        "a FineWeb-style web text corpus made by tokenmill from WARC crawl files: documents "
+        "kept after URL filtering, text extraction, language identification, quality filtering, "
+        "deduplication and PII scrubbing"
+        if s.family == "corpus"
+        else "post-training data made by tokenmill: chat conversations (SFT, identity, refusal, tool use, "
+        "reasoning), preference pairs and RL prompts with verifiable answers"
+    )
     configs = ", ".join(f"`{c.name}` ({c.num_rows:,} rows)" for c in s.configs)
     lines = [f"# {pretty_name}", "", f"This dataset is {what}.", "", f"Configs: {configs}.", ""]
     lines += _structure(s)
@@ -613,9 +751,14 @@ def render_body(s: DatasetSummary, *, pretty_name: str, plots: list[str], repo_i
     if plots:
         lines += ["## Plots", ""]
         lines += [f"![{Path(p).stem.replace('_', ' ')}]({p})" for p in plots] + [""]
-    lines += ["## Provenance", "", "Made with tokenmill. Every row is traceable: "
-              "documents keep their WARC record id (`id`), URL and crawl date; removed documents keep "
-              "the stage and reason that removed them.", ""]
+    lines += [
+        "## Provenance",
+        "",
+        "Made with tokenmill. Every row is traceable: "
+        "documents keep their WARC record id (`id`), URL and crawl date; removed documents keep "
+        "the stage and reason that removed them.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -626,21 +769,34 @@ class CardResult:
     summary: DatasetSummary
 
 
-def write_card(root: Path, *, license: str = "odc-by", pretty_name: str | None = None,
-               languages: list[str] | None = None, repo_id: str | None = None,
-               plots: bool = True, include_removed: bool = False) -> CardResult:
+def write_card(
+    root: Path,
+    *,
+    license: str = "odc-by",
+    pretty_name: str | None = None,
+    languages: list[str] | None = None,
+    repo_id: str | None = None,
+    plots: bool = True,
+    include_removed: bool = False,
+) -> CardResult:
     """Write ``root/README.md`` (and ``root/plots/*.png``) for the dataset under ``root``;
     the ``removed`` config only with ``include_removed``."""
     from huggingface_hub import DatasetCard
 
     root = Path(root)
     s = summarize(root, include_removed)
-    name = pretty_name or (f"tokenmill {'corpus' if s.family == 'corpus' else 'post-training data'}: "
-                           f"{root.resolve().name}")
-    made = __import__("pipelines.plots", fromlist=["make_plots"]).make_plots(s, root) if plots else []
+    name = pretty_name or (
+        f"tokenmill {'corpus' if s.family == 'corpus' else 'post-training data'}: "
+        f"{root.resolve().name}"
+    )
+    made = (
+        __import__("pipelines.plots", fromlist=["make_plots"]).make_plots(s, root) if plots else []
+    )
     data = card_data(s, license=license, pretty_name=name, languages=languages)
-    card = DatasetCard(f"---\n{data.to_yaml()}\n---\n\n"
-                       + render_body(s, pretty_name=name, plots=made, repo_id=repo_id))
+    card = DatasetCard(
+        f"---\n{data.to_yaml()}\n---\n\n"
+        + render_body(s, pretty_name=name, plots=made, repo_id=repo_id)
+    )
     from pipelines.io import atomic_write_text
 
     atomic_write_text(root / "README.md", str(card))
@@ -671,7 +827,9 @@ def public_removed(table: pa.Table) -> pa.Table:
     pii = PIIStep()
     stages = table.column("stage").to_pylist()
     texts = table.column("text").to_pylist()
-    out = [None if st in PRE_EXTRACTION_STAGES or t is None else pii.scrub(t)[0]
-           for st, t in zip(stages, texts, strict=True)]
+    out = [
+        None if st in PRE_EXTRACTION_STAGES or t is None else pii.scrub(t)[0]
+        for st, t in zip(stages, texts, strict=True)
+    ]
     i = table.schema.get_field_index("text")
     return table.set_column(i, table.schema.field("text"), pa.array(out, pa.string()))

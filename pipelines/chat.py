@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pipelines.tokenizer import Tokenizer
 
 IM_START, IM_SEP, IM_END = "<|im_start|>", "<|im_sep|>", "<|im_end|>"
-TOOL_CALLS = {"search": ("<|search_start|>", "<|search_end|>"), "python": ("<|python_start|>", "<|python_end|>")}
+TOOL_CALLS = {
+    "search": ("<|search_start|>", "<|search_end|>"),
+    "python": ("<|python_start|>", "<|python_end|>"),
+}
 OUTPUT_START, OUTPUT_END = "<|output_start|>", "<|output_end|>"
 _CALL_RE = re.compile(r"(<\|search_start\|>|<\|search_end\|>|<\|python_start\|>|<\|python_end\|>)")
 _CALL_ENDS = tuple(end for _, end in TOOL_CALLS.values())
@@ -44,7 +47,7 @@ def parse_tool_call(content: str) -> tuple[str, str] | None:
     """If ``content`` ends with a tool call, return (kind, body)."""
     for kind, (start, end) in TOOL_CALLS.items():
         if content.endswith(end) and start in content:
-            return kind, content[content.rindex(start) + len(start): -len(end)]
+            return kind, content[content.rindex(start) + len(start) : -len(end)]
     return None
 
 
@@ -58,8 +61,9 @@ def _encode_assistant(tok: Tokenizer, content: str) -> list[int]:
     return ids
 
 
-def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | None = None,
-                        open_end: bool = False) -> Rendered:
+def render_conversation(
+    messages: list[dict], tok: Tokenizer, max_tokens: int | None = None, open_end: bool = False
+) -> Rendered:
     """Render a conversation for training (see module docstring for the format and mask).
     ``open_end``: the conversation may end right after a tool result, inside the assistant turn
     (a prompt whose answer continues that turn)."""
@@ -82,7 +86,9 @@ def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | 
             continue
         if role == "assistant":
             if not open_assistant:
-                add([tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)], False)
+                add(
+                    [tok.special(IM_START)] + tok.encode("assistant") + [tok.special(IM_SEP)], False
+                )
             add(_encode_assistant(tok, content), True)
             nxt = messages[i + 1]["role"] if i + 1 < len(messages) else None
             open_assistant = content.endswith(_CALL_ENDS) and nxt == "tool"
@@ -90,7 +96,9 @@ def render_conversation(messages: list[dict], tok: Tokenizer, max_tokens: int | 
                 add([tok.special(IM_END)], True)
             continue
         if open_assistant:
-            raise ValueError(f"message {i}: {role} message inside an unfinished assistant tool call")
+            raise ValueError(
+                f"message {i}: {role} message inside an unfinished assistant tool call"
+            )
         if role not in ("system", "user"):
             raise ValueError(f"message {i}: unknown role {role!r}")
         add([tok.special(IM_START)] + tok.encode(role) + [tok.special(IM_SEP)], False)
@@ -123,14 +131,30 @@ def render_prompt(messages: list[dict], tok: Tokenizer) -> list[int]:
 TOOL_ARGUMENT = {"search": "query", "python": "code"}
 
 OPENAI_TOOLS = [
-    {"type": "function", "function": {
-        "name": "search", "description": "Search the corpus; returns the best matching passages.",
-        "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                       "required": ["query"]}}},
-    {"type": "function", "function": {
-        "name": "python", "description": "Run Python code in a sandbox; returns its output.",
-        "parameters": {"type": "object", "properties": {"code": {"type": "string"}},
-                       "required": ["code"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "search",
+            "description": "Search the corpus; returns the best matching passages.",
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string"}},
+                "required": ["query"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "python",
+            "description": "Run Python code in a sandbox; returns its output.",
+            "parameters": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}},
+                "required": ["code"],
+            },
+        },
+    },
 ]
 
 
@@ -163,9 +187,22 @@ def to_openai_messages(messages: list[dict], id_prefix: str = "call_") -> list[d
         call_id = f"{id_prefix}{n_calls}"
         n_calls += 1
         text = content[: content.rindex(TOOL_CALLS[kind][0])]
-        out.append({"role": "assistant", "content": text or None, "tool_calls": [{
-            "id": call_id, "type": "function",
-            "function": {"name": kind, "arguments": json.dumps({TOOL_ARGUMENT[kind]: body})}}]})
+        out.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {
+                            "name": kind,
+                            "arguments": json.dumps({TOOL_ARGUMENT[kind]: body}),
+                        },
+                    }
+                ],
+            }
+        )
         pending = call_id
     return out
 
@@ -201,7 +238,9 @@ def from_openai_messages(messages: list[dict]) -> list[dict]:
                 raise OpenAIFormatError(f"message {i}: a tool message must answer a tool call")
             tcid = msg.get("tool_call_id")
             if tcid is not None and tcid != pending:
-                raise OpenAIFormatError(f"message {i}: tool_call_id {tcid!r} does not match the call {pending!r}")
+                raise OpenAIFormatError(
+                    f"message {i}: tool_call_id {tcid!r} does not match the call {pending!r}"
+                )
             out.append({"role": "tool", "content": content})
             pending = None
             continue
@@ -213,19 +252,25 @@ def from_openai_messages(messages: list[dict]) -> list[dict]:
         if calls and role != "assistant":
             raise OpenAIFormatError(f"message {i}: only assistant messages make tool calls")
         if len(calls) > 1:
-            raise OpenAIFormatError(f"message {i}: {len(calls)} parallel tool calls (one per message is supported)")
+            raise OpenAIFormatError(
+                f"message {i}: {len(calls)} parallel tool calls (one per message is supported)"
+            )
         if calls:
             fn = (calls[0] or {}).get("function") or {}
             name = fn.get("name")
             if name not in TOOL_CALLS:
-                raise OpenAIFormatError(f"message {i}: unknown tool {name!r} (known: {sorted(TOOL_CALLS)})")
+                raise OpenAIFormatError(
+                    f"message {i}: unknown tool {name!r} (known: {sorted(TOOL_CALLS)})"
+                )
             try:
                 args = json.loads(fn.get("arguments") or "{}")
             except json.JSONDecodeError as e:
                 raise OpenAIFormatError(f"message {i}: tool arguments are not JSON ({e})") from None
             key = TOOL_ARGUMENT[name]
             if not isinstance(args, dict) or not isinstance(args.get(key), str):
-                raise OpenAIFormatError(f"message {i}: tool {name!r} needs a string argument {key!r}")
+                raise OpenAIFormatError(
+                    f"message {i}: tool {name!r} needs a string argument {key!r}"
+                )
             content = content + tool_call(name, args[key])
             pending = calls[0].get("id") or f"call_{i}"
         out.append({"role": role, "content": content})

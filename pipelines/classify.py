@@ -62,8 +62,11 @@ def _shape_tokens(text: str) -> list[str]:
         return ["__shape_empty_0", "__shape_empty_1", "__shape_empty_2"]
     words = len(text.split()) / lines
     punct = min(len(_PUNCT_EOL.findall(text)) / lines, 1.0)
-    return [f"__shape_wpl_{min(int(np.log2(words + 1) * 2), 16)}", f"__shape_punct_{int(punct * 10)}",
-            f"__shape_lines_{min(int(np.log2(lines + 1)), 12)}"]
+    return [
+        f"__shape_wpl_{min(int(np.log2(words + 1) * 2), 16)}",
+        f"__shape_punct_{int(punct * 10)}",
+        f"__shape_lines_{min(int(np.log2(lines + 1)), 12)}",
+    ]
 
 
 def _heads(texts: list[str | None], max_chars: int) -> list[str]:
@@ -84,9 +87,9 @@ def ngram_matrix(heads: list[str], n_features: int, ngram_max: int):
     rows, cols = [doc], [words]
     gram = words
     for k in range(2, ngram_max + 1):
-        same = doc[k - 1:] == doc[:len(doc) - k + 1]
-        gram = gram[:-1] * _BIGRAM_MUL + words[k - 1:]  # k-gram = (k-1)-gram then next word
-        rows.append(doc[k - 1:][same])
+        same = doc[k - 1 :] == doc[: len(doc) - k + 1]
+        gram = gram[:-1] * _BIGRAM_MUL + words[k - 1 :]  # k-gram = (k-1)-gram then next word
+        rows.append(doc[k - 1 :][same])
         cols.append(gram[same])
     r = np.concatenate(rows)
     c = (np.concatenate(cols) % np.uint64(n_features)).astype(np.int32)
@@ -98,8 +101,13 @@ def ngram_matrix(heads: list[str], n_features: int, ngram_max: int):
 
 def shape_columns(heads: list[str], n_features: int) -> np.ndarray:
     """(n, 3) feature columns of the layout tokens (each weighs ``SHAPE_WEIGHT``)."""
-    return np.array([[xxhash.xxh64_intdigest(t.encode()) % n_features for t in _shape_tokens(h)]
-                     for h in heads], dtype=np.int64).reshape(len(heads), 3)
+    return np.array(
+        [
+            [xxhash.xxh64_intdigest(t.encode()) % n_features for t in _shape_tokens(h)]
+            for h in heads
+        ],
+        dtype=np.int64,
+    ).reshape(len(heads), 3)
 
 
 def features(texts: list[str | None], n_features: int, ngram_max: int, max_chars: int):
@@ -111,8 +119,9 @@ def features(texts: list[str | None], n_features: int, ngram_max: int, max_chars
     x = ngram_matrix(heads, n_features, ngram_max)
     cols = shape_columns(heads, n_features)
     rows = np.repeat(np.arange(len(heads)), cols.shape[1])
-    return x + csr_matrix((np.full(cols.size, SHAPE_WEIGHT, np.float32), (rows, cols.ravel())),
-                          shape=x.shape)
+    return x + csr_matrix(
+        (np.full(cols.size, SHAPE_WEIGHT, np.float32), (rows, cols.ravel())), shape=x.shape
+    )
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -145,7 +154,9 @@ class QualityModel(_LabelScores):
 
     kind = "linear"
 
-    def __init__(self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, settings: dict):
+    def __init__(
+        self, coef: np.ndarray, intercept: np.ndarray, classes: np.ndarray, settings: dict
+    ):
         self.coef = np.ascontiguousarray(coef, dtype=np.float32)  # (k, F) or (1, F) for 2 classes
         self.intercept = np.asarray(intercept, dtype=np.float32)
         self.classes = np.asarray(classes, dtype=np.float32)
@@ -158,7 +169,11 @@ class QualityModel(_LabelScores):
         x = ngram_matrix(heads, int(s["n_features"]), int(s["ngram_max"]))
         cols = shape_columns(heads, int(s["n_features"]))
         # == features(...) @ coef.T, without building the sum matrix: the layout part is a gather
-        z = np.asarray(x @ self.coef.T) + SHAPE_WEIGHT * self.coef.T[cols].sum(axis=1) + self.intercept
+        z = (
+            np.asarray(x @ self.coef.T)
+            + SHAPE_WEIGHT * self.coef.T[cols].sum(axis=1)
+            + self.intercept
+        )
         if self.coef.shape[0] == 1:  # binary logistic regression: one logit for classes[1]
             p1 = 1.0 / (1.0 + np.exp(-z[:, 0]))
             return np.stack([1.0 - p1, p1], axis=1)
@@ -166,9 +181,13 @@ class QualityModel(_LabelScores):
 
     def save(self, path: str | Path) -> None:
         buf = io.BytesIO()
-        np.savez_compressed(buf, coef=self.coef.astype(np.float16), intercept=self.intercept,
-                            classes=self.classes, meta=np.array(json.dumps(
-                                {"format": FORMAT, **self.settings})))
+        np.savez_compressed(
+            buf,
+            coef=self.coef.astype(np.float16),
+            intercept=self.intercept,
+            classes=self.classes,
+            meta=np.array(json.dumps({"format": FORMAT, **self.settings})),
+        )
         atomic_write_bytes(Path(path), buf.getvalue())
 
 
@@ -185,9 +204,13 @@ class FastTextQualityModel(_LabelScores):
         # fasttext-predict has no get_labels(): every label comes back from a k=-1 prediction
         labels = sorted(self.model.predict("", k=-1)[0])
         try:
-            self.classes = np.array([float(lab.removeprefix("__label__")) for lab in labels], np.float32)
+            self.classes = np.array(
+                [float(lab.removeprefix("__label__")) for lab in labels], np.float32
+            )
         except ValueError as e:
-            raise ValueError(f"{path}: fastText labels must be __label__<score>, got {labels}") from e
+            raise ValueError(
+                f"{path}: fastText labels must be __label__<score>, got {labels}"
+            ) from e
         self._column = {lab: i for i, lab in enumerate(labels)}
         self.settings = {"backend": "fasttext", "max_chars": max_chars}
 
@@ -196,7 +219,7 @@ class FastTextQualityModel(_LabelScores):
         out = np.zeros((len(texts), k), np.float32)
         predict, column = self.model.predict, self._column
         for r, t in enumerate(texts):  # one line at a time: fasttext-predict's batch call is broken
-            labels, probs = predict(" ".join((t or "")[:self.max_chars].split()), k=k)
+            labels, probs = predict(" ".join((t or "")[: self.max_chars].split()), k=k)
             for lab, p in zip(labels, probs, strict=True):
                 out[r, column[lab]] = p
         return out
@@ -206,7 +229,9 @@ def load_model(path: str | Path) -> QualityModel | FastTextQualityModel:
     """A model written by ``train`` (either kind), recognised from the file itself."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"quality model {p} does not exist (train one with `tokenmill quality train`)")
+        raise FileNotFoundError(
+            f"quality model {p} does not exist (train one with `tokenmill quality train`)"
+        )
     head = p.open("rb").read(4)
     if head == FASTTEXT_MAGIC:
         return FastTextQualityModel(p)
@@ -228,7 +253,9 @@ def file_sha256(path: str | Path) -> str:
 
 def is_heldout(doc_id: str, fraction: float, seed: int = 0) -> bool:
     """Deterministic split by a hash of the id (the same document is always on the same side)."""
-    return xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=seed) % 1_000_000 < fraction * 1_000_000
+    return (
+        xxhash.xxh64_intdigest(doc_id.encode("utf-8"), seed=seed) % 1_000_000 < fraction * 1_000_000
+    )
 
 
 def train_linear(texts: list[str], labels: list[int], config: QualityTrainConfig) -> QualityModel:
@@ -237,25 +264,34 @@ def train_linear(texts: list[str], labels: list[int], config: QualityTrainConfig
     x = features(texts, config.n_features, config.ngram_max, config.max_chars)
     clf = LogisticRegression(C=config.c, max_iter=2000, random_state=config.seed)
     clf.fit(x, np.asarray(labels))
-    settings = {"backend": "linear", "n_features": config.n_features, "ngram_max": config.ngram_max,
-                "max_chars": config.max_chars, "c": config.c}
+    settings = {
+        "backend": "linear",
+        "n_features": config.n_features,
+        "ngram_max": config.ngram_max,
+        "max_chars": config.max_chars,
+        "c": config.c,
+    }
     return QualityModel(clf.coef_, clf.intercept_, clf.classes_, settings)
 
 
-def train_fasttext(texts: list[str], labels: list[int], config: QualityTrainConfig, path: Path
-                   ) -> FastTextQualityModel:
+def train_fasttext(
+    texts: list[str], labels: list[int], config: QualityTrainConfig, path: Path
+) -> FastTextQualityModel:
     import tempfile
 
     import fasttext
 
     if not hasattr(fasttext, "train_supervised"):
-        raise RuntimeError("the installed `fasttext` module cannot train (it is fasttext-predict); "
-                           "use backend 'linear', or an environment with fasttext-numpy2-wheel")
+        raise RuntimeError(
+            "the installed `fasttext` module cannot train (it is fasttext-predict); "
+            "use backend 'linear', or an environment with fasttext-numpy2-wheel"
+        )
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False, encoding="utf-8") as f:
         for t, y in zip(texts, labels, strict=True):
-            f.write(f"__label__{y} {' '.join(t[:config.max_chars].split())}\n")
-    model = fasttext.train_supervised(f.name, wordNgrams=config.ngram_max, epoch=25, lr=0.5,
-                                      seed=config.seed, thread=1, verbose=0)
+            f.write(f"__label__{y} {' '.join(t[: config.max_chars].split())}\n")
+    model = fasttext.train_supervised(
+        f.name, wordNgrams=config.ngram_max, epoch=25, lr=0.5, seed=config.seed, thread=1, verbose=0
+    )
     Path(f.name).unlink()
     from pipelines.io import atomic_path
 
@@ -275,14 +311,20 @@ def evaluate(y_true: np.ndarray, y_pred: np.ndarray, threshold: float) -> dict:
 
     labels = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
     bt, bp = y_true >= threshold, y_pred >= threshold
-    return {"n": int(len(y_true)), "accuracy": float(accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-            "labels": labels,
-            "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-            "binary": {"threshold": threshold, "accuracy": float(accuracy_score(bt, bp)),
-                       "f1": float(f1_score(bt, bp, zero_division=0)),
-                       "precision": float(precision_score(bt, bp, zero_division=0)),
-                       "recall": float(recall_score(bt, bp, zero_division=0))}}
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "labels": labels,
+        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "binary": {
+            "threshold": threshold,
+            "accuracy": float(accuracy_score(bt, bp)),
+            "f1": float(f1_score(bt, bp, zero_division=0)),
+            "precision": float(precision_score(bt, bp, zero_division=0)),
+            "recall": float(recall_score(bt, bp, zero_division=0)),
+        },
+    }
 
 
 def plot_confusion(report: dict, path: Path, title: str) -> None:
@@ -299,8 +341,14 @@ def plot_confusion(report: dict, path: Path, title: str) -> None:
     ax.set_yticks(ticks, [str(x) for x in report["labels"]])
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     ax.set_xlabel("predicted score")
     ax.set_ylabel("label")
     ax.set_title(f"{title}\naccuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f}")
@@ -325,8 +373,10 @@ def train(rows: list[dict], output: str | Path, config: QualityTrainConfig | Non
     tr = [r for r, h in zip(usable, held, strict=True) if not h]
     te = [r for r, h in zip(usable, held, strict=True) if h]
     if len({int(r["score"]) for r in tr}) < 2 or not te:
-        raise ValueError(f"need labels of at least 2 scores to train and some held out; got "
-                         f"{len(tr)} training / {len(te)} held-out rows ({skipped} unusable)")
+        raise ValueError(
+            f"need labels of at least 2 scores to train and some held out; got "
+            f"{len(tr)} training / {len(te)} held-out rows ({skipped} unusable)"
+        )
     t0 = time.perf_counter()
     texts, ys = [r["text"] for r in tr], [int(r["score"]) for r in tr]
     if config.backend == "fasttext":
@@ -336,11 +386,19 @@ def train(rows: list[dict], output: str | Path, config: QualityTrainConfig | Non
         model.save(out)
     seconds = time.perf_counter() - t0
     pred = model.predict([r["text"] for r in te])
-    report = {"model": str(out), "config": config.model_dump(), "train_rows": len(tr),
-              "heldout_rows": len(te), "unusable_rows": skipped, "train_seconds": round(seconds, 3),
-              "label_counts": dict(sorted(Counter(int(r["score"]) for r in usable).items())),
-              "heldout": evaluate(np.array([int(r["score"]) for r in te]), pred, config.threshold)}
-    plot_confusion(report["heldout"], out.with_suffix(".confusion.png"), f"{config.backend} held-out")
+    report = {
+        "model": str(out),
+        "config": config.model_dump(),
+        "train_rows": len(tr),
+        "heldout_rows": len(te),
+        "unusable_rows": skipped,
+        "train_seconds": round(seconds, 3),
+        "label_counts": dict(sorted(Counter(int(r["score"]) for r in usable).items())),
+        "heldout": evaluate(np.array([int(r["score"]) for r in te]), pred, config.threshold),
+    }
+    plot_confusion(
+        report["heldout"], out.with_suffix(".confusion.png"), f"{config.backend} held-out"
+    )
     atomic_write_text(out.with_suffix(".report.json"), json.dumps(report, indent=2))
     return report
 
@@ -353,16 +411,28 @@ SCORE_BINS = np.arange(0.0, 5.5, 0.5)
 def apply(table: pa.Table, model, config: ClassifyConfig) -> ss.ShardResult:
     """Score one shard and split it at the threshold (shared by both engines)."""
     scores = model.scores(table.column("text").to_pylist())
-    table = table.append_column("quality_score", pa.array(scores, pa.float32())) \
-        if "quality_score" not in table.column_names else table.set_column(
-            table.schema.get_field_index("quality_score"), "quality_score", pa.array(scores, pa.float32()))
+    table = (
+        table.append_column("quality_score", pa.array(scores, pa.float32()))
+        if "quality_score" not in table.column_names
+        else table.set_column(
+            table.schema.get_field_index("quality_score"),
+            "quality_score",
+            pa.array(scores, pa.float32()),
+        )
+    )
     low = pa.array(scores < config.threshold, pa.bool_())
     gone = table.filter(low)
     hist = np.histogram(np.clip(scores, 0, 5), bins=SCORE_BINS)[0]
-    counts = Counter({f"score_{lo:.1f}-{lo + 0.5:.1f}": int(n)
-                      for lo, n in zip(SCORE_BINS[:-1], hist, strict=True) if n})
-    return ss.ShardResult(table.filter(pc.invert(low)), ss.removed_rows(gone, STAGE, [REASON] * len(gone)),
-                          counts)
+    counts = Counter(
+        {
+            f"score_{lo:.1f}-{lo + 0.5:.1f}": int(n)
+            for lo, n in zip(SCORE_BINS[:-1], hist, strict=True)
+            if n
+        }
+    )
+    return ss.ShardResult(
+        table.filter(pc.invert(low)), ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -371,13 +441,17 @@ def _cached_model(path: str, sha256: str):
     return load_model(path)
 
 
-def prepare(inputs: str | Path, output: str | Path, config: ClassifyConfig,
-            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
+def prepare(
+    inputs: str | Path, output: str | Path, config: ClassifyConfig, overwrite: bool = False
+) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     model = load_model(config.model)
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards,
-                                   {"model_sha256": file_sha256(config.model),
-                                    "model_settings": model.settings})
+    settings = ss.settings_payload(
+        STAGE,
+        config.model_dump(),
+        shards,
+        {"model_sha256": file_sha256(config.model), "model_settings": model.settings},
+    )
     ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
@@ -389,11 +463,14 @@ def filter_step(shard: ss.Shard, output: str | Path, config: ClassifyConfig, sha
 
 
 def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> dict:
-    return ss.finish(STAGE, Path(output), parts, seconds, settings, {"model": settings["model_settings"]})
+    return ss.finish(
+        STAGE, Path(output), parts, seconds, settings, {"model": settings["model_settings"]}
+    )
 
 
-def run_classify(inputs: str | Path, output: str | Path, config: ClassifyConfig,
-                 overwrite: bool = False) -> dict:
+def run_classify(
+    inputs: str | Path, output: str | Path, config: ClassifyConfig, overwrite: bool = False
+) -> dict:
     """The whole stage locally; resumable; returns stats.json (score histogram in ``counts``)."""
     t0 = time.perf_counter()
     shards, settings = prepare(inputs, output, config, overwrite)

@@ -74,10 +74,19 @@ def build_index(config: DecontaminateConfig) -> tuple[NgramIndex, dict]:
             index.add("\n".join(texts), f"{stem}:{key if key is not None else i}")
         if rows and not found:
             raise ValueError(f"{path}: no row has any of the fields {config.text_fields}")
-        described.append({"path": str(Path(path).resolve()), "items": len(rows),
-                          "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()})
-    return index, {"eval_files": described, "items": len(index.items),
-                   "short_items": index.short_items, "ngrams": len(index)}
+        described.append(
+            {
+                "path": str(Path(path).resolve()),
+                "items": len(rows),
+                "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+            }
+        )
+    return index, {
+        "eval_files": described,
+        "items": len(index.items),
+        "short_items": index.short_items,
+        "ngrams": len(index),
+    }
 
 
 def check_text(text: str | None, index: NgramIndex, config: DecontaminateConfig) -> dict[str, int]:
@@ -88,8 +97,9 @@ def check_text(text: str | None, index: NgramIndex, config: DecontaminateConfig)
     return index.matched_items(hashes)
 
 
-def apply(table: pa.Table, index: NgramIndex, config: DecontaminateConfig
-          ) -> tuple[ss.ShardResult, pa.Table]:
+def apply(
+    table: pa.Table, index: NgramIndex, config: DecontaminateConfig
+) -> tuple[ss.ShardResult, pa.Table]:
     """(kept/removed of one shard with counts, its hits table): shared by both engines."""
     ids = table.column("id").to_pylist()
     hits_rows: list[tuple[str, str, int]] = []
@@ -103,10 +113,17 @@ def apply(table: pa.Table, index: NgramIndex, config: DecontaminateConfig
             counts[f"item:{item}"] += 1
     mask = pa.array(drop, pa.bool_())
     gone = table.filter(mask)
-    hits = pa.Table.from_pydict({"id": [r[0] for r in hits_rows], "item": [r[1] for r in hits_rows],
-                                 "shared_ngrams": [r[2] for r in hits_rows]}, schema=HITS_SCHEMA)
-    return ss.ShardResult(table.filter(pc.invert(mask)),
-                          ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts), hits
+    hits = pa.Table.from_pydict(
+        {
+            "id": [r[0] for r in hits_rows],
+            "item": [r[1] for r in hits_rows],
+            "shared_ngrams": [r[2] for r in hits_rows],
+        },
+        schema=HITS_SCHEMA,
+    )
+    return ss.ShardResult(
+        table.filter(pc.invert(mask)), ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts
+    ), hits
 
 
 @functools.lru_cache(maxsize=2)
@@ -114,12 +131,14 @@ def _cached_index(config_json: str) -> tuple[NgramIndex, dict]:
     return build_index(DecontaminateConfig.model_validate_json(config_json))
 
 
-def prepare(inputs: str | Path, output: str | Path, config: DecontaminateConfig,
-            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
+def prepare(
+    inputs: str | Path, output: str | Path, config: DecontaminateConfig, overwrite: bool = False
+) -> tuple[list[ss.Shard], dict]:
     shards = ss.plan(inputs)
     _, described = _cached_index(config.model_dump_json())
-    settings = ss.settings_payload(STAGE, config.model_dump(), shards,
-                                   {"eval_files": described["eval_files"]})
+    settings = ss.settings_payload(
+        STAGE, config.model_dump(), shards, {"eval_files": described["eval_files"]}
+    )
     ss.check_settings(Path(output), settings, overwrite)
     return shards, settings
 
@@ -137,19 +156,29 @@ def filter_step(shard: ss.Shard, output: str | Path, config: DecontaminateConfig
     return ss.filter_shard(STAGE, shard, out, fn)
 
 
-def finish(output: str | Path, parts: list, seconds: float, settings: dict,
-           config: DecontaminateConfig) -> dict:
+def finish(
+    output: str | Path, parts: list, seconds: float, settings: dict, config: DecontaminateConfig
+) -> dict:
     _, described = _cached_index(config.model_dump_json())
     items: Counter = Counter()
     for _, c in parts:
         items.update({k[5:]: v for k, v in c.items() if k.startswith("item:")})
-    parts = [(st, Counter({k: v for k, v in c.items() if not k.startswith("item:")})) for st, c in parts]
-    return ss.finish(STAGE, Path(output), parts, seconds, settings,
-                     {"index": described, "items_hit": dict(sorted(items.items()))})
+    parts = [
+        (st, Counter({k: v for k, v in c.items() if not k.startswith("item:")})) for st, c in parts
+    ]
+    return ss.finish(
+        STAGE,
+        Path(output),
+        parts,
+        seconds,
+        settings,
+        {"index": described, "items_hit": dict(sorted(items.items()))},
+    )
 
 
-def run_decontaminate(inputs: str | Path, output: str | Path, config: DecontaminateConfig,
-                      overwrite: bool = False) -> dict:
+def run_decontaminate(
+    inputs: str | Path, output: str | Path, config: DecontaminateConfig, overwrite: bool = False
+) -> dict:
     """The whole stage locally; resumable; returns stats.json (with ``items_hit``)."""
     t0 = time.perf_counter()
     shards, settings = prepare(inputs, output, config, overwrite)

@@ -72,8 +72,9 @@ def signatures_for_texts(texts: list[str | None], mh: MinHasher) -> tuple[np.nda
 SIMILARITY_MARGIN = 0.02
 
 
-def link_bucket(members: np.ndarray, sigs: np.ndarray | None,
-                min_similarity: float | None, rows: int = 8) -> list[tuple[int, int]]:
+def link_bucket(
+    members: np.ndarray, sigs: np.ndarray | None, min_similarity: float | None, rows: int = 8
+) -> list[tuple[int, int]]:
     """Edges among the documents of one bucket (positions into ``members``).
 
     Without ``min_similarity`` every member is linked to the first (a star: the component is
@@ -110,7 +111,9 @@ def components(n: int, edges: np.ndarray) -> np.ndarray:
 
     if len(edges) == 0:
         return np.arange(n)
-    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    graph = coo_matrix(
+        (np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n, n)
+    )
     _, labels = connected_components(graph, directed=False)
     return labels
 
@@ -158,8 +161,10 @@ def plan(inputs: str | Path | list[str | Path]) -> list[Shard]:
 def id_hashes(ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Two 64-bit halves of xxh3_128 of each id (equal ids <=> equal pairs, up to 2**-128)."""
     h = [xxhash.xxh3_128_intdigest(i.encode("utf-8")) for i in ids]
-    return (np.array([x >> 64 for x in h], dtype=np.uint64),
-            np.array([x & 0xFFFF_FFFF_FFFF_FFFF for x in h], dtype=np.uint64))
+    return (
+        np.array([x >> 64 for x in h], dtype=np.uint64),
+        np.array([x & 0xFFFF_FFFF_FFFF_FFFF for x in h], dtype=np.uint64),
+    )
 
 
 def text_hash(text: str | None) -> int:
@@ -194,7 +199,9 @@ def signature_step(path: Path, name: str, offset: int, work: Path, config: Dedup
         atomic_write_bytes(work / "buckets" / f"band-{b:03d}" / f"{name}.npy", _npy_bytes(rec))
     rec = np.empty(len(all_docs), dtype=ID_DTYPE)
     for field, i in (("h1", 0), ("h2", 1), ("text", 2)):
-        rec[field] = np.concatenate([p[i] for p in id_parts]) if id_parts else np.zeros(0, np.uint64)
+        rec[field] = (
+            np.concatenate([p[i] for p in id_parts]) if id_parts else np.zeros(0, np.uint64)
+        )
     rec["doc"] = all_docs
     rec.sort(order=["h1", "h2", "doc"])
     atomic_write_bytes(ids_file, _npy_bytes(rec))
@@ -221,8 +228,12 @@ def id_step(shards: list[Shard], work: Path) -> None:
         run.append((doc, th))
     _close_id_run(run, shards, removed)
     ids = _ids_at(shards, np.array(removed, dtype=np.int64)) if removed else []
-    atomic_write_parquet(done, pa.table({"doc": pa.array(removed, pa.int64()),
-                                         "duplicate_of": pa.array(ids, pa.string())}))
+    atomic_write_parquet(
+        done,
+        pa.table(
+            {"doc": pa.array(removed, pa.int64()), "duplicate_of": pa.array(ids, pa.string())}
+        ),
+    )
 
 
 class DuplicateIdError(ValueError):
@@ -232,7 +243,8 @@ class DuplicateIdError(ValueError):
 def duplicate_id_error(doc_id: str, shard_a: str, shard_b: str) -> DuplicateIdError:
     return DuplicateIdError(
         f"document id {doc_id!r} occurs with different texts (in {shard_a} and {shard_b}): ids must "
-        "be unique across a run's inputs; were outputs made with different settings mixed?")
+        "be unique across a run's inputs; were outputs made with different settings mixed?"
+    )
 
 
 def _close_id_run(run: list[tuple[int, int]], shards: list[Shard], removed: list[int]) -> None:
@@ -255,9 +267,14 @@ def _shard_of(shards: list[Shard], doc: int) -> str:
 def _id_stream(path: Path, chunk: int = 65536) -> Iterator[tuple[int, int, int, int]]:
     arr = np.load(path, mmap_mode="r")
     for s in range(0, len(arr), chunk):
-        part = arr[s:s + chunk]
-        yield from zip(part["h1"].tolist(), part["h2"].tolist(), part["text"].tolist(),
-                       part["doc"].tolist(), strict=True)
+        part = arr[s : s + chunk]
+        yield from zip(
+            part["h1"].tolist(),
+            part["h2"].tolist(),
+            part["text"].tolist(),
+            part["doc"].tolist(),
+            strict=True,
+        )
 
 
 def _same_id_docs(work: Path) -> set[int]:
@@ -267,7 +284,7 @@ def _same_id_docs(work: Path) -> set[int]:
 def _stream(path: Path, chunk: int = 65536) -> Iterator[tuple[int, int]]:
     arr = np.load(path, mmap_mode="r")
     for s in range(0, len(arr), chunk):
-        part = arr[s:s + chunk]
+        part = arr[s : s + chunk]
         yield from zip(part["key"].tolist(), part["doc"].tolist(), strict=True)
 
 
@@ -286,8 +303,7 @@ class _Signatures:
         return np.stack(out)
 
 
-def bucket_step(band: int, shards: list[Shard], work: Path,
-                config: DedupConfig) -> None:
+def bucket_step(band: int, shards: list[Shard], work: Path, config: DedupConfig) -> None:
     """Step 2 for one band: merge the sorted shard files, link documents with equal keys."""
     done = work / "edges" / f"band-{band:03d}.npy"
     if done.exists():
@@ -301,8 +317,10 @@ def bucket_step(band: int, shards: list[Shard], work: Path,
         if len(run) > 1:
             members = np.array(run)
             s = sigs.get(run) if sigs is not None else None
-            edges.extend((run[i], run[j])
-                         for i, j in link_bucket(members, s, config.min_similarity, config.rows))
+            edges.extend(
+                (run[i], run[j])
+                for i, j in link_bucket(members, s, config.min_similarity, config.rows)
+            )
 
     run: list[int] = []
     last = None
@@ -330,8 +348,12 @@ def cluster_step(shards: list[Shard], work: Path) -> None:
     ids = _ids_at(shards, linked)
     reps = representatives(ids, labels[linked])
     dup = [(int(i), r) for i, d, r in zip(linked.tolist(), ids, reps, strict=True) if d != r]
-    table = pa.table({"doc": pa.array([d for d, _ in dup], pa.int64()),
-                      "duplicate_of": pa.array([r for _, r in dup], pa.string())})
+    table = pa.table(
+        {
+            "doc": pa.array([d for d, _ in dup], pa.int64()),
+            "duplicate_of": pa.array([r for _, r in dup], pa.string()),
+        }
+    )
     atomic_write_parquet(done, table)
 
 
@@ -348,13 +370,18 @@ def _ids_at(shards: list[Shard], docs: np.ndarray) -> list[str]:
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select/cast ``table`` to exactly ``schema`` (absent columns become null)."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
-            else pa.nulls(len(table), f.type) for f in schema]
+    cols = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def apply_duplicates(table: pa.Table, dup_of: dict[str, str],
-                     same_id_rows: set[int] | frozenset[int] = frozenset()) -> tuple[pa.Table, pa.Table]:
+def apply_duplicates(
+    table: pa.Table, dup_of: dict[str, str], same_id_rows: set[int] | frozenset[int] = frozenset()
+) -> tuple[pa.Table, pa.Table]:
     """Split one shard into (kept with ``minhash_cluster``, removed with ``duplicate_of``).
 
     ``dup_of`` maps ids removed as near duplicates to the kept id of their cluster;
@@ -363,22 +390,33 @@ def apply_duplicates(table: pa.Table, dup_of: dict[str, str],
     """
     table = conform(table, DOCUMENT_SCHEMA)
     ids = table.column("id").to_pylist()
-    reasons = [REASON_SAME_ID if r in same_id_rows else REASON if i in dup_of else None
-               for r, i in enumerate(ids)]
+    reasons = [
+        REASON_SAME_ID if r in same_id_rows else REASON if i in dup_of else None
+        for r, i in enumerate(ids)
+    ]
     removed_mask = pa.array([r is not None for r in reasons], pa.bool_())
     kept = table.filter(pc.invert(removed_mask))
     cluster = pa.array([cluster_id(i) for i in kept.column("id").to_pylist()], pa.int64())
-    kept = kept.set_column(kept.schema.get_field_index("minhash_cluster"), "minhash_cluster", cluster)
+    kept = kept.set_column(
+        kept.schema.get_field_index("minhash_cluster"), "minhash_cluster", cluster
+    )
     gone = table.filter(removed_mask)
     gone_reasons = [r for r in reasons if r is not None]
     gone_ids = gone.column("id").to_pylist()
-    rep_ids = [i if r == REASON_SAME_ID else dup_of[i] for i, r in zip(gone_ids, gone_reasons, strict=True)]
-    gone = gone.set_column(gone.schema.get_field_index("minhash_cluster"), "minhash_cluster",
-                           pa.array([cluster_id(dup_of.get(r, r)) for r in rep_ids], pa.int64()))
+    rep_ids = [
+        i if r == REASON_SAME_ID else dup_of[i] for i, r in zip(gone_ids, gone_reasons, strict=True)
+    ]
+    gone = gone.set_column(
+        gone.schema.get_field_index("minhash_cluster"),
+        "minhash_cluster",
+        pa.array([cluster_id(dup_of.get(r, r)) for r in rep_ids], pa.int64()),
+    )
     n = len(gone)
-    gone = (gone.append_column("stage", pa.array([STAGE] * n, pa.string()))
-                .append_column("reason", pa.array(gone_reasons, pa.string()))
-                .append_column("duplicate_of", pa.array(rep_ids, pa.string())))
+    gone = (
+        gone.append_column("stage", pa.array([STAGE] * n, pa.string()))
+        .append_column("reason", pa.array(gone_reasons, pa.string()))
+        .append_column("duplicate_of", pa.array(rep_ids, pa.string()))
+    )
     return kept, conform(gone, REMOVED_SCHEMA)
 
 
@@ -393,22 +431,37 @@ def filter_step(path: Path, name: str, offset: int, rows: int, work: Path, out: 
     same = pq.read_table(work / "same_id.parquet", columns=["doc"], filters=in_shard)
     table = pq.read_table(path)
     ids = table.column("id").to_pylist()
-    dup_of = {ids[d - offset]: r for d, r in zip(clusters.column("doc").to_pylist(),
-                                                  clusters.column("duplicate_of").to_pylist(), strict=True)}
+    dup_of = {
+        ids[d - offset]: r
+        for d, r in zip(
+            clusters.column("doc").to_pylist(),
+            clusters.column("duplicate_of").to_pylist(),
+            strict=True,
+        )
+    }
     same_rows = {d - offset for d in same.column("doc").to_pylist()}
     kept, gone = apply_duplicates(table, dup_of, same_rows)
     atomic_write_parquet(out / "documents" / f"{name}.parquet", kept)
     atomic_write_parquet(out / "removed" / f"{name}.parquet", gone)
-    st = StageStats(STAGE, len(table), len(kept), Counter(gone.column("reason").to_pylist()),
-                    time.perf_counter() - t0)
+    st = StageStats(
+        STAGE,
+        len(table),
+        len(kept),
+        Counter(gone.column("reason").to_pylist()),
+        time.perf_counter() - t0,
+    )
     st.check_conservation()
     atomic_write_bytes(stats_path, json.dumps(st.to_dict()).encode())
     return st
 
 
-def dedup(inputs: str | Path | list[str | Path], output_dir: str | Path,
-          config: DedupConfig | None = None, pmap: Mapper = serial,
-          run_pass: PassRunner = run_direct) -> dict[str, StageStats]:
+def dedup(
+    inputs: str | Path | list[str | Path],
+    output_dir: str | Path,
+    config: DedupConfig | None = None,
+    pmap: Mapper = serial,
+    run_pass: PassRunner = run_direct,
+) -> dict[str, StageStats]:
     """The dedup pass driver, used by the plain function and the Prefect flow alike: signatures
     (per shard, through ``pmap``), duplicate ids, buckets (per band, through ``pmap``),
     clusters, filter (per shard, through ``pmap``); ``run_pass(name, fn, *args)`` runs each
@@ -421,12 +474,17 @@ def dedup(inputs: str | Path | list[str | Path], output_dir: str | Path,
     shards = plan(inputs)
     if not shards:
         raise FileNotFoundError(f"no documents Parquet under {inputs}")
-    run_pass("dedup-signatures", pmap, signature_step,
-             [(p, n, o, work, config) for n, p, o, _ in shards])
+    run_pass(
+        "dedup-signatures", pmap, signature_step, [(p, n, o, work, config) for n, p, o, _ in shards]
+    )
     run_pass("dedup-ids", id_step, shards, work)
-    run_pass("dedup-buckets", pmap, bucket_step, [(b, shards, work, config) for b in range(config.bands)])
+    run_pass(
+        "dedup-buckets", pmap, bucket_step, [(b, shards, work, config) for b in range(config.bands)]
+    )
     run_pass("dedup-clusters", cluster_step, shards, work)
-    done = run_pass("dedup-filter", pmap, filter_step, [(p, n, o, r, work, out) for n, p, o, r in shards])
+    done = run_pass(
+        "dedup-filter", pmap, filter_step, [(p, n, o, r, work, out) for n, p, o, r in shards]
+    )
     return finish(out, [{STAGE: st} for st in done], time.perf_counter() - t0)
 
 

@@ -37,13 +37,21 @@ from schemas.config import ExactDedupConfig
 STAGE = "exact_dedup"
 URL_REASON = "exact_dedup:url"
 TEXT_REASON = "exact_dedup:text"
-KEY_SCHEMA = pa.schema([("id", pa.string()), ("url_key", pa.string()), ("fetched", pa.int64()),
-                        ("text_hash", pa.binary(16))])
-DUP_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string())])
+KEY_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("url_key", pa.string()),
+        ("fetched", pa.int64()),
+        ("text_hash", pa.binary(16)),
+    ]
+)
+DUP_SCHEMA = pa.schema(
+    [("id", pa.string()), ("reason", pa.string()), ("duplicate_of", pa.string())]
+)
 _WS = re.compile(r"\s+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: fetch time of a document without a parseable date: older than any real fetch
-NO_DATE = -(2 ** 62)
+NO_DATE = -(2**62)
 
 
 def normalize_text(text: str) -> str:
@@ -97,10 +105,15 @@ def keys_table(table: pa.Table) -> pa.Table:
     urls = table.column("url").to_pylist() if "url" in table.column_names else [None] * len(ids)
     dates = table.column("date").to_pylist() if "date" in table.column_names else [None] * len(ids)
     texts = table.column("text").to_pylist()
-    return pa.Table.from_pydict({
-        "id": ids, "url_key": [normalize_url(u) for u in urls],
-        "fetched": [fetch_time(d) for d in dates], "text_hash": [text_hash(t) for t in texts],
-    }, schema=KEY_SCHEMA)
+    return pa.Table.from_pydict(
+        {
+            "id": ids,
+            "url_key": [normalize_url(u) for u in urls],
+            "fetched": [fetch_time(d) for d in dates],
+            "text_hash": [text_hash(t) for t in texts],
+        },
+        schema=KEY_SCHEMA,
+    )
 
 
 def resolve(keys: pa.Table, config: ExactDedupConfig) -> pa.Table:
@@ -130,8 +143,14 @@ def resolve(keys: pa.Table, config: ExactDedupConfig) -> pa.Table:
             if h is not None and i not in removed and keep[h] != i:
                 removed[i] = (TEXT_REASON, keep[h])
     items = sorted(removed.items())
-    return pa.Table.from_pydict({"id": [i for i, _ in items], "reason": [r for _, (r, _) in items],
-                                 "duplicate_of": [d for _, (_, d) in items]}, schema=DUP_SCHEMA)
+    return pa.Table.from_pydict(
+        {
+            "id": [i for i, _ in items],
+            "reason": [r for _, (r, _) in items],
+            "duplicate_of": [d for _, (_, d) in items],
+        },
+        schema=DUP_SCHEMA,
+    )
 
 
 def apply(table: pa.Table, dups: dict[str, tuple[str, str]]) -> ss.ShardResult:
@@ -153,7 +172,9 @@ def keys_step(shard: ss.Shard, work: Path) -> None:
 def resolve_step(shards: list[ss.Shard], work: Path, config: ExactDedupConfig) -> None:
     path = work / "duplicates.parquet"
     if not path.exists():
-        keys = pa.concat_tables([pq.read_table(work / "keys" / f"{s.name}.parquet") for s in shards])
+        keys = pa.concat_tables(
+            [pq.read_table(work / "keys" / f"{s.name}.parquet") for s in shards]
+        )
         atomic_write_parquet(path, resolve(keys, config))
 
 
@@ -162,8 +183,9 @@ def load_duplicates(work: Path) -> dict[str, tuple[str, str]]:
     return {i: (r, d) for i, r, d in zip(t["id"], t["reason"], t["duplicate_of"], strict=True)}
 
 
-def prepare(inputs: str | Path, output: str | Path, config: ExactDedupConfig,
-            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
+def prepare(
+    inputs: str | Path, output: str | Path, config: ExactDedupConfig, overwrite: bool = False
+) -> tuple[list[ss.Shard], dict]:
     """Plan the shards and check/record the settings (every engine's first step)."""
     return ss.prepare(STAGE, inputs, output, config, overwrite)
 
@@ -175,8 +197,12 @@ def filter_step(shard: ss.Shard, output: str | Path) -> tuple:
     return ss.filter_shard(STAGE, shard, out, lambda t, _s: apply(t, dups))
 
 
-def run_exact_dedup(inputs: str | Path, output: str | Path,
-                    config: ExactDedupConfig | None = None, overwrite: bool = False) -> dict:
+def run_exact_dedup(
+    inputs: str | Path,
+    output: str | Path,
+    config: ExactDedupConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
     """The whole stage locally: keys, resolve, filter; resumable; returns stats.json."""
     config = config or ExactDedupConfig()
     out, t0 = Path(output), time.perf_counter()

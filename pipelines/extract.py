@@ -34,9 +34,13 @@ def extract_text(html: str, config: ExtractConfig) -> str | None:
     """The trafilatura call itself (datatrove's ``Trafilatura.extract``)."""
     from trafilatura import extract
 
-    return extract(html, favor_precision=config.favour_precision,
-                   include_comments=config.include_comments, include_tables=config.include_tables,
-                   deduplicate=config.deduplicate)
+    return extract(
+        html,
+        favor_precision=config.favour_precision,
+        include_comments=config.include_comments,
+        include_tables=config.include_tables,
+        deduplicate=config.deduplicate,
+    )
 
 
 def _raise_timeout(signum, frame) -> None:  # noqa: ARG001
@@ -69,8 +73,9 @@ class _Sandbox:
     def _start(self) -> None:
         ctx = mp.get_context("spawn")  # fork is unsafe in a threaded process
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_sandbox_worker, args=(child, self.config.model_dump_json()),
-                                daemon=True)
+        self.proc = ctx.Process(
+            target=_sandbox_worker, args=(child, self.config.model_dump_json()), daemon=True
+        )
         self.proc.start()
         child.close()
         if not self.conn.poll(60):

@@ -46,8 +46,9 @@ _FLUSH_BYTES = 32 * 1024 * 1024
 _PROGRESS_EVERY = 50
 
 
-def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
-                      ) -> list[tuple[str, list[Step]]]:
+def build_stage_steps(
+    config: FinewebConfig, stages: list[str] | None = None
+) -> list[tuple[str, list[Step]]]:
     """``[(stage, steps)]`` in pipeline order (``pipelines.registry``); ``quality`` is several
     steps, the others one; ``read`` is the source, not a step."""
     stages = list(STAGES if stages is None else stages)
@@ -62,8 +63,11 @@ def build_stage_steps(config: FinewebConfig, stages: list[str] | None = None
     return groups
 
 
-def first_removal(doc: dict, groups: list[tuple[str, list[Step]]],
-                  clock: Callable[[int, Step, float], None] | None = None) -> tuple[int, str] | None:
+def first_removal(
+    doc: dict,
+    groups: list[tuple[str, list[Step]]],
+    clock: Callable[[int, Step, float], None] | None = None,
+) -> tuple[int, str] | None:
     """Run the stage groups over ``doc`` in order, stopping at the first removal: returns
     (index of the stage that removed it, reason), or None when every stage kept it. The one
     definition of how stages chain, shared by ``process_shard`` and the Beam DoFn.
@@ -129,7 +133,9 @@ class _StreamingParquet:
     def flush(self) -> None:
         if self.rows:
             cols = {c: [r.get(c) for r in self.rows] for c in self.columns}
-            self.writer.write_table(pa.Table.from_pydict(cols, schema=self.schema))  # pa.table() imports pandas
+            self.writer.write_table(
+                pa.Table.from_pydict(cols, schema=self.schema)
+            )  # pa.table() imports pandas
             self.rows, self.bytes = [], 0
 
     def commit(self) -> None:
@@ -157,8 +163,9 @@ class _LanguagePartitions:
         lang = row.get("language") or "und"
         w = self.writers.get(lang)
         if w is None:
-            w = self.writers[lang] = _StreamingParquet(self.root / lang / f"{self.name}.parquet",
-                                                       DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
+            w = self.writers[lang] = _StreamingParquet(
+                self.root / lang / f"{self.name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS
+            )
         w.add(row)
         self.count += 1
 
@@ -190,10 +197,14 @@ def _source_units(input_path: str, config: FinewebConfig, counters: ReadCounters
         yield from read_warc(input_path, config.read, config.limit, counters)
 
 
-def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None = None,
-                  stages: list[str] | None = None,
-                  progress: Callable[[int], None] | None = None,
-                  groups: list[tuple[str, list[Step]]] | None = None) -> dict[str, StageStats]:
+def process_shard(
+    input_path: str,
+    output_dir: str,
+    config: FinewebConfig | None = None,
+    stages: list[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    groups: list[tuple[str, list[Step]]] | None = None,
+) -> dict[str, StageStats]:
     """Run the steps over one input (WARC or documents Parquet); see the module docstring.
 
     ``progress(n)`` (optional) is called with the number of units read since its last call,
@@ -241,8 +252,12 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
     if config.partition_by_language:
         kept = _LanguagePartitions(out / "documents", name)
     else:
-        kept = _StreamingParquet(out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS)
-    removed = _StreamingParquet(out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS)
+        kept = _StreamingParquet(
+            out / "documents" / f"{name}.parquet", DOCUMENT_SCHEMA, DOCUMENT_COLUMNS
+        )
+    removed = _StreamingParquet(
+        out / "removed" / f"{name}.parquet", REMOVED_SCHEMA, REMOVED_COLUMNS
+    )
     counters = ReadCounters()
     perf = time.perf_counter
     n_units = 0
@@ -302,7 +317,9 @@ def process_shard(input_path: str, output_dir: str, config: FinewebConfig | None
         "removed": removed.count,
         "skipped_records": dict(sorted(counters.skipped.items())),
         # counters a step keeps besides removals (e.g. PII replacements by kind)
-        "step_counts": {s.name: dict(sorted(s.counts.items())) for s in steps if getattr(s, "counts", None)},
+        "step_counts": {
+            s.name: dict(sorted(s.counts.items())) for s in steps if getattr(s, "counts", None)
+        },
         "setup_seconds": setup_s,
         "step_seconds": {k: round(v, 4) for k, v in step_seconds.items()},
         **{k: v for step in steps for k, v in (getattr(step, "stats_report", dict)()).items()},

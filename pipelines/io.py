@@ -93,7 +93,9 @@ class AtomicFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path.parent, self.path.name)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        self.tmp = self.path.with_name(
+            f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        )
 
     def commit(self, fsync: bool = False) -> None:
         if fsync:
@@ -159,23 +161,34 @@ def check_input_file(path: str) -> str:
         except FileNotFoundError:
             raise InputError(f"input {path!r} does not exist") from None
         if not stat.S_ISREG(mode):
-            what = ("a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode)
-                    else "a device or socket")
+            what = (
+                "a FIFO"
+                if stat.S_ISFIFO(mode)
+                else "a directory"
+                if stat.S_ISDIR(mode)
+                else "a device or socket"
+            )
             raise InputError(f"input {path!r} is {what}, not a regular file: refusing to read it")
     if kind is None:
-        raise InputError(f"input {path!r} is neither a WARC file (.warc, .warc.gz) nor a "
-                         "documents Parquet file (.parquet): refusing to read it as records")
+        raise InputError(
+            f"input {path!r} is neither a WARC file (.warc, .warc.gz) nor a "
+            "documents Parquet file (.parquet): refusing to read it as records"
+        )
     if kind == "parquet" and local:
         try:
             names = set(pq.read_schema(path).names)
         except (pa.ArrowInvalid, OSError) as e:
             raise InputError(f"input {path!r} is not a readable Parquet file: {e}") from None
         if _REMOVED_MARKERS <= names:
-            raise InputError(f"input {path!r} holds REMOVED documents (a stage's removed/), "
-                             "not documents to process: give the stage's documents/ directory")
+            raise InputError(
+                f"input {path!r} holds REMOVED documents (a stage's removed/), "
+                "not documents to process: give the stage's documents/ directory"
+            )
         if not {"id", "text"} <= names:
-            raise InputError(f"input {path!r} is not a documents Parquet file (it has no "
-                             "'id' and 'text' columns)")
+            raise InputError(
+                f"input {path!r} is not a documents Parquet file (it has no "
+                "'id' and 'text' columns)"
+            )
     return path
 
 
@@ -211,8 +224,11 @@ def expand_inputs(patterns: list[str]) -> list[str]:
         if os.path.isdir(pat):
             files.extend(_dir_files(pat))
             continue
-        matched = glob.glob(pat, recursive=True) if glob.has_magic(pat) else (
-            [pat] if os.path.lexists(pat) else [])
+        matched = (
+            glob.glob(pat, recursive=True)
+            if glob.has_magic(pat)
+            else ([pat] if os.path.lexists(pat) else [])
+        )
         if not matched:
             raise FileNotFoundError(f"no input matches {pat!r}")
         for m in sorted(matched):
@@ -233,13 +249,16 @@ def documents_dir(path: str | Path) -> Path:
         return p / "documents"
     first = next(iter(parquet_files(p)), None) if p.is_dir() else None
     if first is not None and _REMOVED_MARKERS <= set(pq.read_schema(first).names):
-        raise InputError(f"{str(p)!r} holds REMOVED documents (a stage's removed/), not documents "
-                         "to process: give the stage's output directory or its documents/")
+        raise InputError(
+            f"{str(p)!r} holds REMOVED documents (a stage's removed/), not documents "
+            "to process: give the stage's output directory or its documents/"
+        )
     return p
 
 
-def iter_parquet_rows(files: list[Path], columns: list[str] | None = None,
-                      batch_size: int = 1024) -> Iterator[dict]:
+def iter_parquet_rows(
+    files: list[Path], columns: list[str] | None = None, batch_size: int = 1024
+) -> Iterator[dict]:
     """Stream rows from Parquet files without loading a whole file."""
     for f in files:
         pf = pq.ParquetFile(f)

@@ -65,8 +65,10 @@ def doc_hashes(text: str | None, config: LineDedupConfig) -> list[int | None]:
 
 def count_texts(texts: list[str | None], config: LineDedupConfig) -> np.ndarray:
     """Sorted (hash, documents containing it) of a batch of texts."""
-    parts = [np.unique(np.array([h for h in doc_hashes(t, config) if h is not None], dtype=np.uint64))
-             for t in texts]
+    parts = [
+        np.unique(np.array([h for h in doc_hashes(t, config) if h is not None], dtype=np.uint64))
+        for t in texts
+    ]
     allh = np.concatenate(parts) if parts else np.zeros(0, np.uint64)
     uniq, counts = np.unique(allh, return_counts=True)
     rec = np.empty(len(uniq), dtype=COUNT_DTYPE)
@@ -90,8 +92,8 @@ def count_step(shard: ss.Shard, work: Path, config: LineDedupConfig) -> None:
 
 
 def partition_bounds(partitions: int) -> list[int]:
-    step = 2 ** 64 // partitions
-    return [k * step for k in range(partitions)] + [2 ** 64]
+    step = 2**64 // partitions
+    return [k * step for k in range(partitions)] + [2**64]
 
 
 def frequent_from_counts(arrays: list[np.ndarray], config: LineDedupConfig) -> np.ndarray:
@@ -103,7 +105,7 @@ def frequent_from_counts(arrays: list[np.ndarray], config: LineDedupConfig) -> n
         for a in arrays:
             h = a["hash"]
             i = int(np.searchsorted(h, np.uint64(lo), side="left"))
-            j = len(h) if hi >= 2 ** 64 else int(np.searchsorted(h, np.uint64(hi), side="left"))
+            j = len(h) if hi >= 2**64 else int(np.searchsorted(h, np.uint64(hi), side="left"))
             if j > i:
                 chunks.append(np.asarray(a[i:j]))
         if not chunks:
@@ -125,8 +127,9 @@ def merge_step(shards: list[ss.Shard], work: Path, config: LineDedupConfig) -> N
         save_frequent(work, frequent_from_counts(arrays, config))
 
 
-def strip_frequent(text: str | None, frequent: np.ndarray, config: LineDedupConfig
-                   ) -> tuple[str, int, int]:
+def strip_frequent(
+    text: str | None, frequent: np.ndarray, config: LineDedupConfig
+) -> tuple[str, int, int]:
     """(text without frequent units, units in, units removed)."""
     units, sep = split_units(text or "", config.unit)
     hashes = [unit_hash(u, config.min_unit_chars) for u in units]
@@ -157,15 +160,18 @@ def apply(table: pa.Table, frequent: np.ndarray, config: LineDedupConfig) -> ss.
         drop.append(too_little)
         new_texts.append(t if too_little else new)
     mask = pa.array(drop, pa.bool_())
-    table = table.set_column(table.schema.get_field_index("text"), "text",
-                             pa.array(new_texts, pa.string()))
+    table = table.set_column(
+        table.schema.get_field_index("text"), "text", pa.array(new_texts, pa.string())
+    )
     gone = table.filter(mask)
-    return ss.ShardResult(table.filter(pc.invert(mask)),
-                          ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts)
+    return ss.ShardResult(
+        table.filter(pc.invert(mask)), ss.removed_rows(gone, STAGE, [REASON] * len(gone)), counts
+    )
 
 
-def prepare(inputs: str | Path, output: str | Path, config: LineDedupConfig,
-            overwrite: bool = False) -> tuple[list[ss.Shard], dict]:
+def prepare(
+    inputs: str | Path, output: str | Path, config: LineDedupConfig, overwrite: bool = False
+) -> tuple[list[ss.Shard], dict]:
     return ss.prepare(STAGE, inputs, output, config, overwrite)
 
 
@@ -182,8 +188,12 @@ def finish(output: str | Path, parts: list, seconds: float, settings: dict) -> d
     return ss.finish(STAGE, out, parts, seconds, settings, {"frequent_units": int(len(frequent))})
 
 
-def run_line_dedup(inputs: str | Path, output: str | Path,
-                   config: LineDedupConfig | None = None, overwrite: bool = False) -> dict:
+def run_line_dedup(
+    inputs: str | Path,
+    output: str | Path,
+    config: LineDedupConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
     """The whole stage locally: count, merge, filter; resumable; returns stats.json."""
     config = config or LineDedupConfig()
     out, t0 = Path(output), time.perf_counter()

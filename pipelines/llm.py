@@ -68,10 +68,16 @@ class LLMConfig(StrictModel):
     """Where answers come from. Defaults: an OpenAI-compatible server on localhost (e.g.
     ``tokenmill serve``), greedy-friendly limits, 4 requests in flight, 4 retries."""
 
-    backend: Literal["openai", "local"] = Field("openai", description="HTTP endpoint or local checkpoint")
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL (with /v1)")
+    backend: Literal["openai", "local"] = Field(
+        "openai", description="HTTP endpoint or local checkpoint"
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible base URL (with /v1)"
+    )
     model: str = Field("tokenmill", description="model name sent to the endpoint")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="env var holding the API key (unset: no auth)")
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="env var holding the API key (unset: no auth)"
+    )
     checkpoint: str | None = Field(None, description="local backend: checkpoint path")
     device: str = Field("cpu", description="local backend: torch device")
     top_k: int | None = Field(None, description="local backend: top-k sampling")
@@ -106,32 +112,62 @@ class LLM:
         raise NotImplementedError
 
     # -- public API --------------------------------------------------------------------------
-    def chat(self, conversations: list[Messages], temperature: float = 0.0, max_tokens: int = 256,
-             n: int = 1, seed: Seeds = 0) -> list[str]:
+    def chat(
+        self,
+        conversations: list[Messages],
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        n: int = 1,
+        seed: Seeds = 0,
+    ) -> list[str]:
         """Answer each conversation ``n`` times; prompt-major flat list of strings."""
         seeds = _seed_list(seed, len(conversations))
-        payloads = [{"kind": "chat", "messages": [{"role": m["role"], "content": m["content"]} for m in conv],
-                     "temperature": temperature, "max_tokens": max_tokens, "seed": s + j}
-                    for conv, s in zip(conversations, seeds, strict=True) for j in range(n)]
+        payloads = [
+            {
+                "kind": "chat",
+                "messages": [{"role": m["role"], "content": m["content"]} for m in conv],
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "seed": s + j,
+            }
+            for conv, s in zip(conversations, seeds, strict=True)
+            for j in range(n)
+        ]
         return self._run(payloads)
 
-    def complete(self, prompts: list[str], temperature: float = 0.0, max_tokens: int = 256,
-                 n: int = 1, seed: Seeds = 0) -> list[str]:
+    def complete(
+        self,
+        prompts: list[str],
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        n: int = 1,
+        seed: Seeds = 0,
+    ) -> list[str]:
         """Continue each text prompt ``n`` times; prompt-major flat list of strings."""
         seeds = _seed_list(seed, len(prompts))
-        payloads = [{"kind": "complete", "prompt": p, "temperature": temperature,
-                     "max_tokens": max_tokens, "seed": s + j}
-                    for p, s in zip(prompts, seeds, strict=True) for j in range(n)]
+        payloads = [
+            {
+                "kind": "complete",
+                "prompt": p,
+                "temperature": temperature,
+                "max_tokens": max_tokens,
+                "seed": s + j,
+            }
+            for p, s in zip(prompts, seeds, strict=True)
+            for j in range(n)
+        ]
         return self._run(payloads)
 
     def sample(self, conversations: list[Messages], n: int, **kw: Any) -> list[list[str]]:
         """``chat`` grouped per conversation: ``out[i][j]`` is sample j of conversation i."""
         flat = self.chat(conversations, n=n, **kw)
-        return [flat[i * n:(i + 1) * n] for i in range(len(conversations))]
+        return [flat[i * n : (i + 1) * n] for i in range(len(conversations))]
 
     # -- machinery ---------------------------------------------------------------------------
     def cache_key(self, payload: dict) -> str:
-        blob = json.dumps({"backend": self.identity(), **payload}, sort_keys=True, ensure_ascii=False)
+        blob = json.dumps(
+            {"backend": self.identity(), **payload}, sort_keys=True, ensure_ascii=False
+        )
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _cache_path(self, key: str) -> Path | None:
@@ -148,7 +184,9 @@ class LLM:
             self.requests += 1
         text = self._request(payload)
         if path is not None:
-            atomic_write_text(path, json.dumps({"text": text, "request": payload}, ensure_ascii=False))
+            atomic_write_text(
+                path, json.dumps({"text": text, "request": payload}, ensure_ascii=False)
+            )
         return text
 
     def _run(self, payloads: list[dict]) -> list[str]:
@@ -175,25 +213,37 @@ class OpenAICompatibleLLM(LLM):
         key = os.environ.get(config.api_key_env) if config.api_key_env else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.Client(base_url=config.base_url.rstrip("/"), headers=headers,
-                                    timeout=config.timeout_s,
-                                    limits=httpx.Limits(max_connections=config.max_concurrency))
+        self._client = httpx.Client(
+            base_url=config.base_url.rstrip("/"),
+            headers=headers,
+            timeout=config.timeout_s,
+            limits=httpx.Limits(max_connections=config.max_concurrency),
+        )
 
     def identity(self) -> dict:
-        return {"type": "openai", "base_url": self.config.base_url.rstrip("/"), "model": self.config.model}
+        return {
+            "type": "openai",
+            "base_url": self.config.base_url.rstrip("/"),
+            "model": self.config.model,
+        }
 
     def _request(self, payload: dict) -> str:
         import httpx
 
-        body: dict[str, Any] = {"model": self.config.model, "temperature": payload["temperature"],
-                                "max_tokens": payload["max_tokens"], "seed": payload["seed"], "n": 1}
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "temperature": payload["temperature"],
+            "max_tokens": payload["max_tokens"],
+            "seed": payload["seed"],
+            "n": 1,
+        }
         if payload["kind"] == "chat":
             route, body["messages"] = "/chat/completions", payload["messages"]
         else:
             route, body["prompt"] = "/completions", payload["prompt"]
         last = "no attempt"
         for attempt in range(self.config.max_retries + 1):
-            delay = self.config.backoff_s * (2 ** attempt)
+            delay = self.config.backoff_s * (2**attempt)
             try:
                 resp = self._client.post(route, json=body)
             except (httpx.TimeoutException, httpx.TransportError) as e:
@@ -201,7 +251,11 @@ class OpenAICompatibleLLM(LLM):
             else:
                 if resp.status_code == 200:
                     choice = resp.json()["choices"][0]
-                    return choice["message"]["content"] if payload["kind"] == "chat" else choice["text"]
+                    return (
+                        choice["message"]["content"]
+                        if payload["kind"] == "chat"
+                        else choice["text"]
+                    )
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 if resp.status_code not in self.TRANSIENT_STATUS:
                     raise LLMError(f"{route}: {last}")
@@ -231,18 +285,28 @@ class LocalCheckpointLLM(LLM):
         if self._model is None:
             from trainer.inference import LocalModel  # torch: imported only when used
 
-            self._model = LocalModel.from_checkpoint(self.config.checkpoint, device=self.config.device)
+            self._model = LocalModel.from_checkpoint(
+                self.config.checkpoint, device=self.config.device
+            )
         return self._model
 
     def identity(self) -> dict:
         p = Path(self.config.checkpoint)
         st = p.stat() if p.exists() else None
-        return {"type": "local", "checkpoint": str(p.resolve()), "top_k": self.config.top_k,
-                "mtime": st.st_mtime_ns if st else None}
+        return {
+            "type": "local",
+            "checkpoint": str(p.resolve()),
+            "top_k": self.config.top_k,
+            "mtime": st.st_mtime_ns if st else None,
+        }
 
     def _request(self, payload: dict) -> str:
-        kw = {"max_tokens": payload["max_tokens"], "temperature": payload["temperature"],
-              "top_k": self.config.top_k, "seed": payload["seed"]}
+        kw = {
+            "max_tokens": payload["max_tokens"],
+            "temperature": payload["temperature"],
+            "top_k": self.config.top_k,
+            "seed": payload["seed"],
+        }
         if payload["kind"] == "chat":
             return self.model.chat(payload["messages"], **kw)
         return self.model.complete(payload["prompt"], **kw)

@@ -271,7 +271,7 @@ def _codes(texts: list[str]) -> np.ndarray:
             prepared = _prepare(t).encode("utf-32-le")
             pieces.append(_mapped(np.frombuffer(prepared, dtype=np.uint32), "prep"))
         else:
-            pieces.append(mapped[ends[i] - lens[i]:ends[i]])
+            pieces.append(mapped[ends[i] - lens[i] : ends[i]])
         pieces.append(sep)
     return np.concatenate(pieces[:-1])
 
@@ -297,7 +297,7 @@ def _group_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     pw, iv = _powers(len(chars) + 1)
     prefix = np.empty(len(chars) + 1, dtype=np.uint64)
     prefix[0] = 0
-    np.multiply(chars, pw[:len(chars)], out=prefix[1:])
+    np.multiply(chars, pw[: len(chars)], out=prefix[1:])
     np.cumsum(prefix[1:], out=prefix[1:])
     acc = prefix[ends] - prefix[starts]
     acc *= iv[starts]
@@ -314,11 +314,11 @@ def _group_hashes(texts: list[str], n: int) -> tuple[np.ndarray, np.ndarray]:
     for k in range(1, n + 1):
         if k > 1:
             win = win[:-1] * mul
-            win += wh[k - 1:]
+            win += wh[k - 1 :]
         if k < n:
             idx = first[counts == k]
         elif nw >= n:
-            idx = np.flatnonzero(doc[:nw - n + 1] == doc[n - 1:])
+            idx = np.flatnonzero(doc[: nw - n + 1] == doc[n - 1 :])
         else:
             continue
         keep[idx] = True
@@ -366,8 +366,15 @@ class MinHasher:
     (``xxh64`` of the shingle's UTF-8, one Python call per shingle: datasketch's usual setup).
     """
 
-    def __init__(self, ngram: int = 5, bands: int = 14, rows: int = 8, seed: int = 1,
-                 block: int = 8192, shingle_hash: str = "words"):
+    def __init__(
+        self,
+        ngram: int = 5,
+        bands: int = 14,
+        rows: int = 8,
+        seed: int = 1,
+        block: int = 8192,
+        shingle_hash: str = "words",
+    ):
         if shingle_hash not in ("words", "xxh64"):
             raise ValueError(f"shingle_hash: 'words' or 'xxh64', not {shingle_hash!r}")
         self.ngram, self.bands, self.rows, self.seed = ngram, bands, rows, seed
@@ -394,7 +401,11 @@ class MinHasher:
         """Signatures from per-document shingle hash arrays."""
         offsets = np.zeros(len(hashes) + 1, dtype=np.int64)
         np.cumsum([len(h) for h in hashes], out=offsets[1:])
-        flat = np.concatenate(hashes).astype(np.uint64, copy=False) if hashes else np.zeros(0, np.uint64)
+        flat = (
+            np.concatenate(hashes).astype(np.uint64, copy=False)
+            if hashes
+            else np.zeros(0, np.uint64)
+        )
         return self.signatures_flat(flat, offsets)
 
     def signatures_flat(self, hashes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -415,7 +426,7 @@ class MinHasher:
         buffer = np.empty((self.num_perm, min(block, total)), dtype=np.uint64)
         for s in range(0, total, block):
             e = min(total, s + block)
-            buf = buffer[:, :e - s]
+            buf = buffer[:, : e - s]
             np.multiply(self._a, h[None, s:e], out=buf)
             buf += self._b
             lo = int(np.searchsorted(starts, s, side="right")) - 1

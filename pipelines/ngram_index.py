@@ -34,7 +34,7 @@ def ngram_tuples(text: str, n: int, short: bool = True) -> set[tuple[str, ...]]:
     w = words(text)
     if len(w) < n:
         return {tuple(w)} if (w and short) else set()
-    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
 
 
 def hash_gram(gram: Iterable[str]) -> int:

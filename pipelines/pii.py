@@ -39,26 +39,92 @@ EMAIL_RE = re.compile(
 IPV4_RE = re.compile(
     r"(?:(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
 )
-IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+IPV6_RE = re.compile(
+    r"(?<![0-9A-Fa-f:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])"
+)
 CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 IBAN_RE = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 PHONE_RE = re.compile(
     r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){1,2}(?:[ .-]?\d{2,4}){1,4}(?!\w)"  # international
-    r"|(?<![\w(])(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?!\w)")  # North American
+    r"|(?<![\w(])(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}(?!\w)"
+)  # North American
 
 #: IBAN lengths by country (ISO 13616 registry; the commonest countries).
 IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
-    "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20,
-    "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
-    "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IS": 26, "IT": 27, "JO": 30,
-    "KW": 30, "KZ": 20, "LB": 28, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24,
-    "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28,
-    "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
-    "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+    "AD": 24,
+    "AE": 23,
+    "AL": 28,
+    "AT": 20,
+    "AZ": 28,
+    "BA": 20,
+    "BE": 16,
+    "BG": 22,
+    "BH": 22,
+    "BR": 29,
+    "CH": 21,
+    "CR": 22,
+    "CY": 28,
+    "CZ": 24,
+    "DE": 22,
+    "DK": 18,
+    "DO": 28,
+    "EE": 20,
+    "EG": 29,
+    "ES": 24,
+    "FI": 18,
+    "FO": 18,
+    "FR": 27,
+    "GB": 22,
+    "GE": 22,
+    "GI": 23,
+    "GL": 18,
+    "GR": 27,
+    "GT": 28,
+    "HR": 21,
+    "HU": 28,
+    "IE": 22,
+    "IL": 23,
+    "IS": 26,
+    "IT": 27,
+    "JO": 30,
+    "KW": 30,
+    "KZ": 20,
+    "LB": 28,
+    "LI": 21,
+    "LT": 20,
+    "LU": 20,
+    "LV": 21,
+    "MC": 27,
+    "MD": 24,
+    "ME": 22,
+    "MK": 19,
+    "MR": 27,
+    "MT": 31,
+    "MU": 30,
+    "NL": 18,
+    "NO": 15,
+    "PK": 24,
+    "PL": 28,
+    "PS": 29,
+    "PT": 25,
+    "QA": 29,
+    "RO": 24,
+    "RS": 22,
+    "SA": 24,
+    "SE": 24,
+    "SI": 19,
+    "SK": 24,
+    "SM": 27,
+    "TN": 24,
+    "TR": 26,
+    "UA": 29,
+    "VG": 24,
+    "XK": 20,
 }
-_CARD_PREFIXES = re.compile(r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01])|3[47]|6(?:011|5|4[4-9]|2)|35(?:2[89]|[3-8])"
-                            r"|3(?:0[0-5]|[68])")
+_CARD_PREFIXES = re.compile(
+    r"4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01])|3[47]|6(?:011|5|4[4-9]|2)|35(?:2[89]|[3-8])"
+    r"|3(?:0[0-5]|[68])"
+)
 
 
 def is_public_ip(candidate: str) -> bool:
@@ -112,8 +178,10 @@ class PIIStep(Step):
             try:
                 from presidio_analyzer import AnalyzerEngine
             except ImportError as e:
-                raise RuntimeError("PII backend 'presidio' needs presidio-analyzer (and its spaCy "
-                                   "model) installed; use backend 'regex'") from e
+                raise RuntimeError(
+                    "PII backend 'presidio' needs presidio-analyzer (and its spaCy "
+                    "model) installed; use backend 'regex'"
+                ) from e
             self._presidio = AnalyzerEngine()
 
     def scrub_counts(self, text: str) -> tuple[str, Counter]:
@@ -127,6 +195,7 @@ class PIIStep(Step):
                     counts[kind] += 1
                     return replacement
                 return m.group(0)
+
             return sub
 
         if c.emails and "@" in text:
@@ -138,7 +207,9 @@ class PIIStep(Step):
             if "::" in text or text.count(":") >= 7:
                 text = IPV6_RE.sub(checked("ip", is_public_ip, c.ip_replacement), text)
         if c.credit_cards:
-            text = CARD_RE.sub(checked("credit_card", is_card_number, c.credit_card_replacement), text)
+            text = CARD_RE.sub(
+                checked("credit_card", is_card_number, c.credit_card_replacement), text
+            )
         if c.ibans:
             text = IBAN_RE.sub(checked("iban", iban_ok, c.iban_replacement), text)
         if c.phone_numbers:
@@ -147,21 +218,31 @@ class PIIStep(Step):
             text = self._presidio_scrub(text, counts)
         return text, +counts
 
-    _PRESIDIO_KINDS = {"PHONE_NUMBER": "phone", "IBAN_CODE": "iban", "CREDIT_CARD": "credit_card",
-                       "EMAIL_ADDRESS": "email", "IP_ADDRESS": "ip"}
+    _PRESIDIO_KINDS = {
+        "PHONE_NUMBER": "phone",
+        "IBAN_CODE": "iban",
+        "CREDIT_CARD": "credit_card",
+        "EMAIL_ADDRESS": "email",
+        "IP_ADDRESS": "ip",
+    }
 
     def _presidio_scrub(self, text: str, counts: Counter) -> str:
         c = self.config
-        repl = {"phone": c.phone_replacement, "iban": c.iban_replacement,
-                "credit_card": c.credit_card_replacement, "email": c.email_replacement,
-                "ip": c.ip_replacement}
-        found = self._presidio.analyze(text=text, language=c.presidio_language,
-                                       entities=list(self._PRESIDIO_KINDS))
+        repl = {
+            "phone": c.phone_replacement,
+            "iban": c.iban_replacement,
+            "credit_card": c.credit_card_replacement,
+            "email": c.email_replacement,
+            "ip": c.ip_replacement,
+        }
+        found = self._presidio.analyze(
+            text=text, language=c.presidio_language, entities=list(self._PRESIDIO_KINDS)
+        )
         for r in sorted(found, key=lambda r: r.start, reverse=True):
             kind = self._PRESIDIO_KINDS[r.entity_type]
-            if text[r.start:r.end] in repl.values():
+            if text[r.start : r.end] in repl.values():
                 continue
-            text = text[:r.start] + repl[kind] + text[r.end:]
+            text = text[: r.start] + repl[kind] + text[r.end :]
             counts[f"presidio:{kind}"] += 1
         return text
 

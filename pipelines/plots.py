@@ -68,8 +68,13 @@ def _quality_scores(kept: list[float], removed: list[float], path: Path) -> None
 
     plt, fig, ax = _figure()
     bins = np.linspace(0, 5, 41)
-    ax.hist([np.clip(kept, 0, 5), np.clip(removed, 0, 5)], bins=bins, stacked=True,
-            color=["#4c72b0", "#c44e52"], label=[f"kept ({len(kept):,})", f"removed ({len(removed):,})"])
+    ax.hist(
+        [np.clip(kept, 0, 5), np.clip(removed, 0, 5)],
+        bins=bins,
+        stacked=True,
+        color=["#4c72b0", "#c44e52"],
+        label=[f"kept ({len(kept):,})", f"removed ({len(removed):,})"],
+    )
     ax.set_title("Quality score (classify stage)")
     ax.set_xlabel("quality_score (0-5)")
     ax.set_ylabel("documents")
@@ -103,12 +108,26 @@ def make_plots(s: DatasetSummary, out_dir: Path) -> list[str]:
         for st in s.stages.values():
             reasons.update(st.get("removed_by_reason") or {})
         if reasons:
-            _barh(reasons.most_common(25), "Removed documents by reason", "documents",
-                  target("removal_reasons.png"))
+            _barh(
+                reasons.most_common(25),
+                "Removed documents by reason",
+                "documents",
+                target("removal_reasons.png"),
+            )
     if s.doc_word_lengths:
-        _hist(s.doc_word_lengths, "Document length", "words per document", target("document_lengths.png"))
+        _hist(
+            s.doc_word_lengths,
+            "Document length",
+            "words per document",
+            target("document_lengths.png"),
+        )
     if s.languages:
-        _barh(s.languages.most_common(20), "Documents by language", "documents", target("languages.png"))
+        _barh(
+            s.languages.most_common(20),
+            "Documents by language",
+            "documents",
+            target("languages.png"),
+        )
     if s.token_lengths:
         _hist(s.token_lengths, "Tokens per document", "tokens", target("token_lengths.png"))
     kinds: Counter = Counter()
@@ -120,7 +139,12 @@ def make_plots(s: DatasetSummary, out_dir: Path) -> list[str]:
     for c in s.sources.values():
         sources.update(c)
     if sources:
-        _barh(sources.most_common(20), "Samples by source (provenance)", "samples", target("sources.png"))
+        _barh(
+            sources.most_common(20),
+            "Samples by source (provenance)",
+            "samples",
+            target("sources.png"),
+        )
     if s.turns:
         _hist(s.turns, "Messages per conversation", "messages", target("turns.png"), log=False)
     if s.quality_scores or s.quality_scores_removed:

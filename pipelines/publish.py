@@ -66,8 +66,12 @@ def resolve_token(token: str | None = None) -> str:
     return found
 
 
-def plan_commits(root: Path, files: list[Path], max_files: int = DEFAULT_MAX_COMMIT_FILES,
-                 max_bytes: int = DEFAULT_MAX_COMMIT_BYTES) -> list[list[Path]]:
+def plan_commits(
+    root: Path,
+    files: list[Path],
+    max_files: int = DEFAULT_MAX_COMMIT_FILES,
+    max_bytes: int = DEFAULT_MAX_COMMIT_BYTES,
+) -> list[list[Path]]:
     """Data files in commits of at most ``max_files`` files / ``max_bytes`` bytes (a single file
     larger than ``max_bytes`` gets a commit of its own); metadata (card, plots, stats) last."""
     data = [f for f in files if f.suffix not in METADATA_SUFFIXES]
@@ -109,8 +113,9 @@ def is_transient(exc: BaseException) -> bool:
     return is_transient_status(_status(exc))
 
 
-def with_retries(call: Callable[[], T], retries: int, what: str, say: Callable[[str], None],
-                 wait_s: float = 1.0) -> T:
+def with_retries(
+    call: Callable[[], T], retries: int, what: str, say: Callable[[str], None], wait_s: float = 1.0
+) -> T:
     """``call()``, retried up to ``retries`` times (backoff 1, 2, 4... s) on transient errors only."""
     for attempt in range(retries + 1):
         try:
@@ -146,10 +151,14 @@ def checked_files(root: Path, files: list[Path]) -> list[tuple[Path, Path]]:
     for f in files:
         target = f.resolve()
         if not target.is_relative_to(base):
-            raise PublishError(f"refusing to publish {f.relative_to(root).as_posix()}: it is a link "
-                               "to a file outside the folder")
+            raise PublishError(
+                f"refusing to publish {f.relative_to(root).as_posix()}: it is a link "
+                "to a file outside the folder"
+            )
         if not target.is_file():
-            raise PublishError(f"refusing to publish {f.relative_to(root).as_posix()}: not a regular file")
+            raise PublishError(
+                f"refusing to publish {f.relative_to(root).as_posix()}: not a regular file"
+            )
         out.append((f, target))
     return out
 
@@ -164,12 +173,21 @@ def _card_declares_removed(readme: Path) -> bool:
     return any(c.get("config_name") == "removed" for c in meta.get("configs") or [])
 
 
-def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: str | None = None,
-                 endpoint: str | None = None, token: str | None = None,
-                 max_commit_files: int = DEFAULT_MAX_COMMIT_FILES,
-                 max_commit_bytes: int = DEFAULT_MAX_COMMIT_BYTES,
-                 progress: Callable[[str], None] | None = None, include_removed: bool = False,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, retries: int = DEFAULT_RETRIES) -> PushResult:
+def push_dataset(
+    root: Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    max_commit_files: int = DEFAULT_MAX_COMMIT_FILES,
+    max_commit_bytes: int = DEFAULT_MAX_COMMIT_BYTES,
+    progress: Callable[[str], None] | None = None,
+    include_removed: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    retries: int = DEFAULT_RETRIES,
+) -> PushResult:
     """Create ``repo_id`` (a dataset repo) if needed and upload data, card and plots to it."""
     import pyarrow.parquet as pq
     from huggingface_hub import CommitOperationAdd, HfApi
@@ -195,18 +213,24 @@ def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: s
         checked_files(root, [readme])  # before anything is sent
         if _card_declares_removed(readme) != include_removed:
             raise PublishError(
-                "the card (README.md) " + ("declares" if not include_removed else "does not declare")
+                "the card (README.md) "
+                + ("declares" if not include_removed else "does not declare")
                 + " the removed config: run `tokenmill card DIR"
-                + (" --include-removed" if include_removed else "") + "` first, or push "
-                + ("with" if not include_removed else "without") + " --include-removed")
+                + (" --include-removed" if include_removed else "")
+                + "` first, or push "
+                + ("with" if not include_removed else "without")
+                + " --include-removed"
+            )
     checked_files(root, publishable_files(root, include_removed))  # before anything is sent/read
     try:
         try:
             user = hub("whoami", api.whoami)
         except HfHubHTTPError as exc:
             if _status(exc) in (401, 403):
-                raise PublishError(f"the Hugging Face Hub rejected the token (HTTP {_status(exc)}): "
-                                   "set a valid HF_TOKEN or run `hf auth login`") from None
+                raise PublishError(
+                    f"the Hugging Face Hub rejected the token (HTTP {_status(exc)}): "
+                    "set a valid HF_TOKEN or run `hf auth login`"
+                ) from None
             raise
         say(f"logged in as {user.get('name', '?')}")
         if not readme.is_file():
@@ -216,11 +240,21 @@ def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: s
         if not files:
             raise PublishError(f"nothing to publish under {root}")
         removed = {f for g in scan_groups(root) if g.kind == "removed" for f in g.files}
-        repo_url = str(hub("create_repo", lambda: api.create_repo(
-            repo_id, repo_type="dataset", private=private, exist_ok=True)))
+        repo_url = str(
+            hub(
+                "create_repo",
+                lambda: api.create_repo(
+                    repo_id, repo_type="dataset", private=private, exist_ok=True
+                ),
+            )
+        )
         if revision and revision != "main":
-            hub("create_branch", lambda: api.create_branch(
-                repo_id, branch=revision, repo_type="dataset", exist_ok=True))
+            hub(
+                "create_branch",
+                lambda: api.create_branch(
+                    repo_id, branch=revision, repo_type="dataset", exist_ok=True
+                ),
+            )
         result = PushResult(repo_url, revision or "main")
         source = dict(files)
         plan = plan_commits(root, [f for f, _ in files], max_commit_files, max_commit_bytes)
@@ -231,13 +265,29 @@ def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: s
                     data = source[f]
                     if f in removed:  # published reduced: extracted, PII-scrubbed text only
                         data = Path(staging) / f"{i}-{len(ops)}.parquet"
-                        pq.write_table(public_removed(pq.read_table(source[f])), data, compression="zstd")
-                    ops.append(CommitOperationAdd(path_in_repo=f.relative_to(root).as_posix(),
-                                                  path_or_fileobj=str(data)))
-                what = "card, plots and stats" if chunk[0].suffix in METADATA_SUFFIXES else f"{len(chunk)} data files"
-                info = hub("create_commit", lambda ops=ops, what=what, i=i: api.create_commit(
-                    repo_id, ops, commit_message=f"tokenmill: upload {what} ({i}/{len(plan)})",
-                    repo_type="dataset", revision=revision))
+                        pq.write_table(
+                            public_removed(pq.read_table(source[f])), data, compression="zstd"
+                        )
+                    ops.append(
+                        CommitOperationAdd(
+                            path_in_repo=f.relative_to(root).as_posix(), path_or_fileobj=str(data)
+                        )
+                    )
+                what = (
+                    "card, plots and stats"
+                    if chunk[0].suffix in METADATA_SUFFIXES
+                    else f"{len(chunk)} data files"
+                )
+                info = hub(
+                    "create_commit",
+                    lambda ops=ops, what=what, i=i: api.create_commit(
+                        repo_id,
+                        ops,
+                        commit_message=f"tokenmill: upload {what} ({i}/{len(plan)})",
+                        repo_type="dataset",
+                        revision=revision,
+                    ),
+                )
                 result.commits.append(info.oid)
                 result.files.extend(op.path_in_repo for op in ops)
                 say(f"commit {i}/{len(plan)}: {what}")
@@ -245,9 +295,17 @@ def push_dataset(root: Path, repo_id: str, *, private: bool = False, revision: s
     except PublishError:
         raise
     except HfHubHTTPError as exc:
-        raise PublishError(f"the Hub refused the push (HTTP {_status(exc)}): {_scrub(str(exc), tok)}") from None
+        raise PublishError(
+            f"the Hub refused the push (HTTP {_status(exc)}): {_scrub(str(exc), tok)}"
+        ) from None
     except ValueError as exc:  # e.g. invalid card metadata reported by /api/validate-yaml
         raise PublishError(_scrub(" ".join(str(exc).split()), tok)) from None
     except Exception as exc:  # connection errors of httpx2, I/O errors...: one line, no traceback
-        hint = f" (no answer within the {timeout_s:g} s timeout)" if "Timeout" in type(exc).__name__ else ""
-        raise PublishError(f"push failed ({type(exc).__name__}){hint}: {_scrub(str(exc), tok)}") from None
+        hint = (
+            f" (no answer within the {timeout_s:g} s timeout)"
+            if "Timeout" in type(exc).__name__
+            else ""
+        )
+        raise PublishError(
+            f"push failed ({type(exc).__name__}){hint}: {_scrub(str(exc), tok)}"
+        ) from None

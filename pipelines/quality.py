@@ -161,7 +161,7 @@ def duplicated_ngram_chars(words: list[str], n: int, limit: float | None = None)
         return 0
     offsets = list(accumulate(map(len, words), initial=0))
     cat = "".join(words)
-    grams = [cat[offsets[i]:offsets[i + n]] for i in range(n_grams)]
+    grams = [cat[offsets[i] : offsets[i + n]] for i in range(n_grams)]
     distinct = set(grams)
     if len(distinct) == n_grams:
         return 0
@@ -190,13 +190,15 @@ class GopherRepetitionStep(LanguageAwareStep):
 
     settings_field = "gopher_repetition"
 
-    def __init__(self, config: GopherRepetitionConfig | None = None,
-                 resolver: LanguageResolver | None = None) -> None:
+    def __init__(
+        self, config: GopherRepetitionConfig | None = None, resolver: LanguageResolver | None = None
+    ) -> None:
         super().__init__(resolver)
         self.config = config or GopherRepetitionConfig()
 
-    def check(self, text: str, config: GopherRepetitionConfig | None = None,
-              splitter: str = "rules") -> str | None:
+    def check(
+        self, text: str, config: GopherRepetitionConfig | None = None, splitter: str = "rules"
+    ) -> str | None:
         """The datatrove reason (without prefix) or None to keep."""
         c = config or self.config
         if not text:
@@ -241,8 +243,9 @@ class GopherQualityStep(LanguageAwareStep):
 
     settings_field = "gopher_quality"
 
-    def __init__(self, config: GopherQualityConfig | None = None,
-                 resolver: LanguageResolver | None = None) -> None:
+    def __init__(
+        self, config: GopherQualityConfig | None = None, resolver: LanguageResolver | None = None
+    ) -> None:
         super().__init__(resolver)
         self.config = config or GopherQualityConfig()
         self._stop_words: dict[int, frozenset[str]] = {}
@@ -253,8 +256,9 @@ class GopherQualityStep(LanguageAwareStep):
             got = self._stop_words[id(config)] = frozenset(config.stop_words)
         return got
 
-    def check(self, text: str, config: GopherQualityConfig | None = None,
-              splitter: str = "rules") -> str | None:
+    def check(
+        self, text: str, config: GopherQualityConfig | None = None, splitter: str = "rules"
+    ) -> str | None:
         c = config or self.config
         words = words_of(text, splitter)
         n_words = len(words)
@@ -276,7 +280,10 @@ class GopherQualityStep(LanguageAwareStep):
             return "gopher_short_doc"
         if c.max_symbol_word_ratio and text.count("#") / n_words > c.max_symbol_word_ratio:
             return "gopher_too_many_hashes"
-        if c.max_symbol_word_ratio and (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio:
+        if (
+            c.max_symbol_word_ratio
+            and (text.count("...") + text.count("…")) / n_words > c.max_symbol_word_ratio
+        ):
             return "gopher_too_many_ellipsis"
         lines = text.splitlines()
         if lines:
@@ -289,7 +296,9 @@ class GopherQualityStep(LanguageAwareStep):
                 if ends / len(lines) > c.max_ellipsis_lines_ratio:
                     return "gopher_too_many_end_ellipsis"
         if c.max_non_alpha_words_ratio:
-            alpha = sum(k for w, k in counts.items() if w.isalpha() or any(ch.isalpha() for ch in w))
+            alpha = sum(
+                k for w, k in counts.items() if w.isalpha() or any(ch.isalpha() for ch in w)
+            )
             if alpha / n_words < c.max_non_alpha_words_ratio:
                 return "gopher_below_alpha_threshold"
         if c.min_stop_words and len(self.stop_words(c).intersection(counts)) < c.min_stop_words:
@@ -308,8 +317,14 @@ class GopherQualityStep(LanguageAwareStep):
 
 CITATION_RE = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")
-POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
-                     "use of cookies", "use cookies")
+POLICY_SUBSTRINGS = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
 
 
 class C4QualityStep(LanguageAwareStep):
@@ -324,14 +339,17 @@ class C4QualityStep(LanguageAwareStep):
 
     settings_field = "c4"
 
-    def __init__(self, config: C4QualityConfig | None = None,
-                 resolver: LanguageResolver | None = None) -> None:
+    def __init__(
+        self, config: C4QualityConfig | None = None, resolver: LanguageResolver | None = None
+    ) -> None:
         super().__init__(resolver)
         self.config = config or C4QualityConfig()
         if not self.config.split_paragraph:
             raise ValueError("C4QualityStep supports split_paragraph=True only (FineWeb's setting)")
 
-    def filter_text(self, text: str, config: C4QualityConfig | None = None) -> tuple[str | None, str]:
+    def filter_text(
+        self, text: str, config: C4QualityConfig | None = None
+    ) -> tuple[str | None, str]:
         """(reason or None, the text with only the kept lines)."""
         c = config or self.config
         if not c.split_paragraph:
@@ -345,7 +363,9 @@ class C4QualityStep(LanguageAwareStep):
                 continue
             if c.remove_citations:
                 line = CITATION_RE.sub("", line)
-            if c.filter_no_terminal_punct and (not line.endswith(END_PUNCTUATION) or line.endswith("...")):
+            if c.filter_no_terminal_punct and (
+                not line.endswith(END_PUNCTUATION) or line.endswith("...")
+            ):
                 continue
             if len(words) < c.min_words_per_line:
                 continue
@@ -388,14 +408,16 @@ class FineWebQualityStep(LanguageAwareStep):
 
     settings_field = "fineweb"
 
-    def __init__(self, config: FineWebQualityConfig | None = None,
-                 resolver: LanguageResolver | None = None) -> None:
+    def __init__(
+        self, config: FineWebQualityConfig | None = None, resolver: LanguageResolver | None = None
+    ) -> None:
         super().__init__(resolver)
         self.config = config or FineWebQualityConfig()
         self.stop_chars = tuple(TERMINAL_PUNCTUATION)
 
-    def check(self, text: str, config: FineWebQualityConfig | None = None,
-              splitter: str = "rules") -> str | None:
+    def check(
+        self, text: str, config: FineWebQualityConfig | None = None, splitter: str = "rules"
+    ) -> str | None:
         c = config or self.config
         lines = [line for line in text.split("\n") if line.strip() != ""]
         if not lines:
@@ -407,7 +429,10 @@ class FineWebQualityStep(LanguageAwareStep):
         if ratio > c.short_line_thr:
             return "short_line_ratio"
         non_newline_chars = len(text) - text.count("\n")
-        if non_newline_chars and find_duplicates(lines)[1] / non_newline_chars > c.char_duplicates_ratio:
+        if (
+            non_newline_chars
+            and find_duplicates(lines)[1] / non_newline_chars > c.char_duplicates_ratio
+        ):
             return "char_dup_ratio"
         words = words_of(text, splitter)
         if words and text.count("\n") / len(words) > c.new_line_ratio:

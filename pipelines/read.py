@@ -96,7 +96,7 @@ def _salvage(raw: bytes, limit: int, step: int = 64) -> bytes:
     out = bytearray()
     for i in range(0, len(raw), step):
         try:
-            out += d.decompress(raw[i:i + step], max(1, limit - len(out)))
+            out += d.decompress(raw[i : i + step], max(1, limit - len(out)))
         except zlib.error:
             break
         if d.eof or len(out) >= limit:
@@ -245,8 +245,9 @@ def _parse_warc_headers(raw: bytes) -> dict[str, str] | None:
     return headers
 
 
-def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
-             want_block: callable) -> Iterator[_Record | _Corrupt]:
+def _records(
+    events: Iterator[tuple[str, object, int]], skip_block_over: int, want_block: callable
+) -> Iterator[_Record | _Corrupt]:
     """Frame records by Content-Length; after garbage, resync on the next ``WARC/1.`` line.
 
     ``want_block(headers)`` says whether a record's block is needed at all (request/metadata
@@ -334,7 +335,7 @@ def _records(events: Iterator[tuple[str, object, int]], skip_block_over: int,
             if hdr is None:
                 if done is not None:  # a record ends with CRLF CRLF; anything else is its payload
                     head = bytes(buf[:4])
-                    if len(head) < 4 and head == _RECORD_END[:len(head)]:
+                    if len(head) < 4 and head == _RECORD_END[: len(head)]:
                         break  # wait for more (or the end of the member / file)
                     cut = head != _RECORD_END
                     yield from release(cut)
@@ -415,7 +416,7 @@ def _dechunk(body: bytes) -> bytes:
         size = int(body[pos:eol].split(b";")[0].strip() or b"0", 16)
         if size == 0:
             return bytes(out)
-        out += body[eol + 2: eol + 2 + size]
+        out += body[eol + 2 : eol + 2 + size]
         pos = eol + 2 + size + 2
 
 
@@ -472,9 +473,13 @@ def _charset_of(content_type: str) -> str | None:
     return None
 
 
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
-         (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"),
-         (codecs.BOM_UTF16_BE, "utf-16-be"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def text_codec(name: str | None) -> str | None:
@@ -492,8 +497,19 @@ def text_codec(name: str | None) -> str | None:
     return info.name
 
 
-_NOT_PAGE_CODECS = frozenset({"undefined", "unicode-escape", "raw-unicode-escape", "unicode_escape",
-                              "raw_unicode_escape", "idna", "punycode", "mbcs", "oem"})
+_NOT_PAGE_CODECS = frozenset(
+    {
+        "undefined",
+        "unicode-escape",
+        "raw-unicode-escape",
+        "unicode_escape",
+        "raw_unicode_escape",
+        "idna",
+        "punycode",
+        "mbcs",
+        "oem",
+    }
+)
 
 
 def _utf16_without_bom(body: bytes) -> str | None:
@@ -533,13 +549,16 @@ def decode_html(body: bytes, declared: str | None = None) -> str | None:
     for bom, codec in _BOMS:
         if body.startswith(bom):
             try:
-                text = body[len(bom):].decode(codec)
+                text = body[len(bom) :].decode(codec)
             except UnicodeDecodeError:
                 break
             return text if _valid(text) else None
     declared_codec = text_codec(declared)
-    wide = declared_codec if declared_codec and declared_codec.startswith(("utf-16", "utf-32")) \
+    wide = (
+        declared_codec
+        if declared_codec and declared_codec.startswith(("utf-16", "utf-32"))
         else _utf16_without_bom(body)
+    )
     if wide:
         if wide in ("utf-16", "utf-32"):  # no BOM: the NULs tell the byte order, else BE (RFC 2781)
             guess = _utf16_without_bom(body) if wide == "utf-16" else None
@@ -598,7 +617,8 @@ def require_libmagic():
             raise RuntimeError(
                 "ReadConfig.payload_type='libmagic' needs python-magic and the libmagic library: "
                 "pip install python-magic (and e.g. apt-get install libmagic1); or use "
-                f"payload_type='http' (the default). Import error: {e}") from e
+                f"payload_type='http' (the default). Import error: {e}"
+            ) from e
         _magic = magic
     return _magic
 
@@ -619,8 +639,13 @@ def _strip_brackets(url: str | None) -> str | None:
 def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dict, str | None]:
     h = rec.headers
     url = _strip_brackets(h.get("warc-target-uri"))
-    doc = {"id": h.get("warc-record-id") or f"<{source}#offset={rec.offset}>",
-           "url": url, "date": h.get("warc-date"), "source": source, "text": None}
+    doc = {
+        "id": h.get("warc-record-id") or f"<{source}#offset={rec.offset}>",
+        "url": url,
+        "date": h.get("warc-date"),
+        "source": source,
+        "text": None,
+    }
     if rec.block is None:
         return doc, "read:too_large"
     block = rec.block
@@ -636,7 +661,7 @@ def _response_to_doc(rec: _Record, config: ReadConfig, source: str) -> tuple[dic
             k, s, v = line.partition(b":")
             if s:
                 http[k.strip().decode("latin-1").lower()] = v.strip().decode("latin-1")
-        body = block[sep + skip:]
+        body = block[sep + skip :]
     else:
         http, body = {}, block
     content_type = http.get("content-type", "")
@@ -688,8 +713,12 @@ def shard_source(path: str) -> str:
     return name
 
 
-def read_warc(path: str, config: ReadConfig | None = None, limit: int | None = None,
-              counters: ReadCounters | None = None) -> Iterator[tuple[dict, str | None]]:
+def read_warc(
+    path: str,
+    config: ReadConfig | None = None,
+    limit: int | None = None,
+    counters: ReadCounters | None = None,
+) -> Iterator[tuple[dict, str | None]]:
     """Yield every document-level unit of a WARC file as ``(doc, None | "read:<why>")``.
 
     ``limit`` stops after that many units. Non-document records are tallied in ``counters``.
@@ -719,8 +748,9 @@ def read_warc(path: str, config: ReadConfig | None = None, limit: int | None = N
                 counters.skipped[item.headers.get("warc-type", "unknown")] += 1
                 continue
             elif item.overrun:  # its block was cut at a too-short Content-Length
-                doc, _ = _response_to_doc(_Record(item.headers, None, item.length, item.offset),
-                                          config, source)
+                doc, _ = _response_to_doc(
+                    _Record(item.headers, None, item.length, item.offset), config, source
+                )
                 yield doc, "read:length_mismatch"
             else:
                 yield _response_to_doc(item, config, source)

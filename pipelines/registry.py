@@ -80,55 +80,135 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("read", "WARC response records with an HTML content type become documents "
-          "(URL, date, record id).", "document", ReadConfig, "read",
-          reasons=("read:too_large", "read:not_html", "read:corrupt_record", "read:undecodable"),
-          options=("max_bytes", "payload_type", "limit")),
-    Stage("urlfilter", "Domain, subdomain and URL blocklists and banned words in the URL "
-          "(datatrove's lists).", "document", URLFilterConfig, "urlfilter",
-          "pipelines.urlfilter:URLFilterStep",
-          reasons=("url:missing_url", "url:domain", "url:subdomain", "url:url", "url:banned_word",
-                   "url:soft_banned_word", "url:banned_subword"),
-          options=("limit",)),
-    Stage("extract", "Main text extracted with trafilatura (precision-favoured, comments "
-          "excluded, per-page time limit).", "document", ExtractConfig, "extract",
-          "pipelines.extract:ExtractStep",
-          reasons=("extract:empty", "extract:timeout", "extract:error"),
-          options=("extract_timeout", "limit")),
-    Stage("langid", "fastText lid.176 language identification; documents outside the kept "
-          "languages or below the score threshold are removed.", "document", LangIdConfig,
-          "langid", "pipelines.langid:LangIdStep",
-          reasons=("langid:below_threshold", "langid:not_in_languages",
-                   "langid:prescreen_not_in_languages"),
-          options=("languages", "limit", "no_prescreen", "by_language")),
-    Stage("quality", "Gopher repetition, Gopher quality, C4 and FineWeb quality filters with the "
-          "published thresholds.", "document", QualityConfig, "quality",
-          "pipelines.quality:build_quality_steps",
-          reasons=("quality:<filter reason>",), options=("limit",)),
-    Stage("pii", "Email addresses and public IP addresses replaced by placeholders.", "document",
-          PIIConfig, "pii", "pipelines.pii:PIIStep", options=("limit",)),
-    Stage("exact_dedup", "Exact duplicates removed: older fetches of the same normalized URL, then "
-          "copies of the same normalized text (smallest id kept).", "corpus", ExactDedupConfig,
-          reasons=("exact_dedup:url", "exact_dedup:text"),
-          entrypoint="flows/corpus_stages.py:exact_dedup_flow", chained=False),
-    Stage("dedup", "MinHash near-duplicate removal (5-gram word shingles, 14 bands x 8 rows); "
-          "one document per cluster kept.", "corpus", DedupConfig,
-          reasons=("dedup:minhash",), entrypoint="flows/dedup.py:dedup_flow"),
-    Stage("line_dedup", "Lines repeated across more than N documents (boilerplate) removed from "
-          "every document, as CCNet / dolma; documents left too short removed.", "corpus",
-          LineDedupConfig, reasons=("line_dedup:too_little_text",),
-          entrypoint="flows/corpus_stages.py:line_dedup_flow", chained=False),
-    Stage("decontaminate", "Documents sharing word 13-gram spans with evaluation sets removed; "
-          "the benchmark items hit are reported.", "corpus", DecontaminateConfig,
-          reasons=("decontaminate:ngram_overlap",),
-          entrypoint="flows/corpus_stages.py:decontaminate_flow", chained=False),
-    Stage("classify", "Model-based quality score (0-5, FineWeb-Edu style) on every document; "
-          "documents below the threshold removed.", "corpus", ClassifyConfig,
-          reasons=("classify:below_threshold",),
-          entrypoint="flows/corpus_stages.py:classify_flow", chained=False),
-    Stage("tokenize", "Documents tokenized into shuffled Parquet token shards with a "
-          "train/validation split.", "corpus", TokenizeConfig,
-          entrypoint="flows/tokenize_flow.py:tokenize_flow"),
+    Stage(
+        "read",
+        "WARC response records with an HTML content type become documents (URL, date, record id).",
+        "document",
+        ReadConfig,
+        "read",
+        reasons=("read:too_large", "read:not_html", "read:corrupt_record", "read:undecodable"),
+        options=("max_bytes", "payload_type", "limit"),
+    ),
+    Stage(
+        "urlfilter",
+        "Domain, subdomain and URL blocklists and banned words in the URL (datatrove's lists).",
+        "document",
+        URLFilterConfig,
+        "urlfilter",
+        "pipelines.urlfilter:URLFilterStep",
+        reasons=(
+            "url:missing_url",
+            "url:domain",
+            "url:subdomain",
+            "url:url",
+            "url:banned_word",
+            "url:soft_banned_word",
+            "url:banned_subword",
+        ),
+        options=("limit",),
+    ),
+    Stage(
+        "extract",
+        "Main text extracted with trafilatura (precision-favoured, comments "
+        "excluded, per-page time limit).",
+        "document",
+        ExtractConfig,
+        "extract",
+        "pipelines.extract:ExtractStep",
+        reasons=("extract:empty", "extract:timeout", "extract:error"),
+        options=("extract_timeout", "limit"),
+    ),
+    Stage(
+        "langid",
+        "fastText lid.176 language identification; documents outside the kept "
+        "languages or below the score threshold are removed.",
+        "document",
+        LangIdConfig,
+        "langid",
+        "pipelines.langid:LangIdStep",
+        reasons=(
+            "langid:below_threshold",
+            "langid:not_in_languages",
+            "langid:prescreen_not_in_languages",
+        ),
+        options=("languages", "limit", "no_prescreen", "by_language"),
+    ),
+    Stage(
+        "quality",
+        "Gopher repetition, Gopher quality, C4 and FineWeb quality filters with the "
+        "published thresholds.",
+        "document",
+        QualityConfig,
+        "quality",
+        "pipelines.quality:build_quality_steps",
+        reasons=("quality:<filter reason>",),
+        options=("limit",),
+    ),
+    Stage(
+        "pii",
+        "Email addresses and public IP addresses replaced by placeholders.",
+        "document",
+        PIIConfig,
+        "pii",
+        "pipelines.pii:PIIStep",
+        options=("limit",),
+    ),
+    Stage(
+        "exact_dedup",
+        "Exact duplicates removed: older fetches of the same normalized URL, then "
+        "copies of the same normalized text (smallest id kept).",
+        "corpus",
+        ExactDedupConfig,
+        reasons=("exact_dedup:url", "exact_dedup:text"),
+        entrypoint="flows/corpus_stages.py:exact_dedup_flow",
+        chained=False,
+    ),
+    Stage(
+        "dedup",
+        "MinHash near-duplicate removal (5-gram word shingles, 14 bands x 8 rows); "
+        "one document per cluster kept.",
+        "corpus",
+        DedupConfig,
+        reasons=("dedup:minhash",),
+        entrypoint="flows/dedup.py:dedup_flow",
+    ),
+    Stage(
+        "line_dedup",
+        "Lines repeated across more than N documents (boilerplate) removed from "
+        "every document, as CCNet / dolma; documents left too short removed.",
+        "corpus",
+        LineDedupConfig,
+        reasons=("line_dedup:too_little_text",),
+        entrypoint="flows/corpus_stages.py:line_dedup_flow",
+        chained=False,
+    ),
+    Stage(
+        "decontaminate",
+        "Documents sharing word 13-gram spans with evaluation sets removed; "
+        "the benchmark items hit are reported.",
+        "corpus",
+        DecontaminateConfig,
+        reasons=("decontaminate:ngram_overlap",),
+        entrypoint="flows/corpus_stages.py:decontaminate_flow",
+        chained=False,
+    ),
+    Stage(
+        "classify",
+        "Model-based quality score (0-5, FineWeb-Edu style) on every document; "
+        "documents below the threshold removed.",
+        "corpus",
+        ClassifyConfig,
+        reasons=("classify:below_threshold",),
+        entrypoint="flows/corpus_stages.py:classify_flow",
+        chained=False,
+    ),
+    Stage(
+        "tokenize",
+        "Documents tokenized into shuffled Parquet token shards with a train/validation split.",
+        "corpus",
+        TokenizeConfig,
+        entrypoint="flows/tokenize_flow.py:tokenize_flow",
+    ),
 )
 
 BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

@@ -32,7 +32,15 @@ RUN_FILE = "run.json"
 #: Config keys that change how fast, not what: never a reason to refuse a re-run.
 EXECUTION_ONLY = frozenset({"workers", "batch_docs"})
 #: Entries that mark a directory as a tokenmill output (safe for ``--overwrite`` to delete).
-OUTPUT_MARKERS = ("run.json", "stats.json", "stats", "documents", "removed", "_work", "manifest.json")
+OUTPUT_MARKERS = (
+    "run.json",
+    "stats.json",
+    "stats",
+    "documents",
+    "removed",
+    "_work",
+    "manifest.json",
+)
 
 
 class OutputMismatchError(ValueError):
@@ -98,7 +106,9 @@ def _inputs_diff(old: list[dict], new: list[dict]) -> str:
     parts = []
     for what, paths in (("new", added), ("missing", gone), ("changed since", changed)):
         if paths:
-            parts.append(f"{len(paths)} {what} ({Path(paths[0]).name}{', ...' if len(paths) > 1 else ''})")
+            parts.append(
+                f"{len(paths)} {what} ({Path(paths[0]).name}{', ...' if len(paths) > 1 else ''})"
+            )
     return "inputs differ: " + ", ".join(parts)
 
 
@@ -111,9 +121,15 @@ def read_run(output: str | Path) -> dict | None:
     return json.loads(p.read_text()) if p.is_file() else None
 
 
-def prepare_output(output: str | Path, *, kind: str, config: BaseModel | dict | None,
-                   inputs: list[str | Path], stages: list[str] | None = None,
-                   overwrite: bool = False) -> dict:
+def prepare_output(
+    output: str | Path,
+    *,
+    kind: str,
+    config: BaseModel | dict | None,
+    inputs: list[str | Path],
+    stages: list[str] | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Check ``output`` against this run and record it in ``output/run.json``; returns the record.
 
     Raises ``OutputMismatchError`` (one line) when ``output`` holds a run of another kind,
@@ -127,8 +143,9 @@ def prepare_output(output: str | Path, *, kind: str, config: BaseModel | dict | 
         "fingerprint": fingerprint(config, stages),
         **settings(config, stages),
         "inputs": describe_inputs(inputs),
-        "effective_config": (config.model_dump(mode="json") if isinstance(config, BaseModel)
-                             else dict(config or {})),
+        "effective_config": (
+            config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
+        ),
     }
     old = read_run(out)
     if overwrite and out.is_dir() and (old is not None or _is_output(out)):
@@ -137,7 +154,8 @@ def prepare_output(output: str | Path, *, kind: str, config: BaseModel | dict | 
     elif old is None and out.is_dir() and _is_output(out):
         raise OutputMismatchError(
             f"{out} already holds an output without {RUN_FILE} (how it was made is unknown): "
-            "re-run with --overwrite to start over, or choose another --output")
+            "re-run with --overwrite to start over, or choose another --output"
+        )
     if out.is_dir():  # temp files of a killed run (their writers are dead): never left behind
         from pipelines.io import remove_stale_temps
 
@@ -148,7 +166,8 @@ def prepare_output(output: str | Path, *, kind: str, config: BaseModel | dict | 
         if why:
             raise OutputMismatchError(
                 f"{out} was made by a different run ({why}): re-run with --overwrite to start "
-                "over, or choose another --output")
+                "over, or choose another --output"
+            )
         return old
     from pipelines.io import atomic_write_text
 
@@ -164,8 +183,9 @@ def mismatch(old: dict, new: dict) -> str | None:
     if old.get("stages") != new.get("stages"):
         return f"stages: {old.get('stages')} -> {new.get('stages')}"
     if old.get("fingerprint") != new.get("fingerprint"):
-        return "settings differ: " + (_config_diff(old.get("config") or {}, new.get("config") or {})
-                                      or "config")
+        return "settings differ: " + (
+            _config_diff(old.get("config") or {}, new.get("config") or {}) or "config"
+        )
     if old.get("inputs") != new.get("inputs"):
         return _inputs_diff(old.get("inputs") or [], new.get("inputs") or [])
     return None

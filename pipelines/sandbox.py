@@ -63,9 +63,15 @@ log = logging.getLogger(__name__)
 WEAK_ENV = "TOKENMILL_ALLOW_WEAK_SANDBOX"
 SANDBOX_DIR = "/sandbox"
 SANDBOX_UID = 65534
-_CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
-              "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-              "MKL_NUM_THREADS": "1"}
+_CHILD_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONIOENCODING": "utf-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
 
 
 class SandboxUnavailable(PermissionError):
@@ -84,26 +90,41 @@ def allow_weak_sandbox() -> None:
 
 
 #: The CLI flag's help, shared by every command that runs model-written code.
-WEAK_FLAG_HELP = ("DANGER: where bubblewrap is missing or broken, run model-written code with only "
-                  "rlimits and an audit hook (NOT a security boundary) instead of refusing")
+WEAK_FLAG_HELP = (
+    "DANGER: where bubblewrap is missing or broken, run model-written code with only "
+    "rlimits and an audit hook (NOT a security boundary) instead of refusing"
+)
 
 
 class SandboxConfig(StrictModel):
     """Limits of one ``run_python`` call (defaults suit short model-written snippets)."""
 
-    timeout_s: float = Field(5.0, gt=0, description="wall clock; the whole process tree is killed after it")
+    timeout_s: float = Field(
+        5.0, gt=0, description="wall clock; the whole process tree is killed after it"
+    )
     memory_mb: int = Field(256, ge=32, description="RLIMIT_AS of the code (address space)")
-    max_output_bytes: int = Field(1_000_000, ge=1, description="cap on captured stdout and on stderr each")
-    max_file_bytes: int = Field(16 * 1024**2, ge=1, description="RLIMIT_FSIZE: largest file it may write")
+    max_output_bytes: int = Field(
+        1_000_000, ge=1, description="cap on captured stdout and on stderr each"
+    )
+    max_file_bytes: int = Field(
+        16 * 1024**2, ge=1, description="RLIMIT_FSIZE: largest file it may write"
+    )
     disk_mb: int = Field(64, ge=1, description="size of the writable tmpfs /sandbox (bwrap mode)")
     max_open_files: int = Field(64, ge=16, description="RLIMIT_NOFILE")
-    max_processes: int = Field(16, ge=1, description="RLIMIT_NPROC headroom over the caller's own tasks "
-                               "(threads); not applied by the kernel to root, where seccomp refuses forks")
+    max_processes: int = Field(
+        16,
+        ge=1,
+        description="RLIMIT_NPROC headroom over the caller's own tasks "
+        "(threads); not applied by the kernel to root, where seccomp refuses forks",
+    )
     allow_weak_sandbox: bool = Field(
         default_factory=_weak_from_env,
         description=f"DANGER: without a working bubblewrap, run code with only rlimits and an audit hook "
-                    f"(no OS boundary) instead of refusing; default from ${WEAK_ENV}")
-    network_namespace: bool = Field(True, description="weak mode only: use `unshare --net` when it works")
+        f"(no OS boundary) instead of refusing; default from ${WEAK_ENV}",
+    )
+    network_namespace: bool = Field(
+        True, description="weak mode only: use `unshare --net` when it works"
+    )
 
 
 @dataclass(frozen=True)
@@ -143,8 +164,13 @@ class SandboxResult:
 
 def _python_roots() -> list[str]:
     """Directories that hold the interpreter and its libraries, minus those inside /usr."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-             os.path.dirname(os.path.realpath(sys.executable))}
+    roots = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+    }
     roots = {os.path.realpath(r) for r in roots if r}
     roots = {r for r in roots if r != "/" and not (r + "/").startswith("/usr/")}
     return sorted(r for r in roots if not any(r != o and r.startswith(o + "/") for o in roots))
@@ -180,22 +206,37 @@ def _bwrap_help(bwrap: str) -> str:
     return out.stdout + out.stderr
 
 
-def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig,
-                   info_fd: int | None = None) -> tuple[list[str], list[int]]:
+def _bwrap_command(
+    bwrap: str, code: str, cfg: SandboxConfig, info_fd: int | None = None
+) -> tuple[list[str], list[int]]:
     """The bwrap command line for ``code``, and the fds it reads (code, passwd, group, seccomp);
     bwrap writes the sandbox init's host pid to ``info_fd``."""
     from pipelines.sandbox_seccomp import filter_bpf
 
     bpf = filter_bpf()  # first: it may raise, and no fd is open yet
     code_fd = _memfd("main.py", code.encode("utf-8", "surrogatepass"))
-    passwd_fd = _memfd("passwd", f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{SANDBOX_DIR}:"
-                                 f"/usr/sbin/nologin\n".encode())
+    passwd_fd = _memfd(
+        "passwd",
+        f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{SANDBOX_DIR}:/usr/sbin/nologin\n".encode(),
+    )
     group_fd = _memfd("group", f"sandbox:x:{SANDBOX_UID}:\n".encode())
     seccomp_fd = _memfd("seccomp", bpf)
     env = {**_CHILD_ENV, "HOME": SANDBOX_DIR, "TMPDIR": SANDBOX_DIR, "USER": "sandbox"}
-    argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-            "--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
-            "--hostname", "sandbox"]
+    argv = [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--hostname",
+        "sandbox",
+    ]
     features = _bwrap_help(bwrap)
     if "--disable-userns" in features:
         argv.append("--disable-userns")
@@ -205,12 +246,28 @@ def _bwrap_command(bwrap: str, code: str, cfg: SandboxConfig,
     argv += ["--proc", "/proc", "--dev", "/dev"]
     if "--size" in features:
         argv += ["--size", str(cfg.disk_mb * 1024 * 1024)]
-    argv += ["--tmpfs", SANDBOX_DIR,
-             "--file", str(code_fd), f"{SANDBOX_DIR}/main.py",
-             "--ro-bind-data", str(passwd_fd), "/etc/passwd",
-             "--ro-bind-data", str(group_fd), "/etc/group",
-             "--chdir", SANDBOX_DIR, "--remount-ro", "/dev", "--remount-ro", "/",
-             "--seccomp", str(seccomp_fd), "--clearenv"]
+    argv += [
+        "--tmpfs",
+        SANDBOX_DIR,
+        "--file",
+        str(code_fd),
+        f"{SANDBOX_DIR}/main.py",
+        "--ro-bind-data",
+        str(passwd_fd),
+        "/etc/passwd",
+        "--ro-bind-data",
+        str(group_fd),
+        "/etc/group",
+        "--chdir",
+        SANDBOX_DIR,
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--seccomp",
+        str(seccomp_fd),
+        "--clearenv",
+    ]
     for k, v in env.items():
         argv += ["--setenv", k, v]
     argv += ["--", sys.executable, "-I", "-B", f"{SANDBOX_DIR}/main.py"]
@@ -224,8 +281,11 @@ def _user_tasks() -> int:
         if not pid.isdigit():
             continue
         try:
-            fields = dict(ln.split(":", 1) for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
-                          if ":" in ln)
+            fields = dict(
+                ln.split(":", 1)
+                for ln in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if ":" in ln
+            )
         except OSError:
             continue
         if fields.get("Uid", "").split()[:1] == [uid]:
@@ -262,8 +322,14 @@ def _probe_bwrap() -> str | None:
     except Exception as e:  # noqa: BLE001 - libseccomp missing, memfd unsupported, ...
         return f"cannot build the sandbox: {e}"
     try:
-        r = subprocess.run(argv, capture_output=True, timeout=30, pass_fds=fds, env=dict(_CHILD_ENV),
-                           preexec_fn=_limits(SandboxConfig()))
+        r = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=30,
+            pass_fds=fds,
+            env=dict(_CHILD_ENV),
+            preexec_fn=_limits(SandboxConfig()),
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"bwrap failed to start: {e}"
     finally:
@@ -286,15 +352,18 @@ def isolation(config: SandboxConfig | None = None) -> str:
         raise SandboxUnavailable(
             f"refusing to run model-written code: {problem}. Install bubblewrap, or accept a sandbox "
             f"that is NOT a security boundary with --allow-weak-sandbox / {WEAK_ENV}=1 / "
-            f"sandbox.allow_weak_sandbox=true")
+            f"sandbox.allow_weak_sandbox=true"
+        )
     _warn_weak(problem)
     return "weak"
 
 
 @functools.cache
 def _warn_weak(problem: str) -> None:
-    log.warning("WEAK SANDBOX: %s; running code with rlimits and an audit hook only (no OS boundary)",
-                problem)
+    log.warning(
+        "WEAK SANDBOX: %s; running code with rlimits and an audit hook only (no OS boundary)",
+        problem,
+    )
 
 
 @dataclass
@@ -388,7 +457,9 @@ def _collect(child: _Child, cfg: SandboxConfig) -> _Streams:
                 killed_at = now
             elif proc.poll() is not None:
                 exited_at = now
-        if (killed_at is not None and now - killed_at > 5) or (exited_at is not None and now - exited_at > 1):
+        if (killed_at is not None and now - killed_at > 5) or (
+            exited_at is not None and now - exited_at > 1
+        ):
             break  # only a weak-mode escapee can hold the pipes this long: never hang on it
         wait = 0.1 if killed_at is not None or exited_at is not None else min(0.1, deadline - now)
         for key, _ in sel.select(timeout=max(0.0, wait)):
@@ -402,7 +473,7 @@ def _collect(child: _Child, cfg: SandboxConfig) -> _Streams:
             name = key.data
             have = getattr(got, name)
             room = cfg.max_output_bytes - len(have)
-            setattr(got, name, have + data[:max(0, room)])
+            setattr(got, name, have + data[: max(0, room)])
             if len(data) > room and not getattr(got, f"{name}_truncated"):
                 setattr(got, f"{name}_truncated", True)
                 if killed_at is None:
@@ -436,8 +507,9 @@ def _verdict(rc: int, got: _Streams, cfg: SandboxConfig) -> str | None:
     return f"exit status {rc}"
 
 
-def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 256,
-               config: SandboxConfig | None = None) -> SandboxResult:
+def run_python(
+    code: str, timeout_s: float = 5.0, memory_mb: int = 256, config: SandboxConfig | None = None
+) -> SandboxResult:
     """Run ``code`` in the sandbox (see the module docstring); stdout is the output."""
     cfg = config or SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb)
     mode = isolation(cfg)
@@ -458,11 +530,21 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 256,
             Path(tmp, "main.py").write_text(code, encoding="utf-8", errors="surrogatepass")
             argv, cwd = weak_argv(tmp, cfg.network_namespace), tmp
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=cwd, env=dict(_CHILD_ENV),
-                                    start_new_session=True, preexec_fn=_limits(cfg), pass_fds=fds)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=dict(_CHILD_ENV),
+                start_new_session=True,
+                preexec_fn=_limits(cfg),
+                pass_fds=fds,
+            )
         except OSError as e:
-            return SandboxResult(False, "", f"could not start the sandbox: {e}", None, isolation=mode)
+            return SandboxResult(
+                False, "", f"could not start the sandbox: {e}", None, isolation=mode
+            )
         for fd in fds:
             os.close(fd)
         fds = []
@@ -482,6 +564,14 @@ def run_python(code: str, timeout_s: float = 5.0, memory_mb: int = 256,
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
     error = _verdict(rc, got, cfg)
-    return SandboxResult(error is None, clean_tool_output(got.stdout), error, rc,
-                         clean_tool_output(got.stderr), got.timed_out, got.stdout_truncated,
-                         got.stderr_truncated, mode)
+    return SandboxResult(
+        error is None,
+        clean_tool_output(got.stdout),
+        error,
+        rc,
+        clean_tool_output(got.stderr),
+        got.timed_out,
+        got.stdout_truncated,
+        got.stderr_truncated,
+        mode,
+    )

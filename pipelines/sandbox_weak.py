@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 #: Runs in the child before the user's code: installs the audit hook, then execs main.py.
-BOOTSTRAP = r'''
+BOOTSTRAP = r"""
 import os, sys
 _work = os.path.realpath(sys.argv[1])
 _allow_read = tuple(os.path.realpath(p) for p in sys.argv[2].split(os.pathsep) if p)
@@ -82,7 +82,7 @@ def _make_hook():
 sys.addaudithook(_make_hook())
 del _f, _make_hook
 exec(compile(_src, "<sandbox>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
-'''
+"""
 
 
 @functools.lru_cache(maxsize=1)

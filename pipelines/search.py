@@ -27,8 +27,13 @@ from pipelines.io import (
     parquet_files,
 )
 
-PASSAGE_SCHEMA = pa.schema([pa.field("passage_id", pa.int64()), pa.field("doc_id", pa.string()),
-                            pa.field("text", pa.string())])
+PASSAGE_SCHEMA = pa.schema(
+    [
+        pa.field("passage_id", pa.int64()),
+        pa.field("doc_id", pa.string()),
+        pa.field("text", pa.string()),
+    ]
+)
 TOKEN_PATTERN = r"(?u)\b\w+\b"  # keep one-character tokens: digits matter in factual questions
 _WORD_RE = re.compile(r"\S+")
 
@@ -59,8 +64,8 @@ def chunk_text(text: str, passage_words: int = 120, overlap_words: int = 30) -> 
     stride = max(1, passage_words - overlap_words)
     out = []
     for start in range(0, len(spans), stride):
-        window = spans[start:start + passage_words]
-        out.append(text[window[0][0]:window[-1][1]])
+        window = spans[start : start + passage_words]
+        out.append(text[window[0][0] : window[-1][1]])
         if start + passage_words >= len(spans):
             break
     return out
@@ -69,8 +74,13 @@ def chunk_text(text: str, passage_words: int = 120, overlap_words: int = 30) -> 
 def _tokenize(texts: list[str], stopwords: str):
     import bm25s
 
-    return bm25s.tokenize(texts, token_pattern=TOKEN_PATTERN, stopwords=stopwords or None,
-                          return_ids=False, show_progress=False)
+    return bm25s.tokenize(
+        texts,
+        token_pattern=TOKEN_PATTERN,
+        stopwords=stopwords or None,
+        return_ids=False,
+        show_progress=False,
+    )
 
 
 def _iter_documents(source: str | Path | Iterable[dict]) -> Iterator[dict]:
@@ -96,8 +106,12 @@ class SearchIndex:
         return len(self._texts)
 
     @classmethod
-    def build(cls, source: str | Path | Iterable[dict], out_dir: str | Path,
-              config: SearchConfig | None = None) -> SearchIndex:
+    def build(
+        cls,
+        source: str | Path | Iterable[dict],
+        out_dir: str | Path,
+        config: SearchConfig | None = None,
+    ) -> SearchIndex:
         """Index documents (a corpus dir with ``documents/*.parquet``, or rows with id/text)."""
         import bm25s
 
@@ -106,7 +120,9 @@ class SearchIndex:
         doc_ids, texts, n_docs = [], [], 0
         for row in _iter_documents(source):
             n_docs += 1
-            for passage in chunk_text(row.get("text") or "", config.passage_words, config.overlap_words):
+            for passage in chunk_text(
+                row.get("text") or "", config.passage_words, config.overlap_words
+            ):
                 doc_ids.append(str(row["id"]))
                 texts.append(passage)
         if not texts:
@@ -114,11 +130,18 @@ class SearchIndex:
         retriever = bm25s.BM25(k1=config.k1, b=config.b)
         retriever.index(_tokenize(texts, config.stopwords), show_progress=False)
         retriever.save(str(out_dir / "bm25"), show_progress=False)
-        passages = pa.Table.from_pydict({"passage_id": list(range(len(texts))), "doc_id": doc_ids,
-                                         "text": texts}, schema=PASSAGE_SCHEMA)
+        passages = pa.Table.from_pydict(
+            {"passage_id": list(range(len(texts))), "doc_id": doc_ids, "text": texts},
+            schema=PASSAGE_SCHEMA,
+        )
         atomic_write_parquet(out_dir / "passages.parquet", passages)
-        atomic_write_text(out_dir / "index.json", json.dumps(
-            {"config": config.model_dump(), "documents": n_docs, "passages": len(texts)}, indent=2))
+        atomic_write_text(
+            out_dir / "index.json",
+            json.dumps(
+                {"config": config.model_dump(), "documents": n_docs, "passages": len(texts)},
+                indent=2,
+            ),
+        )
         return cls(retriever, passages, config)
 
     @classmethod
@@ -128,7 +151,9 @@ class SearchIndex:
         directory = Path(directory)
         meta = json.loads((directory / "index.json").read_text())
         retriever = bm25s.BM25.load(str(directory / "bm25"), mmap=True, show_progress=False)
-        return cls(retriever, pq.read_table(directory / "passages.parquet"), SearchConfig(**meta["config"]))
+        return cls(
+            retriever, pq.read_table(directory / "passages.parquet"), SearchConfig(**meta["config"])
+        )
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
         """The ``k`` best passages for ``query`` (fewer when fewer match any query term)."""
@@ -136,12 +161,18 @@ class SearchIndex:
 
     def search_many(self, queries: list[str], k: int = 3) -> list[list[Hit]]:
         k = max(1, min(k, len(self)))
-        results, scores = self.retriever.retrieve(_tokenize(queries, self.config.stopwords), k=k,
-                                                  show_progress=False, n_threads=1)
+        results, scores = self.retriever.retrieve(
+            _tokenize(queries, self.config.stopwords), k=k, show_progress=False, n_threads=1
+        )
         out = []
         for row, srow in zip(results, scores, strict=True):
-            out.append([Hit(self._doc_ids[int(i)], self._texts[int(i)], float(s), int(i))
-                        for i, s in zip(row, srow, strict=True) if s > 0])
+            out.append(
+                [
+                    Hit(self._doc_ids[int(i)], self._texts[int(i)], float(s), int(i))
+                    for i, s in zip(row, srow, strict=True)
+                    if s > 0
+                ]
+            )
         return out
 
 
@@ -149,4 +180,6 @@ def format_results(hits: list[Hit], max_chars: int = 600) -> str:
     """The text injected as the search tool's output: numbered passages with their doc ids."""
     if not hits:
         return "No results."
-    return "\n\n".join(f"[{i + 1}] (doc {h.doc_id}) {h.text[:max_chars]}" for i, h in enumerate(hits))
+    return "\n\n".join(
+        f"[{i + 1}] (doc {h.doc_id}) {h.text[:max_chars]}" for i, h in enumerate(hits)
+    )

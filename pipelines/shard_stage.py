@@ -81,28 +81,48 @@ def expand_files(patterns: list[str], suffixes: tuple[str, ...]) -> list[str]:
             found = glob.glob(pat, recursive=True)
             if not found:
                 raise FileNotFoundError(f"no file matches {pat!r}")
-        out.extend(f for f in found if os.path.isfile(f) and f.endswith(suffixes)
-                   and not any(part.startswith((".", "_")) for part in Path(f).parts[-2:]))
+        out.extend(
+            f
+            for f in found
+            if os.path.isfile(f)
+            and f.endswith(suffixes)
+            and not any(part.startswith((".", "_")) for part in Path(f).parts[-2:])
+        )
     return sorted(dict.fromkeys(out))
 
 
-def settings_payload(stage: str, config: dict, shards: list[Shard], extra: dict | None = None) -> dict:
-    return {"stage": stage, "config": config,
-            "inputs": [{"shard": s.name, "path": str(s.path.resolve()), "rows": s.rows} for s in shards],
-            **(extra or {})}
+def settings_payload(
+    stage: str, config: dict, shards: list[Shard], extra: dict | None = None
+) -> dict:
+    return {
+        "stage": stage,
+        "config": config,
+        "inputs": [
+            {"shard": s.name, "path": str(s.path.resolve()), "rows": s.rows} for s in shards
+        ],
+        **(extra or {}),
+    }
 
 
 def check_settings(out: Path, payload: dict, overwrite: bool = False) -> None:
     """Record this run in ``run.json`` on a fresh output; refuse (or, with ``overwrite``,
     delete) one made with other settings or inputs."""
-    decides = {**payload["config"],
-               **{k: v for k, v in payload.items() if k not in ("stage", "config", "inputs")}}
-    prepare_output(out, kind=payload["stage"], config=decides,
-                   inputs=[i["path"] for i in payload["inputs"]], overwrite=overwrite)
+    decides = {
+        **payload["config"],
+        **{k: v for k, v in payload.items() if k not in ("stage", "config", "inputs")},
+    }
+    prepare_output(
+        out,
+        kind=payload["stage"],
+        config=decides,
+        inputs=[i["path"] for i in payload["inputs"]],
+        overwrite=overwrite,
+    )
 
 
-def prepare(stage: str, inputs: str | Path, output: str | Path, config: BaseModel,
-            overwrite: bool = False) -> tuple[list[Shard], dict]:
+def prepare(
+    stage: str, inputs: str | Path, output: str | Path, config: BaseModel, overwrite: bool = False
+) -> tuple[list[Shard], dict]:
     """Plan the shards and check/record the settings (a stage's first step, every engine)."""
     shards = plan(inputs)
     settings = settings_payload(stage, config.model_dump(), shards)
@@ -112,19 +132,26 @@ def prepare(stage: str, inputs: str | Path, output: str | Path, config: BaseMode
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Select/cast ``table`` to exactly ``schema`` (absent columns become null)."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names
-            else pa.nulls(len(table), f.type) for f in schema]
+    cols = [
+        table.column(f.name).cast(f.type)
+        if f.name in table.column_names
+        else pa.nulls(len(table), f.type)
+        for f in schema
+    ]
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def removed_rows(table: pa.Table, stage: str, reasons: list[str],
-                 duplicate_of: list[str | None] | None = None) -> pa.Table:
+def removed_rows(
+    table: pa.Table, stage: str, reasons: list[str], duplicate_of: list[str | None] | None = None
+) -> pa.Table:
     """``table`` rows as REMOVED_SCHEMA rows with ``stage``, per-row ``reason``s and links."""
     n = len(table)
     t = conform(table, DOCUMENT_SCHEMA)
-    t = (t.append_column("stage", pa.array([stage] * n, pa.string()))
-          .append_column("reason", pa.array(reasons, pa.string()))
-          .append_column("duplicate_of", pa.array(duplicate_of or [None] * n, pa.string())))
+    t = (
+        t.append_column("stage", pa.array([stage] * n, pa.string()))
+        .append_column("reason", pa.array(reasons, pa.string()))
+        .append_column("duplicate_of", pa.array(duplicate_of or [None] * n, pa.string()))
+    )
     return conform(t, REMOVED_SCHEMA)
 
 
@@ -132,8 +159,9 @@ def shard_stats_path(out: Path, shard: Shard) -> Path:
     return out / "stats" / f"{shard.name}.json"
 
 
-def filter_shard(stage: str, shard: Shard, out: Path,
-                 fn: Callable[[pa.Table, Shard], ShardResult]) -> tuple[StageStats, Counter]:
+def filter_shard(
+    stage: str, shard: Shard, out: Path, fn: Callable[[pa.Table, Shard], ShardResult]
+) -> tuple[StageStats, Counter]:
     """Run ``fn`` over one shard unless it is finished; write kept, removed, then its stats."""
     done = shard_stats_path(out, shard)
     if done.exists():
@@ -153,8 +181,14 @@ def filter_shard(stage: str, shard: Shard, out: Path,
     return st, res.counts
 
 
-def finish(stage: str, out: Path, parts: list[tuple[StageStats, Counter]], seconds: float,
-           settings: dict, extra: dict | None = None) -> dict:
+def finish(
+    stage: str,
+    out: Path,
+    parts: list[tuple[StageStats, Counter]],
+    seconds: float,
+    settings: dict,
+    extra: dict | None = None,
+) -> dict:
     """Merge the shards' stats, check conservation, write ``stats.json``; returns its payload."""
     stats = merge_stats([{stage: st} for st, _ in parts]) or {stage: StageStats(stage)}
     stats[stage].seconds = seconds
@@ -162,7 +196,14 @@ def finish(stage: str, out: Path, parts: list[tuple[StageStats, Counter]], secon
     counts: Counter = Counter()
     for _, c in parts:
         counts.update(c)
-    write_stats(out / "stats.json", stats,
-                {"config": settings["config"], "inputs": settings["inputs"],
-                 "counts": dict(sorted(counts.items())), **(extra or {})})
+    write_stats(
+        out / "stats.json",
+        stats,
+        {
+            "config": settings["config"],
+            "inputs": settings["inputs"],
+            "counts": dict(sorted(counts.items())),
+            **(extra or {}),
+        },
+    )
     return json.loads((out / "stats.json").read_text())

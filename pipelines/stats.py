@@ -49,7 +49,13 @@ class StageStats:
 
     @classmethod
     def from_dict(cls, stage: str, d: dict) -> StageStats:
-        return cls(stage, d["in"], d["kept"], Counter(d.get("removed_by_reason", {})), d.get("seconds", 0.0))
+        return cls(
+            stage,
+            d["in"],
+            d["kept"],
+            Counter(d.get("removed_by_reason", {})),
+            d.get("seconds", 0.0),
+        )
 
 
 def merge_stats(parts: list[dict[str, StageStats]]) -> dict[str, StageStats]:
@@ -88,6 +94,13 @@ def render_summary(stats: dict[str, StageStats], title: str = "tokenmill summary
     for name, st in stats.items():
         d = st.to_dict()
         top = ", ".join(f"{r}={n}" for r, n in st.removed.most_common(3))
-        table.add_row(name, str(d["in"]), str(d["kept"]), str(d["removed"]), top,
-                      f"{d['seconds']:.2f}", str(d["docs_per_s"] or "-"))
+        table.add_row(
+            name,
+            str(d["in"]),
+            str(d["kept"]),
+            str(d["removed"]),
+            top,
+            f"{d['seconds']:.2f}",
+            str(d["docs_per_s"] or "-"),
+        )
     Console(stderr=True).print(table)

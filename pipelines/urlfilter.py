@@ -70,8 +70,9 @@ def _hashed_domains(tarball: Path) -> np.ndarray:
         with tarfile.open(tarball, "r:gz") as tar:
             member = tar.getmember("domains")
             data = tar.extractfile(member).read()  # type: ignore[union-attr]
-        arr = np.fromiter((h(x.strip()) for x in data.split(b"\n") if x and x[:1] != b"#"),
-                          dtype=np.uint64)
+        arr = np.fromiter(
+            (h(x.strip()) for x in data.split(b"\n") if x and x[:1] != b"#"), dtype=np.uint64
+        )
         del data
         arr = np.unique(arr)
         from pipelines.io import atomic_path
@@ -122,24 +123,32 @@ class URLFilterStep(Step):
         self.domain_hashes: np.ndarray = np.zeros(0, dtype=np.uint64)
         if c.blocklist_dir:
             d = Path(c.blocklist_dir)
-            for fname, target, norm in (("domains", self.domains, False), ("urls", self.urls, False),
-                                        ("banned_words.txt", self.banned_words, True),
-                                        ("banned_subwords.txt", self.banned_subwords, True),
-                                        ("soft_banned_words.txt", self.soft_banned_words, True)):
+            for fname, target, norm in (
+                ("domains", self.domains, False),
+                ("urls", self.urls, False),
+                ("banned_words.txt", self.banned_words, True),
+                ("banned_subwords.txt", self.banned_subwords, True),
+                ("soft_banned_words.txt", self.soft_banned_words, True),
+            ):
                 if (d / fname).exists():
                     target |= _parse_list((d / fname).read_text().split("\n"), norm)
         elif c.use_default_blocklists:
             assets = datatrove_assets()
             self.domain_hashes = _hashed_domains(assets / _LIST_TARBALL)
             self.urls |= _read_urls(assets / _LIST_TARBALL)
-            for fname, target in (("banned_words.txt", self.banned_words),
-                                  ("banned_subwords.txt", self.banned_subwords),
-                                  ("soft_banned_words.txt", self.soft_banned_words)):
+            for fname, target in (
+                ("banned_words.txt", self.banned_words),
+                ("banned_subwords.txt", self.banned_subwords),
+                ("soft_banned_words.txt", self.soft_banned_words),
+            ):
                 target |= _parse_list((assets / fname).read_text().split("\n"))
         self.banned_subwords.discard("")
         # one regex alternation is a compiled automaton in C (no pyahocorasick needed)
-        self._subword_re = (re.compile("|".join(re.escape(w) for w in sorted(self.banned_subwords)))
-                            if self.banned_subwords else None)
+        self._subword_re = (
+            re.compile("|".join(re.escape(w) for w in sorted(self.banned_subwords)))
+            if self.banned_subwords
+            else None
+        )
         self._ready = True
 
     def _listed_domain(self, host: str) -> bool:

@@ -35,7 +35,9 @@ def normalize_answer(value: str) -> str:
             frac = Fraction(v.replace(",", ""))
         except (ValueError, ZeroDivisionError):
             return v.casefold()
-        return str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
+        return (
+            str(frac.numerator) if frac.denominator == 1 else f"{frac.numerator}/{frac.denominator}"
+        )
     return " ".join(v.casefold().split())
 
 

@@ -29,38 +29,165 @@ _ALPHA_LOWER = r"\p{Ll}\p{Lo}"
 _ALPHA_UPPER = r"\p{Lu}\p{Lo}"
 _HYPHENS = "-|–|—|--|---|——|~"
 _CONCAT_QUOTES = "'\"”“`‘´’‚,„»«「」『』（）〔〕【】《》〈〉〈〉⟦⟧"
-_LIST_PUNCT = ["…", "……", ",", ":", ";", r"\!", r"\?", "¿", "؟", "¡", r"\(", r"\)", r"\[", r"\]",
-               r"\{", r"\}", "<", ">", "_", "#", r"\*", "&", "。", "？", "！", "，", "、", "；", "：",
-               "～", "·", "।", "،", "۔", "؛", "٪"]
+_LIST_PUNCT = [
+    "…",
+    "……",
+    ",",
+    ":",
+    ";",
+    r"\!",
+    r"\?",
+    "¿",
+    "؟",
+    "¡",
+    r"\(",
+    r"\)",
+    r"\[",
+    r"\]",
+    r"\{",
+    r"\}",
+    "<",
+    ">",
+    "_",
+    "#",
+    r"\*",
+    "&",
+    "。",
+    "？",
+    "！",
+    "，",
+    "、",
+    "；",
+    "：",
+    "～",
+    "·",
+    "।",
+    "،",
+    "۔",
+    "؛",
+    "٪",
+]
 _PUNCT = "|".join(_LIST_PUNCT)
 _LIST_ELLIPSES = [r"\.\.+", "…"]
-_LIST_QUOTES = [r"\'", '"', "”", "“", "`", "‘", "´", "’", "‚", ",", "„", "»", "«", "「", "」", "『",
-                "』", "（", "）", "〔", "〕", "【", "】", "《", "》", "〈", "〉", "〈", "〉", "⟦", "⟧"]
-_LIST_CURRENCY = [r"\$", "£", "€", "¥", "฿", r"US\$", r"C\$", r"A\$", "₽", "﷼", "₴", "₠", "₡", "₢",
-                  "₣", "₤", "₥", "₦", "₧", "₨", "₩", "₪", "₫", "₭", "₮", "₯", "₰", "₱", "₲", "₳",
-                  "₵", "₶", "₷", "₸", "₹", "₺", "₻", "₼", "₾", "₿"]
+_LIST_QUOTES = [
+    r"\'",
+    '"',
+    "”",
+    "“",
+    "`",
+    "‘",
+    "´",
+    "’",
+    "‚",
+    ",",
+    "„",
+    "»",
+    "«",
+    "「",
+    "」",
+    "『",
+    "』",
+    "（",
+    "）",
+    "〔",
+    "〕",
+    "【",
+    "】",
+    "《",
+    "》",
+    "〈",
+    "〉",
+    "〈",
+    "〉",
+    "⟦",
+    "⟧",
+]
+_LIST_CURRENCY = [
+    r"\$",
+    "£",
+    "€",
+    "¥",
+    "฿",
+    r"US\$",
+    r"C\$",
+    r"A\$",
+    "₽",
+    "﷼",
+    "₴",
+    "₠",
+    "₡",
+    "₢",
+    "₣",
+    "₤",
+    "₥",
+    "₦",
+    "₧",
+    "₨",
+    "₩",
+    "₪",
+    "₫",
+    "₭",
+    "₮",
+    "₯",
+    "₰",
+    "₱",
+    "₲",
+    "₳",
+    "₵",
+    "₶",
+    "₷",
+    "₸",
+    "₹",
+    "₺",
+    "₻",
+    "₼",
+    "₾",
+    "₿",
+]
 _CURRENCY = "|".join(_LIST_CURRENCY)
 _LIST_ICONS = [r"[\p{So}]"]
-_UNITS = ("km|km²|km³|m|m²|m³|dm|dm²|dm³|cm|cm²|cm³|mm|mm²|mm³|ha|µm|nm|yd|in|ft|kg|g|mg|µg|t|lb|"
-          "oz|m/s|km/h|kmh|mph|hPa|Pa|mbar|mb|MB|kb|KB|gb|GB|tb|TB|T|G|M|K|%")
+_UNITS = (
+    "km|km²|km³|m|m²|m³|dm|dm²|dm³|cm|cm²|cm³|mm|mm²|mm³|ha|µm|nm|yd|in|ft|kg|g|mg|µg|t|lb|"
+    "oz|m/s|km/h|kmh|mph|hPa|Pa|mbar|mb|MB|kb|KB|gb|GB|tb|TB|T|G|M|K|%"
+)
 
 # --- prefix / suffix / infix rules (spacy/lang/punctuation.py, spacy/lang/en/punctuation.py) ---
 
-_PREFIXES = (["§", "%", "=", "—", "–", r"\+(?![0-9])"] + _LIST_PUNCT + _LIST_ELLIPSES + _LIST_QUOTES
-             + _LIST_CURRENCY + _LIST_ICONS)
-_SUFFIXES = (_LIST_PUNCT + _LIST_ELLIPSES + _LIST_QUOTES + _LIST_ICONS
-             + ["'s", "'S", "’s", "’S", "—", "–"]
-             + [r"(?<=[0-9])\+", r"(?<=°[FfCcKk])\.", rf"(?<=[0-9])(?:{_CURRENCY})",
-                rf"(?<=[0-9])(?:{_UNITS})",
-                # spaCy pastes PUNCT and "(?:quotes)" *inside* a character class; so do we
-                rf"(?<=[0-9{_ALPHA_LOWER}%²\-\+{_PUNCT}(?:{_CONCAT_QUOTES})])\.",
-                rf"(?<=[{_ALPHA_UPPER}][{_ALPHA_UPPER}])\."])
-_INFIXES = (_LIST_ELLIPSES + _LIST_ICONS
-            + [r"(?<=[0-9])[+\-\*^](?=[0-9-])",
-               rf"(?<=[{_ALPHA_LOWER}{_CONCAT_QUOTES}])\.(?=[{_ALPHA_UPPER}{_CONCAT_QUOTES}])",
-               rf"(?<=[{_ALPHA}]),(?=[{_ALPHA}])",
-               rf"(?<=[{_ALPHA}0-9])(?:{_HYPHENS})(?=[{_ALPHA}])",
-               rf"(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])"])
+_PREFIXES = (
+    ["§", "%", "=", "—", "–", r"\+(?![0-9])"]
+    + _LIST_PUNCT
+    + _LIST_ELLIPSES
+    + _LIST_QUOTES
+    + _LIST_CURRENCY
+    + _LIST_ICONS
+)
+_SUFFIXES = (
+    _LIST_PUNCT
+    + _LIST_ELLIPSES
+    + _LIST_QUOTES
+    + _LIST_ICONS
+    + ["'s", "'S", "’s", "’S", "—", "–"]
+    + [
+        r"(?<=[0-9])\+",
+        r"(?<=°[FfCcKk])\.",
+        rf"(?<=[0-9])(?:{_CURRENCY})",
+        rf"(?<=[0-9])(?:{_UNITS})",
+        # spaCy pastes PUNCT and "(?:quotes)" *inside* a character class; so do we
+        rf"(?<=[0-9{_ALPHA_LOWER}%²\-\+{_PUNCT}(?:{_CONCAT_QUOTES})])\.",
+        rf"(?<=[{_ALPHA_UPPER}][{_ALPHA_UPPER}])\.",
+    ]
+)
+_INFIXES = (
+    _LIST_ELLIPSES
+    + _LIST_ICONS
+    + [
+        r"(?<=[0-9])[+\-\*^](?=[0-9-])",
+        rf"(?<=[{_ALPHA_LOWER}{_CONCAT_QUOTES}])\.(?=[{_ALPHA_UPPER}{_CONCAT_QUOTES}])",
+        rf"(?<=[{_ALPHA}]),(?=[{_ALPHA}])",
+        rf"(?<=[{_ALPHA}0-9])(?:{_HYPHENS})(?=[{_ALPHA}])",
+        rf"(?<=[{_ALPHA}0-9])[:<>=/](?=[{_ALPHA}])",
+    ]
+)
 
 _PREFIX_RE = regex.compile("|".join("^" + p for p in _PREFIXES))
 _SUFFIX_RE = regex.compile("|".join(s + "$" for s in _SUFFIXES))
@@ -89,9 +216,23 @@ def _special_cases() -> dict[str, tuple[str, ...]]:
             add(w + "".join(suffixes), w, *suffixes)
 
     for w in ("i", "I"):
-        add(w + "'m", w, "'m"), add(w + "m", w, "m"), add(w + "'ma", w, "'m", "a"), add(w + "ma", w, "m", "a")
+        (
+            add(w + "'m", w, "'m"),
+            add(w + "m", w, "m"),
+            add(w + "'ma", w, "'m", "a"),
+            add(w + "ma", w, "m", "a"),
+        )
     for pron in ("i", "you", "he", "she", "it", "we", "they"):
-        for s in (("'ll",), ("ll",), ("'ll", "'ve"), ("ll", "ve"), ("'d",), ("d",), ("'d", "'ve"), ("d", "ve")):
+        for s in (
+            ("'ll",),
+            ("ll",),
+            ("'ll", "'ve"),
+            ("ll", "ve"),
+            ("'d",),
+            ("d",),
+            ("'d", "'ve"),
+            ("d", "ve"),
+        ):
             both(pron, *s)
     for pron in ("i", "you", "we", "they"):
         both(pron, "'ve"), both(pron, "ve")
@@ -99,16 +240,51 @@ def _special_cases() -> dict[str, tuple[str, ...]]:
         both(pron, "'re"), both(pron, "re")
     for pron in ("he", "she", "it"):
         both(pron, "'s"), both(pron, "s")
-    for word, num in (("who", 0), ("what", 0), ("when", 0), ("where", 0), ("why", 0), ("how", 0),
-                      ("there", 0), ("that", 1), ("this", 1), ("these", 2), ("those", 2)):
+    for word, num in (
+        ("who", 0),
+        ("what", 0),
+        ("when", 0),
+        ("where", 0),
+        ("why", 0),
+        ("how", 0),
+        ("there", 0),
+        ("that", 1),
+        ("this", 1),
+        ("these", 2),
+        ("those", 2),
+    ):
         if num != 2:
             both(word, "'s")
-        for s in (("'ll",), ("ll",), ("'ll", "'ve"), ("ll", "ve"), ("'d",), ("d",), ("'d", "'ve"), ("d", "ve")):
+        for s in (
+            ("'ll",),
+            ("ll",),
+            ("'ll", "'ve"),
+            ("ll", "ve"),
+            ("'d",),
+            ("d",),
+            ("'d", "'ve"),
+            ("d", "ve"),
+        ):
             both(word, *s)
         if num != 1:
             both(word, "'re"), both(word, "re"), both(word, "'ve"), both(word, "ve")
-    for verb in ("ca", "could", "do", "does", "did", "had", "may", "might", "must", "need", "ought",
-                 "sha", "should", "wo", "would"):
+    for verb in (
+        "ca",
+        "could",
+        "do",
+        "does",
+        "did",
+        "had",
+        "may",
+        "might",
+        "must",
+        "need",
+        "ought",
+        "sha",
+        "should",
+        "wo",
+        "would",
+    ):
         both(verb, "n't"), both(verb, "nt"), both(verb, "n't", "'ve"), both(verb, "nt", "ve")
     for verb in ("could", "might", "must", "should", "would"):
         both(verb, "'ve"), both(verb, "ve")
@@ -119,32 +295,66 @@ def _special_cases() -> dict[str, tuple[str, ...]]:
             add(v, v), add(v + "'", v + "'")
     for w in ("cause", "em", "ll", "nuff"):
         add(w, w), add("'" + w, "'" + w)
-    for orth, parts in {"y'all": ("y'", "all"), "yall": ("y", "all"), "how'd'y": ("how", "'d", "'y"),
-                        "How'd'y": ("How", "'d", "'y"), "not've": ("not", "'ve"), "notve": ("not", "ve"),
-                        "Not've": ("Not", "'ve"), "Notve": ("Not", "ve"), "cannot": ("can", "not"),
-                        "Cannot": ("Can", "not"), "gonna": ("gon", "na"), "Gonna": ("Gon", "na"),
-                        "gotta": ("got", "ta"), "Gotta": ("Got", "ta"), "let's": ("let", "'s"),
-                        "Let's": ("Let", "'s"), "c'mon": ("c'm", "on"), "C'mon": ("C'm", "on")}.items():
+    for orth, parts in {
+        "y'all": ("y'", "all"),
+        "yall": ("y", "all"),
+        "how'd'y": ("how", "'d", "'y"),
+        "How'd'y": ("How", "'d", "'y"),
+        "not've": ("not", "'ve"),
+        "notve": ("not", "ve"),
+        "Not've": ("Not", "'ve"),
+        "Notve": ("Not", "ve"),
+        "cannot": ("can", "not"),
+        "Cannot": ("Can", "not"),
+        "gonna": ("gon", "na"),
+        "Gonna": ("Gon", "na"),
+        "gotta": ("got", "ta"),
+        "Gotta": ("Got", "ta"),
+        "let's": ("let", "'s"),
+        "Let's": ("Let", "'s"),
+        "c'mon": ("c'm", "on"),
+        "C'mon": ("C'm", "on"),
+    }.items():
         add(orth, *parts)
     for h in range(1, 13):
         for period in ("a.m.", "am", "p.m.", "pm"):
             add(f"{h}{period}", str(h), period)
     # Exclusions: real words that look like contractions (spaCy's _exclude list).
-    for w in ("Ill", "ill", "Its", "its", "Hell", "hell", "Shell", "shell", "Shed", "shed", "were",
-              "Were", "Well", "well", "Whore", "whore"):
+    for w in (
+        "Ill",
+        "ill",
+        "Its",
+        "its",
+        "Hell",
+        "hell",
+        "Shell",
+        "shell",
+        "Shed",
+        "shed",
+        "were",
+        "Were",
+        "Well",
+        "well",
+        "Whore",
+        "whore",
+    ):
         exc.pop(w, None)
     # Curly-apostrophe variants of every contraction.
     for orth, parts in list(exc.items()):
         if "'" in orth:
             exc.setdefault(orth.replace("'", "’"), tuple(p.replace("'", "’") for p in parts))
     single = (
-        "'d a.m. Adm. Bros. co. Co. Corp. D.C. Dr. e.g. E.g. E.G. Gen. Gov. i.e. I.e. I.E. Inc. Jr. "
-        "Ltd. Md. Messrs. Mo. Mont. Mr. Mrs. Ms. p.m. Ph.D. Prof. Rep. Rev. Sen. St. vs. v.s. "
-        "Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. Nov. Dec. Ak. Ala. Ariz. Ark. Calif. "
-        "Colo. Conn. Del. Fla. Ga. Ia. Id. Ill. Ind. Kan. Kans. Ky. La. Mass. Mich. Minn. Miss. "
-        "N.C. N.D. N.H. N.J. N.M. N.Y. Neb. Nebr. Nev. Okla. Ore. Pa. S.C. Tenn. Va. Wash. Wis. "
-        "°C. °F. °K. °c. °f. °k. ä. ö. ü. and/or w/o C++ — ' '' <space> "
-    ) + r"""\") """ + _EMOTICONS
+        (
+            "'d a.m. Adm. Bros. co. Co. Corp. D.C. Dr. e.g. E.g. E.G. Gen. Gov. i.e. I.e. I.E. Inc. Jr. "
+            "Ltd. Md. Messrs. Mo. Mont. Mr. Mrs. Ms. p.m. Ph.D. Prof. Rep. Rev. Sen. St. vs. v.s. "
+            "Jan. Feb. Mar. Apr. Jun. Jul. Aug. Sep. Sept. Oct. Nov. Dec. Ak. Ala. Ariz. Ark. Calif. "
+            "Colo. Conn. Del. Fla. Ga. Ia. Id. Ill. Ind. Kan. Kans. Ky. La. Mass. Mich. Minn. Miss. "
+            "N.C. N.D. N.H. N.J. N.M. N.Y. Neb. Nebr. Nev. Okla. Ore. Pa. S.C. Tenn. Va. Wash. Wis. "
+            "°C. °F. °K. °c. °f. °k. ä. ö. ü. and/or w/o C++ — ' '' <space> "
+        )
+        + r"""\") """
+        + _EMOTICONS
+    )
     for orth in single.split():
         add(orth, orth)
     for c in "abcdefghijklmnopqrstuvwxyz":

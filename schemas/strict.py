@@ -71,8 +71,11 @@ def describe_error(exc: ValidationError, model: type[BaseModel], source: str = "
     if first.get("type") == "extra_forbidden":
         valid = _fields_at(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
-        hint = (f"did you mean '{_dotted((*loc[:-1], close[0]))}'?" if close
-                else f"valid keys here: {', '.join(valid)}")
+        hint = (
+            f"did you mean '{_dotted((*loc[:-1], close[0]))}'?"
+            if close
+            else f"valid keys here: {', '.join(valid)}"
+        )
         msg = f"{source}: unknown key '{where}'; {hint}"
     else:
         value = first.get("input")
@@ -111,7 +114,9 @@ def load_config_file(path: str | Path) -> dict:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file holds a mapping of keys, not {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a config file holds a mapping of keys, not {type(data).__name__}"
+        )
     return data
 
 

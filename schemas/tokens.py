@@ -37,9 +37,11 @@ SPECIAL_TOKENS: list[str] = [EOT, *CHAT_SPECIAL_TOKENS]
 
 
 #: The shard assignment rule, recorded in every manifest (``pipelines.tokenize``).
-SHARD_RULE = ("documents ordered by xxh64(id, seed); val iff xxh64(id, 0x7E575A17) < val_fraction * 2**64; "
-              "shard of a document = key range (xxh64(id, seed) >> 32) * n_shards >> 32 of its split, "
-              "n_shards = ceil(split tokens / shard_tokens); empty key ranges write no file")
+SHARD_RULE = (
+    "documents ordered by xxh64(id, seed); val iff xxh64(id, 0x7E575A17) < val_fraction * 2**64; "
+    "shard of a document = key range (xxh64(id, seed) >> 32) * n_shards >> 32 of its split, "
+    "n_shards = ceil(split tokens / shard_tokens); empty key ranges write no file"
+)
 
 
 class ShardEntry(BaseModel):
@@ -63,8 +65,10 @@ class TokenManifest(BaseModel):
     and the dataset card read (no guessing among key spellings)."""
 
     model_config = ConfigDict(extra="forbid")
-    tokenizer: str = Field(description="tiktoken encoding name, or a tokenizers JSON file relative "
-                                       "to the manifest's directory")
+    tokenizer: str = Field(
+        description="tiktoken encoding name, or a tokenizers JSON file relative "
+        "to the manifest's directory"
+    )
     vocab_size: int
     special_ids: dict[str, int]
     eot_id: int

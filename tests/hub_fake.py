@@ -33,12 +33,44 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 LFS_SUFFIXES = (".parquet", ".png", ".arrow", ".bin", ".safetensors")
-LICENSES = {"apache-2.0", "mit", "odc-by", "cc-by-4.0", "cc-by-sa-4.0", "cc0-1.0", "other", "unknown",
-            "openrail", "cc-by-nc-4.0", "odbl", "pddl", "llama3"}
-SIZE_CATEGORIES = {"n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M",
-                   "100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T"}
-TASK_CATEGORIES = {"text-generation", "question-answering", "text-classification", "summarization",
-                   "translation", "fill-mask", "reinforcement-learning", "text2text-generation"}
+LICENSES = {
+    "apache-2.0",
+    "mit",
+    "odc-by",
+    "cc-by-4.0",
+    "cc-by-sa-4.0",
+    "cc0-1.0",
+    "other",
+    "unknown",
+    "openrail",
+    "cc-by-nc-4.0",
+    "odbl",
+    "pddl",
+    "llama3",
+}
+SIZE_CATEGORIES = {
+    "n<1K",
+    "1K<n<10K",
+    "10K<n<100K",
+    "100K<n<1M",
+    "1M<n<10M",
+    "10M<n<100M",
+    "100M<n<1B",
+    "1B<n<10B",
+    "10B<n<100B",
+    "100B<n<1T",
+    "n>1T",
+}
+TASK_CATEGORIES = {
+    "text-generation",
+    "question-answering",
+    "text-classification",
+    "summarization",
+    "translation",
+    "fill-mask",
+    "reinforcement-learning",
+    "text2text-generation",
+}
 SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
 
 
@@ -99,8 +131,14 @@ def validate_card_yaml(content: str, repo_type: str) -> list[str]:
             continue
         names.append(cfg["config_name"])
         for df in cfg["data_files"] if isinstance(cfg["data_files"], list) else []:
-            if not isinstance(df, dict) or not SPLIT_NAME.match(str(df.get("split", ""))) or not df.get("path"):
-                errors.append(f'"configs.{cfg["config_name"]}.data_files" entries need split and path')
+            if (
+                not isinstance(df, dict)
+                or not SPLIT_NAME.match(str(df.get("split", "")))
+                or not df.get("path")
+            ):
+                errors.append(
+                    f'"configs.{cfg["config_name"]}.data_files" entries need split and path'
+                )
     if len(names) != len(set(names)):
         errors.append('"configs" has duplicate config names')
     infos = meta.get("dataset_info")
@@ -109,7 +147,9 @@ def validate_card_yaml(content: str, repo_type: str) -> list[str]:
         if len(infos) > 1 and info.get("config_name") not in names:
             errors.append(f'"dataset_info" names unknown config {info.get("config_name")!r}')
         for sp in info.get("splits") or []:
-            if not isinstance(sp.get("num_examples"), int) or not isinstance(sp.get("num_bytes"), int):
+            if not isinstance(sp.get("num_examples"), int) or not isinstance(
+                sp.get("num_bytes"), int
+            ):
                 errors.append('"dataset_info.splits" need integer num_examples and num_bytes')
         if not isinstance(info.get("features"), list):
             errors.append('"dataset_info.features" must be a list')
@@ -146,7 +186,11 @@ class HubFake:
 
     def _user(self, headers) -> str | None:
         auth = headers.get("Authorization", "")
-        return self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth.startswith("Bearer ") else None
+        return (
+            self.tokens.get(auth.removeprefix("Bearer ").strip())
+            if auth.startswith("Bearer ")
+            else None
+        )
 
     def _handler(self):
         hub = self
@@ -179,8 +223,14 @@ class HubFake:
                 path = unquote(urlparse(self.path).path)
                 body = self._body()
                 with hub._lock:
-                    hub.requests.append({"method": method, "path": path, "headers": dict(self.headers),
-                                         "body": body})
+                    hub.requests.append(
+                        {
+                            "method": method,
+                            "path": path,
+                            "headers": dict(self.headers),
+                            "body": body,
+                        }
+                    )
                 try:
                     hub._route(self, method, path, body)
                 except Exception as exc:  # noqa: BLE001 - a fake server answers 500 like the real one
@@ -200,8 +250,11 @@ class HubFake:
     def _repo(self, h, rtype: str, repo_id: str) -> Repo | None:
         repo = self.repos.get(repo_id)
         if repo is None or repo.repo_type != rtype:
-            h._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound",
-                                                             "X-Error-Message": "Repository not found"})
+            h._send(
+                404,
+                {"error": "Repository not found"},
+                {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"},
+            )
             return None
         return repo
 
@@ -212,17 +265,30 @@ class HubFake:
         if user is None:
             return h._error(401, "Invalid credentials in Authorization header")
         if path == "/api/whoami-v2" and method == "GET":
-            return h._send(200, {"type": "user", "name": user, "orgs": [],
-                                 "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+            return h._send(
+                200,
+                {
+                    "type": "user",
+                    "name": user,
+                    "orgs": [],
+                    "auth": {"type": "access_token", "accessToken": {"role": "write"}},
+                },
+            )
         if path == "/api/repos/create" and method == "POST":
             req = json.loads(body)
             repo_id = f"{req.get('organization') or user}/{req['name']}"
             rtype = req.get("type") or "model"
-            url = f"{self.endpoint}/{rtype}s/{repo_id}" if rtype != "model" else f"{self.endpoint}/{repo_id}"
+            url = (
+                f"{self.endpoint}/{rtype}s/{repo_id}"
+                if rtype != "model"
+                else f"{self.endpoint}/{repo_id}"
+            )
             with self._lock:
                 if repo_id in self.repos:
                     return h._send(409, {"error": "You already created this repo", "url": url})
-                self.repos[repo_id] = Repo(rtype, req.get("visibility") == "private" or bool(req.get("private")))
+                self.repos[repo_id] = Repo(
+                    rtype, req.get("visibility") == "private" or bool(req.get("private"))
+                )
             return h._send(200, {"url": url, "name": repo_id})
         if path == "/api/validate-yaml" and method == "POST":
             req = json.loads(body)
@@ -234,7 +300,10 @@ class HubFake:
         m = re.match(r"^/(datasets|models|spaces)/(.+?/.+?)\.git/info/lfs/objects/batch$", path)
         if m and method == "POST":
             return self._lfs_batch(h, json.loads(body))
-        m = re.match(r"^/api/(datasets|models|spaces)/([^/]+/[^/]+)(?:/(branch|preupload|commit|revision)/(.+))?$", path)
+        m = re.match(
+            r"^/api/(datasets|models|spaces)/([^/]+/[^/]+)(?:/(branch|preupload|commit|revision)/(.+))?$",
+            path,
+        )
         if not m:
             return h._error(404, f"no route {method} {path}")
         rtype, repo_id, action, rev = m.group(1)[:-1], m.group(2), m.group(3), m.group(4)
@@ -244,15 +313,27 @@ class HubFake:
         if action is None or action == "revision":
             branch = repo.branches.get(rev or "main")
             if branch is None:
-                return h._send(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
-            return h._send(200, {"id": repo_id, "sha": branch.sha, "private": repo.private,
-                                 "siblings": [{"rfilename": p} for p in sorted(branch.files)]})
+                return h._send(
+                    404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"}
+                )
+            return h._send(
+                200,
+                {
+                    "id": repo_id,
+                    "sha": branch.sha,
+                    "private": repo.private,
+                    "siblings": [{"rfilename": p} for p in sorted(branch.files)],
+                },
+            )
         if action == "branch":
             with self._lock:
                 if rev in repo.branches:
                     return h._send(409, {"error": "Reference already exists"})
-                repo.branches[rev] = Branch(dict(repo.branches["main"].files), set(repo.branches["main"].lfs),
-                                            list(repo.branches["main"].commits))
+                repo.branches[rev] = Branch(
+                    dict(repo.branches["main"].files),
+                    set(repo.branches["main"].lfs),
+                    list(repo.branches["main"].commits),
+                )
             return h._send(200, {})
         branch = repo.branches.get(rev)
         if branch is None:
@@ -264,10 +345,19 @@ class HubFake:
                 existing = branch.files.get(f["path"])
                 oid = None
                 if existing is not None:
-                    oid = (hashlib.sha256(existing).hexdigest() if f["path"] in branch.lfs
-                           else git_blob_sha1(existing))
-                files.append({"path": f["path"], "uploadMode": "lfs" if lfs else "regular",
-                              "shouldIgnore": False, "oid": oid})
+                    oid = (
+                        hashlib.sha256(existing).hexdigest()
+                        if f["path"] in branch.lfs
+                        else git_blob_sha1(existing)
+                    )
+                files.append(
+                    {
+                        "path": f["path"],
+                        "uploadMode": "lfs" if lfs else "regular",
+                        "shouldIgnore": False,
+                        "oid": oid,
+                    }
+                )
             return h._send(200, {"files": files, "commitOid": branch.sha})
         if action == "commit":
             return self._commit(h, repo_id, rtype, branch, body)
@@ -280,9 +370,17 @@ class HubFake:
             if oid in self.lfs_objects:
                 objects.append({"oid": oid, "size": obj["size"]})  # already stored: no actions
             else:
-                objects.append({"oid": oid, "size": obj["size"], "authenticated": True, "actions": {
-                    "upload": {"href": f"{self.endpoint}/_lfs/{oid}", "header": {}},
-                    "verify": {"href": f"{self.endpoint}/_lfs/{oid}/verify", "header": {}}}})
+                objects.append(
+                    {
+                        "oid": oid,
+                        "size": obj["size"],
+                        "authenticated": True,
+                        "actions": {
+                            "upload": {"href": f"{self.endpoint}/_lfs/{oid}", "header": {}},
+                            "verify": {"href": f"{self.endpoint}/_lfs/{oid}/verify", "header": {}},
+                        },
+                    }
+                )
         h._send(200, {"transfer": "basic", "objects": objects})
 
     def _lfs_object(self, h, method: str, path: str, body: bytes) -> None:
@@ -295,7 +393,9 @@ class HubFake:
                 self.lfs_objects[oid] = body
             return h._send(200, {})
         if method == "POST" and parts[-1] == "verify":
-            return h._send(200, {}) if oid in self.lfs_objects else h._error(404, "object not found")
+            return (
+                h._send(200, {}) if oid in self.lfs_objects else h._error(404, "object not found")
+            )
         return h._error(404, "no such LFS route")
 
     def _commit(self, h, repo_id: str, rtype: str, branch: Branch, body: bytes) -> None:
@@ -311,7 +411,9 @@ class HubFake:
             elif key == "lfsFile":
                 data = self.lfs_objects.get(value["oid"])
                 if data is None:
-                    return h._error(422, f"LFS object {value['oid']} of {value['path']} was never uploaded")
+                    return h._error(
+                        422, f"LFS object {value['oid']} of {value['path']} was never uploaded"
+                    )
                 staged[value["path"]] = data
                 lfs_paths.add(value["path"])
             elif key == "deletedFile":
@@ -326,7 +428,15 @@ class HubFake:
                 else:
                     branch.files[p] = data
                     (branch.lfs.add if p in lfs_paths else branch.lfs.discard)(p)
-            oid = hashlib.sha1(f"{branch.sha}{sorted(staged)}{len(branch.commits)}".encode()).hexdigest()
+            oid = hashlib.sha1(
+                f"{branch.sha}{sorted(staged)}{len(branch.commits)}".encode()
+            ).hexdigest()
             branch.commits.append(Commit(oid, lines[0]["value"]["summary"], sorted(staged)))
-        prefix = f"{self.endpoint}/{rtype}s/{repo_id}" if rtype != "model" else f"{self.endpoint}/{repo_id}"
-        h._send(200, {"commitUrl": f"{prefix}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None})
+        prefix = (
+            f"{self.endpoint}/{rtype}s/{repo_id}"
+            if rtype != "model"
+            else f"{self.endpoint}/{repo_id}"
+        )
+        h._send(
+            200, {"commitUrl": f"{prefix}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None}
+        )

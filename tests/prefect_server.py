@@ -53,8 +53,14 @@ def tail(path: Path, n: int = 3000) -> str:
     return path.read_text(errors="replace")[-n:] if path.exists() else f"({path} missing)"
 
 
-def wait_until(what: str, check: Callable[[], object], timeout: float, log: Path | None = None,
-               alive: subprocess.Popen | None = None, every: float = 1.0):
+def wait_until(
+    what: str,
+    check: Callable[[], object],
+    timeout: float,
+    log: Path | None = None,
+    alive: subprocess.Popen | None = None,
+    every: float = 1.0,
+):
     """Poll ``check()`` until it returns something truthy; fail with the log tail on timeout or
     when the ``alive`` process exits first."""
     deadline = time.monotonic() + timeout
@@ -63,8 +69,10 @@ def wait_until(what: str, check: Callable[[], object], timeout: float, log: Path
         if value:
             return value
         if alive is not None and alive.poll() is not None:
-            pytest.fail(f"process exited ({alive.returncode}) while waiting for {what}:\n"
-                        + (tail(log) if log else ""))
+            pytest.fail(
+                f"process exited ({alive.returncode}) while waiting for {what}:\n"
+                + (tail(log) if log else "")
+            )
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}:\n" + (tail(log) if log else ""))
         time.sleep(every)
@@ -75,16 +83,38 @@ def running_server(home: Path) -> Iterator[dict]:
     """`prefect server start` on loopback with PREFECT_HOME=home; yields the env to talk to it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_UI_ENABLED="false",
-               PREFECT_API_URL=f"http://127.0.0.1:{port}/api", PREFECT_LOGGING_LEVEL="INFO",
-               NO_PROXY="127.0.0.1,localhost")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_UI_ENABLED="false",
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_LOGGING_LEVEL="INFO",
+        NO_PROXY="127.0.0.1,localhost",
+    )
     log_path = home / "server.log"
     with open(log_path, "wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                   "--port", str(port), "--no-ui"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-ui",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
-            wait_until("a healthy prefect server", lambda: healthy(env), 240, log_path, alive=server)
+            wait_until(
+                "a healthy prefect server", lambda: healthy(env), 240, log_path, alive=server
+            )
             yield env
         finally:
             kill_group(server)
@@ -99,9 +129,17 @@ def healthy(env: dict) -> bool:
 
 def prefect(args: list[str], env: dict, timeout: int = 300) -> subprocess.CompletedProcess:
     """The Prefect CLI (``python -m prefect ...``) from the repository root; must exit 0."""
-    out = subprocess.run([sys.executable, "-m", "prefect", *args], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=timeout)
-    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    out = subprocess.run(
+        [sys.executable, "-m", "prefect", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, (
+        f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    )
     return out
 
 
@@ -118,9 +156,11 @@ def api_get(env: dict, path: str) -> httpx.Response:
     return httpx.get(f"{env['PREFECT_API_URL']}{path}", timeout=10)
 
 
-def wait_flow_run(env: dict, run_id: str, timeout: float, log: Path,
-                  alive: subprocess.Popen | None = None) -> dict:
+def wait_flow_run(
+    env: dict, run_id: str, timeout: float, log: Path, alive: subprocess.Popen | None = None
+) -> dict:
     """Poll the flow run until its state is terminal; returns it (fails with the log tail)."""
+
     def terminal():
         run = api_get(env, f"/flow_runs/{run_id}").json()
         return run if run["state"] and run["state"]["type"] in TERMINAL else None

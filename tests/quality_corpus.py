@@ -36,9 +36,15 @@ def real_pages(web_dir: str, min_words: int = 40) -> tuple[dict, ...]:
                 full = extract_plain_text(tree, main_content=False)
                 boiler = "\n".join(ln for ln in full.split("\n") if ln.strip() and ln not in lines)
                 if len(main.split()) >= min_words and len(boiler.split()) >= min_words:
-                    out.append({"id": rec.record_id, "url": rec.headers.get("WARC-Target-URI"),
-                                "date": rec.headers.get("WARC-Date"), "main": main,
-                                "boilerplate": boiler})
+                    out.append(
+                        {
+                            "id": rec.record_id,
+                            "url": rec.headers.get("WARC-Target-URI"),
+                            "date": rec.headers.get("WARC-Date"),
+                            "main": main,
+                            "boilerplate": boiler,
+                        }
+                    )
     return tuple(out)
 
 

@@ -22,16 +22,36 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class ServeProcess:
-    def __init__(self, ckpt: str | Path, log: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 90):
+    def __init__(
+        self,
+        ckpt: str | Path,
+        log: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 90,
+    ):
         self.port = free_port()
         self.log_path = Path(log)
         self.log = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        cmd = [sys.executable, "-m", "flows.cli", "serve", "--ckpt", str(ckpt),
-               "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True,
-                                     env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)})
+        cmd = [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "serve",
+            "--ckpt",
+            str(ckpt),
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {}), "PYTHONPATH": str(REPO)},
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         try:
             self._wait_up(timeout)
@@ -43,16 +63,18 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tokenmill serve exited {self.proc.returncode}: "
-                                   f"{self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"tokenmill serve exited {self.proc.returncode}: {self.log_path.read_text()}"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"tokenmill serve not up after {timeout:g} s: "
-                                   f"{self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"tokenmill serve not up after {timeout:g} s: {self.log_path.read_text()}"
+                )
             time.sleep(0.2)
 
     def stop(self) -> None:

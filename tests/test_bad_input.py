@@ -31,16 +31,35 @@ def bad_shard(tmp_path_factory):
     good = sample_pages()
     title, paras = ARTICLES["bees"]
     specials = [
-        {"url": "https://bad.tokenmill-sample.org/undecodable", "kind": "undecodable",
-         "content_type": "text/html", "body": b"<html><body>" + random.Random(3).randbytes(4000) + b"</body></html>"},
-        {"url": "https://bad.tokenmill-sample.org/oversized", "kind": "oversized",
-         "content_type": "text/html; charset=utf-8",
-         "body": article_html(title, paras * 5000).encode()},
-        {"url": "https://bad.tokenmill-sample.org/hang", "kind": "timeout",
-         "content_type": "text/html; charset=utf-8", "body": huge_page().encode()},
+        {
+            "url": "https://bad.tokenmill-sample.org/undecodable",
+            "kind": "undecodable",
+            "content_type": "text/html",
+            "body": b"<html><body>" + random.Random(3).randbytes(4000) + b"</body></html>",
+        },
+        {
+            "url": "https://bad.tokenmill-sample.org/oversized",
+            "kind": "oversized",
+            "content_type": "text/html; charset=utf-8",
+            "body": article_html(title, paras * 5000).encode(),
+        },
+        {
+            "url": "https://bad.tokenmill-sample.org/hang",
+            "kind": "timeout",
+            "content_type": "text/html; charset=utf-8",
+            "body": huge_page().encode(),
+        },
     ]
     assert len(specials[1]["body"]) > MAX_BYTES > len(specials[2]["body"])
-    pages = good[:6] + [specials[0]] + good[6:12] + [specials[1]] + good[12:18] + [specials[2]] + good[18:]
+    pages = (
+        good[:6]
+        + [specials[0]]
+        + good[6:12]
+        + [specials[1]]
+        + good[12:18]
+        + [specials[2]]
+        + good[18:]
+    )
     ms = members(build_warc_bytes(pages))
     garbage = random.Random(7).randbytes(3000)
     # member 2k is the response of page k (member 0 is warcinfo)
@@ -49,8 +68,12 @@ def bad_shard(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad")
     path = out / "bad.warc.gz"
     path.write_bytes(data)
-    cfg = FinewebConfig(read=ReadConfig(max_bytes=MAX_BYTES), extract=ExtractConfig(timeout_s=TIMEOUT_S))
-    stats = process_shard(str(path), str(out / "run"), cfg, ["read", "urlfilter", "extract", "langid", "pii"])
+    cfg = FinewebConfig(
+        read=ReadConfig(max_bytes=MAX_BYTES), extract=ExtractConfig(timeout_s=TIMEOUT_S)
+    )
+    stats = process_shard(
+        str(path), str(out / "run"), cfg, ["read", "urlfilter", "extract", "langid", "pii"]
+    )
     kept = pq.read_table(out / "run" / "documents").to_pylist()
     removed = pq.read_table(out / "run" / "removed").to_pylist()
     return {"pages": pages, "stats": stats, "kept": kept, "removed": removed}
@@ -109,7 +132,14 @@ def test_extract_error_and_empty_are_reasons():
     step = ExtractStep(ExtractConfig())
     step.setup()
     assert step.process({"text": ""}) == "extract:empty"
-    assert step.process({"text": "<html><head><script>var a = 1;</script></head><body><div id='root'></div></body></html>"}) == "extract:empty"
+    assert (
+        step.process(
+            {
+                "text": "<html><head><script>var a = 1;</script></head><body><div id='root'></div></body></html>"
+            }
+        )
+        == "extract:empty"
+    )
 
 
 def test_stats_file_written_last_and_valid(bad_shard, tmp_path):

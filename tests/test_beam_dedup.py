@@ -19,7 +19,9 @@ from schemas.config import DedupConfig, TokenizeConfig
 
 
 def _rows(pattern) -> dict[str, dict]:
-    return {r["id"]: r for f in sorted(glob.glob(str(pattern))) for r in pq.read_table(f).to_pylist()}
+    return {
+        r["id"]: r for f in sorted(glob.glob(str(pattern))) for r in pq.read_table(f).to_pylist()
+    }
 
 
 def _beam(docs_dir, out, dc, tc):
@@ -37,7 +39,10 @@ def test_beam_dedup_and_tokens_equal_local(web_dir, tmp_path, min_similarity, mo
     docs = make_corpus(real_texts(web_dir, limit=8))
     docs += [dict(docs[3]), dict(docs[10])]  # exact copies (same id, same text) in another shard
     write_docs(docs, tmp_path / "docs", shards=3)
-    dc, tc = DedupConfig(min_similarity=min_similarity), TokenizeConfig(shard_tokens=5_000, val_fraction=0.2)
+    dc, tc = (
+        DedupConfig(min_similarity=min_similarity),
+        TokenizeConfig(shard_tokens=5_000, val_fraction=0.2),
+    )
     dedup(tmp_path / "docs", tmp_path / "local" / "dedup", dc)
     tokenize(tmp_path / "local" / "dedup", tmp_path / "local" / "tokenize", tc)
     _beam(tmp_path / "docs", tmp_path / "beam", dc, tc)
@@ -49,7 +54,9 @@ def test_beam_dedup_and_tokens_equal_local(web_dir, tmp_path, min_similarity, mo
     assert {r["reason"] for r in removed} == {"dedup:minhash", "dedup:duplicate_id"}
     local_shards = sorted(glob.glob(str(tmp_path / "local" / "tokenize" / "*" / "shard-*.parquet")))
     beam_shards = sorted(glob.glob(str(tmp_path / "beam" / "tokenize" / "*" / "shard-*.parquet")))
-    assert [f.split("tokenize/")[1] for f in local_shards] == [f.split("tokenize/")[1] for f in beam_shards]
+    assert [f.split("tokenize/")[1] for f in local_shards] == [
+        f.split("tokenize/")[1] for f in beam_shards
+    ]
     assert len(local_shards) >= 3
     for a, b in zip(local_shards, beam_shards, strict=True):
         assert pq.read_table(a).equals(pq.read_table(b))

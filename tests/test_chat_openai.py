@@ -28,22 +28,81 @@ def test_round_trip_and_shape():
 
 
 def test_text_parts_and_developer_role():
-    msgs = [{"role": "developer", "content": "sys"},
-            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]
-    assert from_openai_messages(msgs) == [{"role": "system", "content": "sys"}, {"role": "user", "content": "ab"}]
+    msgs = [
+        {"role": "developer", "content": "sys"},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+    ]
+    assert from_openai_messages(msgs) == [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "ab"},
+    ]
 
 
-@pytest.mark.parametrize("msgs,why", [
-    ([{"role": "tool", "content": "x", "tool_call_id": "a"}], "must answer a tool call"),
-    ([{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "shell", "arguments": "{}"}}]}], "unknown tool"),
-    ([{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "search", "arguments": "{bad"}}]}], "not JSON"),
-    ([{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "search", "arguments": "{}"}}]}], "string argument"),
-    ([{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "search", "arguments": '{"query": "q"}'}}]},
-      {"role": "tool", "tool_call_id": "b", "content": "r"}], "does not match"),
-    ([{"role": "assistant", "content": None, "tool_calls": [{"id": "a", "function": {"name": "search", "arguments": '{"query": "q"}'}}]},
-      {"role": "user", "content": "hi"}], "has no tool result"),
-    ([{"role": "wizard", "content": "x"}], "unknown role"),
-])
+@pytest.mark.parametrize(
+    "msgs,why",
+    [
+        ([{"role": "tool", "content": "x", "tool_call_id": "a"}], "must answer a tool call"),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "a", "function": {"name": "shell", "arguments": "{}"}}],
+                }
+            ],
+            "unknown tool",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "a", "function": {"name": "search", "arguments": "{bad"}}
+                    ],
+                }
+            ],
+            "not JSON",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "a", "function": {"name": "search", "arguments": "{}"}}],
+                }
+            ],
+            "string argument",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "a", "function": {"name": "search", "arguments": '{"query": "q"}'}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "b", "content": "r"},
+            ],
+            "does not match",
+        ),
+        (
+            [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "a", "function": {"name": "search", "arguments": '{"query": "q"}'}}
+                    ],
+                },
+                {"role": "user", "content": "hi"},
+            ],
+            "has no tool result",
+        ),
+        ([{"role": "wizard", "content": "x"}], "unknown role"),
+    ],
+)
 def test_errors_name_the_problem(msgs, why):
     with pytest.raises(OpenAIFormatError, match=why):
         from_openai_messages(msgs)

@@ -54,7 +54,9 @@ def test_heldout_accuracy_far_above_chance(model):
 def test_stage_removes_boilerplate_pages_and_keeps_articles(model, web_dir, tmp_path):
     path, _, rows = model
     held = [r for r in rows if is_heldout(r["id"], 0.2)]  # pages the model never saw
-    docs = [{"id": r["id"], "url": "u", "date": None, "source": "t", "text": r["text"]} for r in held]
+    docs = [
+        {"id": r["id"], "url": "u", "date": None, "source": "t", "text": r["text"]} for r in held
+    ]
     inp = write_documents(tmp_path / "in", docs, shards=2)
     cfg = ClassifyConfig(model=str(path), threshold=2.5)
     stats = run_classify(inp, tmp_path / "out", cfg)
@@ -62,7 +64,9 @@ def test_stage_removes_boilerplate_pages_and_keeps_articles(model, web_dir, tmp_
     removed = table_rows(tmp_path / "out", "removed")
     assert len(kept) + len(removed) == len(docs) == stats["stages"]["classify"]["in"]
     assert {r["reason"] for r in removed} == {"classify:below_threshold"}
-    assert all(r["quality_score"] >= 2.5 for r in kept) and all(r["quality_score"] < 2.5 for r in removed)
+    assert all(r["quality_score"] >= 2.5 for r in kept) and all(
+        r["quality_score"] < 2.5 for r in removed
+    )
     boiler_removed = np.mean([r["id"].endswith("#boiler") for r in removed])
     main_kept = np.mean([r["id"].endswith("#main") for r in kept])
     assert boiler_removed >= 0.75 and main_kept >= 0.75
@@ -104,10 +108,19 @@ def test_fasttext_backend_says_what_it_needs(tmp_path, web_dir):
         train(labelled(web_dir), tmp_path / "m.bin", QualityTrainConfig(backend="fasttext"))
 
 
-@pytest.mark.parametrize("answer,score", [
-    ("The extract is a tutorial.\nEducational score: 4", 4), ("**Educational Score:** 3", 3),
-    ("Total: 2/5", 2), ("I award 5 points.", 5), ("3", 3), ("no idea", None), ("score: 10", None),
-    ("Score: 1 ... on reflection, Educational score: 2", 2)])
+@pytest.mark.parametrize(
+    "answer,score",
+    [
+        ("The extract is a tutorial.\nEducational score: 4", 4),
+        ("**Educational Score:** 3", 3),
+        ("Total: 2/5", 2),
+        ("I award 5 points.", 5),
+        ("3", 3),
+        ("no idea", None),
+        ("score: 10", None),
+        ("Score: 1 ... on reflection, Educational score: 2", 2),
+    ],
+)
 def test_parse_score(answer, score):
     assert parse_score(answer) == score
 
@@ -115,6 +128,7 @@ def test_parse_score(answer, score):
 def test_annotate_through_a_loopback_llm_then_train(web_dir, tmp_path):
     """A stub endpoint applies the rubric with a rule (menus score 0-1, prose 3-5; some answers
     unparseable); annotation is sampled, counted, cached and resumable; labels train a model."""
+
     def rubric(body: dict) -> str:
         text = re.search(r"<<<\n(.*)\n>>>", last_user(body), re.S).group(1)
         lines = [ln for ln in text.split("\n") if ln.strip()]
@@ -124,24 +138,38 @@ def test_annotate_through_a_loopback_llm_then_train(web_dir, tmp_path):
         return f"Reasoning...\nEducational score: {4 if avg >= 8 else 1}"
 
     rows = labelled(web_dir)
-    docs = [{"id": r["id"], "url": "u", "date": None, "source": "t", "text": r["text"]} for r in rows]
+    docs = [
+        {"id": r["id"], "url": "u", "date": None, "source": "t", "text": r["text"]} for r in rows
+    ]
     inp = write_documents(tmp_path / "in", docs, shards=3)
     cfg = AnnotateConfig(sample=200)
     with OpenAIServer(rubric) as server:
-        llm = make_llm(LLMConfig(base_url=server.base_url, model="stub", max_concurrency=4,
-                                 cache_dir=str(tmp_path / "ann" / "_cache")))
+        llm = make_llm(
+            LLMConfig(
+                base_url=server.base_url,
+                model="stub",
+                max_concurrency=4,
+                cache_dir=str(tmp_path / "ann" / "_cache"),
+            )
+        )
         stats = annotate(inp, tmp_path / "ann", llm, cfg)
-        assert stats["annotated"] == 200 == llm.requests + llm.cache_hits  # equal pages: one request
+        assert (
+            stats["annotated"] == 200 == llm.requests + llm.cache_hits
+        )  # equal pages: one request
         assert len(server.requests) == llm.requests
         assert stats["annotated"] == stats["unparseable"] + sum(stats["score_counts"].values())
         # kill -9 after some shards: a re-run answers from files and cache, no new request
         (tmp_path / "ann" / "labels" / "part-001.parquet").unlink()
-        llm2 = make_llm(LLMConfig(base_url=server.base_url, model="stub",
-                                  cache_dir=str(tmp_path / "ann" / "_cache")))
+        llm2 = make_llm(
+            LLMConfig(
+                base_url=server.base_url, model="stub", cache_dir=str(tmp_path / "ann" / "_cache")
+            )
+        )
         again = annotate(inp, tmp_path / "ann", llm2, cfg)
         assert len(server.requests) == llm.requests and llm2.cache_hits > 0
-        assert {k: again[k] for k in ("annotated", "unparseable", "score_counts")} == \
-            {k: stats[k] for k in ("annotated", "unparseable", "score_counts")}
+        assert {k: again[k] for k in ("annotated", "unparseable", "score_counts")} == {
+            k: stats[k] for k in ("annotated", "unparseable", "score_counts")
+        }
     labels = load_labels([str(tmp_path / "ann")])
     assert len(labels) == 200 and sum(r["score"] is None for r in labels) == stats["unparseable"]
     report = train(labels, tmp_path / "m.bin")

@@ -14,20 +14,61 @@ from flows.cli_app import app
 
 
 def test_variadic_options_become_repeated_flags():
-    argv = ["fineweb", "--input", "a.warc.gz", "b.warc.gz", "--output", "o", "-l", "en", "de", "--workers", "2"]
+    argv = [
+        "fineweb",
+        "--input",
+        "a.warc.gz",
+        "b.warc.gz",
+        "--output",
+        "o",
+        "-l",
+        "en",
+        "de",
+        "--workers",
+        "2",
+    ]
     assert expand_variadic(argv) == [
-        "fineweb", "--input", "a.warc.gz", "--input", "b.warc.gz", "--output", "o",
-        "-l", "en", "-l", "de", "--workers", "2",
+        "fineweb",
+        "--input",
+        "a.warc.gz",
+        "--input",
+        "b.warc.gz",
+        "--output",
+        "o",
+        "-l",
+        "en",
+        "-l",
+        "de",
+        "--workers",
+        "2",
     ]
     # single-valued options and positionals of other commands are left alone
-    assert expand_variadic(["card", "out/x", "--license", "odc-by"]) == ["card", "out/x", "--license", "odc-by"]
+    assert expand_variadic(["card", "out/x", "--license", "odc-by"]) == [
+        "card",
+        "out/x",
+        "--license",
+        "odc-by",
+    ]
 
 
 def test_every_documented_command_is_registered():
     runner = CliRunner()
     top = runner.invoke(app, ["--help"]).output
-    for cmd in ("fineweb", "stage", "pipeline", "demo", "tokenizer", "synth", "train", "sample",
-                "chat", "serve", "card", "push", "serve-flows"):
+    for cmd in (
+        "fineweb",
+        "stage",
+        "pipeline",
+        "demo",
+        "tokenizer",
+        "synth",
+        "train",
+        "sample",
+        "chat",
+        "serve",
+        "card",
+        "push",
+        "serve-flows",
+    ):
         assert cmd in top, f"`tokenmill {cmd}` missing from --help"
     stages = runner.invoke(app, ["stage", "--help"]).output
     for name in ("read", "urlfilter", "extract", "langid", "quality", "pii", "dedup", "tokenize"):
@@ -45,8 +86,22 @@ def test_shell_glob_inputs_reach_the_flow(tmp_path, web_warcs):
     two = [str(p) for p in web_warcs[:2]]
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "stage", "read", "--input", *two, "--output", str(out), "--limit", "3"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "stage",
+            "read",
+            "--input",
+            *two,
+            "--output",
+            str(out),
+            "--limit",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     import json
@@ -80,15 +135,21 @@ def _main(argv: list[str], capsys) -> tuple[int, str, str]:
     return exc.value.code or 0, out, err
 
 
-@pytest.mark.parametrize("argv,expected", [
-    (["fineweb", "-i", "/nonexistent/*.warc.gz", "-o", "OUT"], "error: no input matches"),
-    (["stage", "read", "-i", "/nonexistent/x.warc.gz", "-o", "OUT"], "error: no input matches"),
-    (["fineweb", "-i", "W", "-o", "OUT", "-c", "/nonexistent/c.yaml"],
-     "error: cannot read config file /nonexistent/c.yaml"),
-])
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["fineweb", "-i", "/nonexistent/*.warc.gz", "-o", "OUT"], "error: no input matches"),
+        (["stage", "read", "-i", "/nonexistent/x.warc.gz", "-o", "OUT"], "error: no input matches"),
+        (
+            ["fineweb", "-i", "W", "-o", "OUT", "-c", "/nonexistent/c.yaml"],
+            "error: cannot read config file /nonexistent/c.yaml",
+        ),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(argv, expected, capsys, web_warcs, tmp_path):
-    argv = [str(web_warcs[0]) if a == "W" else str(tmp_path / "out") if a == "OUT" else a
-            for a in argv]
+    argv = [
+        str(web_warcs[0]) if a == "W" else str(tmp_path / "out") if a == "OUT" else a for a in argv
+    ]
     code, _, err = _main(argv, capsys)
     assert code == 1
     lines = err.strip().splitlines()
@@ -99,24 +160,42 @@ def test_user_errors_are_one_line_without_traceback(argv, expected, capsys, web_
 def test_config_typo_is_one_line_naming_key_and_suggestion(capsys, web_warcs, tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("langid:\n  languagse: [de]\n")
-    code, _, err = _main(["stage", "langid", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"),
-                          "-c", str(cfg)], capsys)
+    code, _, err = _main(
+        ["stage", "langid", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"), "-c", str(cfg)],
+        capsys,
+    )
     assert code == 1
-    assert err.strip() == (f"error: {cfg}: unknown key 'langid.languagse'; did you mean "
-                           "'langid.languages'? (--debug shows the traceback)")
+    assert err.strip() == (
+        f"error: {cfg}: unknown key 'langid.languagse'; did you mean "
+        "'langid.languages'? (--debug shows the traceback)"
+    )
     assert not (tmp_path / "o").exists()  # nothing ran
 
 
 def test_debug_shows_the_traceback(web_warcs, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "--debug", "fineweb", "-i",
-                        "/nonexistent/*.warc.gz", "-o", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "--debug",
+            "fineweb",
+            "-i",
+            "/nonexistent/*.warc.gz",
+            "-o",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "Traceback" in r.stderr and "FileNotFoundError" in r.stderr
 
 
 def test_bad_option_value_is_rejected(capsys, web_warcs, tmp_path):
-    code, _, err = _main(["fineweb", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"),
-                          "--workers", "0"], capsys)
+    code, _, err = _main(
+        ["fineweb", "-i", str(web_warcs[0]), "-o", str(tmp_path / "o"), "--workers", "0"], capsys
+    )
     assert code == 2 and "--workers" in err and "Traceback" not in err
 
 

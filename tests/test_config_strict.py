@@ -14,21 +14,31 @@ from schemas.strict import ConfigError, config_from_file, load_config_file, vali
 
 
 def test_every_config_model_in_schemas_forbids_unknown_keys():
-    models = [m for _, m in inspect.getmembers(schemas.config, inspect.isclass)
-              if issubclass(m, BaseModel) and m.__module__ == "schemas.config"]
+    models = [
+        m
+        for _, m in inspect.getmembers(schemas.config, inspect.isclass)
+        if issubclass(m, BaseModel) and m.__module__ == "schemas.config"
+    ]
     assert len(models) >= 13
     for model in models:
         assert model.model_config.get("extra") == "forbid", model.__name__
 
 
-@pytest.mark.parametrize("data,expected", [
-    ({"langid": {"languagse": ["de"]}},
-     "x.yaml: unknown key 'langid.languagse'; did you mean 'langid.languages'?"),
-    ({"quality": {"c4": {"min_num_sentencs": 3}}},
-     "x.yaml: unknown key 'quality.c4.min_num_sentencs'; did you mean "
-     "'quality.c4.min_num_sentences'?"),
-    ({"wokers": 2}, "x.yaml: unknown key 'wokers'; did you mean 'workers'?"),
-])
+@pytest.mark.parametrize(
+    "data,expected",
+    [
+        (
+            {"langid": {"languagse": ["de"]}},
+            "x.yaml: unknown key 'langid.languagse'; did you mean 'langid.languages'?",
+        ),
+        (
+            {"quality": {"c4": {"min_num_sentencs": 3}}},
+            "x.yaml: unknown key 'quality.c4.min_num_sentencs'; did you mean "
+            "'quality.c4.min_num_sentences'?",
+        ),
+        ({"wokers": 2}, "x.yaml: unknown key 'wokers'; did you mean 'workers'?"),
+    ],
+)
 def test_unknown_key_names_the_key_and_the_closest_valid_one(data, expected):
     with pytest.raises(ConfigError) as exc:
         validate_config(FinewebConfig, data, "x.yaml")
@@ -49,11 +59,14 @@ def test_wrong_type_is_one_line_with_the_location():
     assert "\n" not in msg and msg.startswith("t.yaml: 'shard_tokens'") and "1 more problem" in msg
 
 
-@pytest.mark.parametrize("name,text", [
-    ("c.json", '{"langid": {"languages": ["de", "fr"]}, "workers": 3}'),
-    ("c.yaml", "langid:\n  languages: [de, fr]\nworkers: 3\n"),
-    ("c.yml", "langid: {languages: [de, fr]}\nworkers: 3\n"),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("c.json", '{"langid": {"languages": ["de", "fr"]}, "workers": 3}'),
+        ("c.yaml", "langid:\n  languages: [de, fr]\nworkers: 3\n"),
+        ("c.yml", "langid: {languages: [de, fr]}\nworkers: 3\n"),
+    ],
+)
 def test_json_and_yaml_files_give_the_same_config(tmp_path, name, text):
     (tmp_path / name).write_text(text)
     cfg = config_from_file(FinewebConfig, tmp_path / name)

@@ -21,8 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cli(args: list[str], tmp: Path) -> subprocess.Popen:
     env = dict(os.environ, PREFECT_HOME=str(tmp / "home"))
-    return subprocess.Popen([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _docs(out: Path) -> list[tuple[str, str]]:
@@ -39,7 +45,7 @@ def test_kill_9_then_resume_equals_clean_run(web_warcs, tmp_path):
     shards = tmp_path / "in"
     for i, sub in enumerate(("a", "b")):
         (shards / sub).mkdir(parents=True)
-        for p in web_warcs[i * 1: len(web_warcs)]:
+        for p in web_warcs[i * 1 : len(web_warcs)]:
             shutil.copy(p, shards / sub / p.name)
     inputs = sorted(str(p) for p in shards.rglob("*.warc.gz"))
     assert len(inputs) >= 6
@@ -50,7 +56,14 @@ def test_kill_9_then_resume_equals_clean_run(web_warcs, tmp_path):
         process_shard(p, str(clean), FinewebConfig())
 
     out = tmp_path / "crashed"
-    args = ["fineweb", *[a for p in inputs for a in ("--input", p)], "--output", str(out), "--workers", "2"]
+    args = [
+        "fineweb",
+        *[a for p in inputs for a in ("--input", p)],
+        "--output",
+        str(out),
+        "--workers",
+        "2",
+    ]
     proc = _cli(args, tmp_path)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:

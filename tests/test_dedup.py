@@ -47,10 +47,24 @@ def test_signatures_equal_datasketch_xxh64_mode(texts):
         assert np.array_equal(ref.hashvalues, sig)
 
 
-EDGE_TEXTS = ["", None, "a b", "one two three four five", "one two three four five six",
-              "Héllo,  WÖRLD!\n It's 2024 —\u00a0café", "  ,,, ", "x\x00y \x1c z",
-              "ΟΔΟΣ ΣΟΦΟΣ Σ", "İstanbul ǅ ﬁ Å ≠", "한국어 텍스트 ᄀ", "क्षि ि", "漢字 🙂 𐐀",
-              "ༀ ༹ ཾ 𝅥𝅮", "tiếng Việt ٣ ۳ عَرَبِيّ", "\u2028\u3000\x85 ①½"]
+EDGE_TEXTS = [
+    "",
+    None,
+    "a b",
+    "one two three four five",
+    "one two three four five six",
+    "Héllo,  WÖRLD!\n It's 2024 —\u00a0café",
+    "  ,,, ",
+    "x\x00y \x1c z",
+    "ΟΔΟΣ ΣΟΦΟΣ Σ",
+    "İstanbul ǅ ﬁ Å ≠",
+    "한국어 텍스트 ᄀ",
+    "क्षि ि",
+    "漢字 🙂 𐐀",
+    "ༀ ༹ ཾ 𝅥𝅮",
+    "tiếng Việt ٣ ۳ عَرَبِيّ",
+    "\u2028\u3000\x85 ①½",
+]
 
 
 @pytest.mark.parametrize("n", [1, 3, 5])
@@ -66,7 +80,7 @@ def test_vectorized_shingle_hashes_equal_reference(texts, n, monkeypatch):
         monkeypatch.setattr(m, "_GROUP_CHARS", group)
         flat, offsets = m.batch_shingle_hashes(docs, n)
         for i, ref in enumerate(expected):
-            assert np.array_equal(flat[offsets[i]:offsets[i + 1]], ref), (n, docs[i])
+            assert np.array_equal(flat[offsets[i] : offsets[i + 1]], ref), (n, docs[i])
 
 
 def test_shingle_hash_is_a_function_of_the_words():
@@ -99,7 +113,9 @@ def test_dedup_removes_near_duplicates_with_conservation(texts, tmp_path):
     kept = sum(pq.read_metadata(f).num_rows for f in (out / "documents").glob("*.parquet"))
     removed = pq.read_table(out / "removed").to_pylist()
     assert stats["in"] == len(docs) == kept + len(removed) == stats["kept"] + stats["removed"]
-    assert removed and all(r["reason"] == "dedup:minhash" and r["stage"] == "dedup" for r in removed)
+    assert removed and all(
+        r["reason"] == "dedup:minhash" and r["stage"] == "dedup" for r in removed
+    )
     kept_rows = pq.read_table(out / "documents").to_pylist()
     kept_ids = {r["id"] for r in kept_rows}
     assert all(r["duplicate_of"] in kept_ids and r["duplicate_of"] < r["id"] for r in removed)
@@ -150,16 +166,24 @@ def test_same_id_same_text_is_an_exact_duplicate_across_inputs(texts, tmp_path):
     twice and both inputs are used (issue 9 item 3: today 30 docs with 15 ids all survive)."""
     from pipelines.dedup import dedup as run
 
-    rows = [{"id": f"<urn:{i}>", "text": t, "url": f"http://x/{i}"} for i, t in enumerate(texts[:5])]
+    rows = [
+        {"id": f"<urn:{i}>", "text": t, "url": f"http://x/{i}"} for i, t in enumerate(texts[:5])
+    ]
     a = _docs_dir(tmp_path / "a" / "documents", rows)
     b = _docs_dir(tmp_path / "b" / "documents", rows)
-    extra = _docs_dir(tmp_path / "c", [{"id": "<urn:new>", "text": "only in the third input " * 20}])
+    extra = _docs_dir(
+        tmp_path / "c", [{"id": "<urn:new>", "text": "only in the third input " * 20}]
+    )
     stats = run([a.parent, b.parent, extra], tmp_path / "out")["dedup"]
     kept = pq.read_table(tmp_path / "out" / "documents").column("id").to_pylist()
     removed = pq.read_table(tmp_path / "out" / "removed").to_pylist()
     assert sorted(kept) == sorted([r["id"] for r in rows] + ["<urn:new>"])  # each id once
-    assert stats.docs_in == 11 and stats.kept == 6 and dict(stats.removed) == {"dedup:duplicate_id": 5}
-    assert all(r["reason"] == "dedup:duplicate_id" and r["duplicate_of"] == r["id"] for r in removed)
+    assert (
+        stats.docs_in == 11 and stats.kept == 6 and dict(stats.removed) == {"dedup:duplicate_id": 5}
+    )
+    assert all(
+        r["reason"] == "dedup:duplicate_id" and r["duplicate_of"] == r["id"] for r in removed
+    )
     names = sorted(p.name for p in (tmp_path / "out" / "documents").glob("*.parquet"))
     assert names == ["part-0@0.parquet", "part-0@1.parquet", "part-0@2.parquet"]  # no overwrite
 
@@ -182,7 +206,12 @@ def test_stage_dedup_cli_uses_every_input(texts, tmp_path):
 
     a = _docs_dir(tmp_path / "a", [{"id": "<urn:a>", "text": texts[0]}])
     b = _docs_dir(tmp_path / "b", [{"id": "<urn:b>", "text": texts[1]}], name="other")
-    res = CliRunner().invoke(app, ["stage", "dedup", "--input", str(a), "--input", str(b),
-                                   "--output", str(tmp_path / "out")])
+    res = CliRunner().invoke(
+        app,
+        ["stage", "dedup", "--input", str(a), "--input", str(b), "--output", str(tmp_path / "out")],
+    )
     assert res.exit_code == 0, res.output
-    assert sorted(pq.read_table(tmp_path / "out" / "documents").column("id").to_pylist()) == ["<urn:a>", "<urn:b>"]
+    assert sorted(pq.read_table(tmp_path / "out" / "documents").column("id").to_pylist()) == [
+        "<urn:a>",
+        "<urn:b>",
+    ]

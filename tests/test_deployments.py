@@ -57,9 +57,15 @@ def test_synthesis_deployment_configs_validate() -> None:
     from pipelines.synth.sft import SFTConfig
     from pipelines.synth.tooluse import ToolUseConfig
 
-    models = {"synth-sft": SFTConfig, "synth-refusal": RefusalConfig, "synth-tooluse": ToolUseConfig,
-              "synth-rl": RLConfig, "synth-prefs": PrefsConfig, "synth-mix": MixConfig,
-              "synth-samples": SamplesConfig}
+    models = {
+        "synth-sft": SFTConfig,
+        "synth-refusal": RefusalConfig,
+        "synth-tooluse": ToolUseConfig,
+        "synth-rl": RLConfig,
+        "synth-prefs": PrefsConfig,
+        "synth-mix": MixConfig,
+        "synth-samples": SamplesConfig,
+    }
     seen = set()
     for spec in load_specs():
         name = spec.load_flow().name
@@ -101,13 +107,20 @@ def test_corpus_deployments_chain_by_events_with_required_paths() -> None:
         assert bool(spec.triggers) is not (first or on_demand), name
     chain = {name: spec.triggers[0] for name, spec in specs.items() if spec.triggers}
     assert chain["dedup"]["expect"] == ["prefect.flow-run.Completed"]
-    assert {"prefect.resource.role": "flow", "prefect.resource.name": "fineweb"} in \
-        chain["dedup"]["match_related"]
-    assert {"prefect.resource.role": "flow", "prefect.resource.name": "dedup"} in \
-        chain["tokenize"]["match_related"]
-    assert chain["dedup"]["parameters"] == {"input": "{{ flow_run.parameters.output }}",
-                                            "output": "{{ flow_run.parameters.output }}/../dedup"}
-    assert chain["stage-urlfilter"]["parameters"]["inputs"] == "{{ flow_run.parameters.output }}/documents"
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "fineweb"} in chain["dedup"][
+        "match_related"
+    ]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "dedup"} in chain["tokenize"][
+        "match_related"
+    ]
+    assert chain["dedup"]["parameters"] == {
+        "input": "{{ flow_run.parameters.output }}",
+        "output": "{{ flow_run.parameters.output }}/../dedup",
+    }
+    assert (
+        chain["stage-urlfilter"]["parameters"]["inputs"]
+        == "{{ flow_run.parameters.output }}/documents"
+    )
 
 
 def test_prefect_yaml_is_generated_from_the_registry() -> None:
@@ -126,22 +139,30 @@ def test_a_new_registry_stage_gets_its_deployment_and_place_in_the_chain(monkeyp
     from pipelines import registry
     from schemas.config import DedupConfig
 
-    extra = registry.Stage("decontaminate", "Remove benchmark overlaps.", "corpus", DedupConfig,
-                           entrypoint="flows/dedup.py:dedup_flow")
+    extra = registry.Stage(
+        "decontaminate",
+        "Remove benchmark overlaps.",
+        "corpus",
+        DedupConfig,
+        entrypoint="flows/dedup.py:dedup_flow",
+    )
     stages = (*registry.STAGES, dataclasses.replace(extra))
     monkeypatch.setattr(registry, "STAGES", stages)
     deps = prefect_yaml.corpus_deployments()
     last = deps[-1]
     assert last["description"].startswith("Stage decontaminate alone")
-    assert {"prefect.resource.role": "flow", "prefect.resource.name": "tokenize"} in \
-        last["triggers"][0]["match_related"]
+    assert {"prefect.resource.role": "flow", "prefect.resource.name": "tokenize"} in last[
+        "triggers"
+    ][0]["match_related"]
 
 
 def test_prefect_yaml_pull_step_sets_the_repository_as_working_directory() -> None:
     import yaml
 
     data = yaml.safe_load(PREFECT_YAML.read_text())
-    assert data["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ repo.stdout }}"}}]
+    assert data["pull"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": "{{ repo.stdout }}"}}
+    ]
     assert data["build"][0]["prefect.deployments.steps.run_shell_script"]["id"] == "repo"
     assert all(d["work_pool"]["name"] == "tokenmill" for d in data["deployments"])
 
@@ -177,12 +198,23 @@ class _HTTPError(Exception):
         self.response = _Resp(status)
 
 
-@pytest.mark.parametrize("exc,expected", [
-    (OSError("disk"), True), (TimeoutError(), True), (ConnectionResetError(), True),
-    (_HTTPError(503), True), (_HTTPError(429), True), (_HTTPError(404), False), (_HTTPError(401), False),
-    (ValueError("bad input"), False), (FileNotFoundError("x"), False), (PermissionError(), False),
-    (KeyError("k"), False), (None, False),
-])
+@pytest.mark.parametrize(
+    "exc,expected",
+    [
+        (OSError("disk"), True),
+        (TimeoutError(), True),
+        (ConnectionResetError(), True),
+        (_HTTPError(503), True),
+        (_HTTPError(429), True),
+        (_HTTPError(404), False),
+        (_HTTPError(401), False),
+        (ValueError("bad input"), False),
+        (FileNotFoundError("x"), False),
+        (PermissionError(), False),
+        (KeyError("k"), False),
+        (None, False),
+    ],
+)
 def test_retry_policy_retries_only_transient_failures(exc, expected) -> None:
     assert is_transient_exception(exc) is expected
 
@@ -211,9 +243,24 @@ def _run_deployment(env: dict, name: str, params: dict[str, str], worker_log: Pa
     """`prefect deployment run NAME --param ...` with a process worker; returns the final flow run."""
     run_id = run_deployment(env, name, params)
     with open(worker_log, "ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", "tokenmill",
-                                   "--limit", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                "tokenmill",
+                "--limit",
+                "1",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             return wait_flow_run(env, run_id, 480, worker_log)
         finally:
@@ -231,8 +278,9 @@ def test_stage_deployment_runs_on_a_real_server(prefect_server, web_warcs, tmp_p
         dep = httpx.get(f"{api}/deployments/name/{flow_name}/{spec.name}", timeout=10)
         assert dep.status_code == 200, flow_name
         assert [s["active"] for s in dep.json()["schedules"]] == [False] * len(spec.schedules)
-        assert dep.json()["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
-                                             {"directory": str(REPO)}}]
+        assert dep.json()["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}
+        ]
 
     out = tmp_path / "read"
     params = {"inputs": json.dumps([str(p) for p in web_warcs]), "output": str(out), "workers": "1"}
@@ -292,7 +340,13 @@ print(json.dumps({"io_result": check(), "bad_calls": calls["bad"]}))
 @pytest.mark.slow
 def test_retry_policy_with_prefect_tasks(prefect_server) -> None:
     """A task failing with OSError is retried; one failing on bad input runs exactly once."""
-    out = subprocess.run([sys.executable, "-c", RETRY_SCRIPT], cwd=REPO, env=prefect_server,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", RETRY_SCRIPT],
+        cwd=REPO,
+        env=prefect_server,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"io_result": 2, "bad_calls": 1}

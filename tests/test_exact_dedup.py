@@ -14,7 +14,10 @@ from tests.quality_corpus import real_pages, table_rows, write_documents
 
 
 def test_normalize_url():
-    assert normalize_url("HTTPS://Example.COM:443/a/b/?z=1&a=2#frag") == "https://example.com/a/b?a=2&z=1"
+    assert (
+        normalize_url("HTTPS://Example.COM:443/a/b/?z=1&a=2#frag")
+        == "https://example.com/a/b?a=2&z=1"
+    )
     assert normalize_url("<http://example.com>") == "http://example.com/"
     assert normalize_url("http://example.com:8080/x") == "http://example.com:8080/x"
     assert normalize_url("") is None and normalize_url(None) is None
@@ -23,14 +26,35 @@ def test_normalize_url():
 @pytest.fixture()
 def corpus(web_dir, tmp_path):
     pages = real_pages(str(web_dir))[:20]
-    rows = [{"id": f"<urn:uuid:{i:04d}>", "url": p["url"].strip("<>"), "date": p["date"],
-             "source": "test", "text": p["main"]} for i, p in enumerate(pages)]
+    rows = [
+        {
+            "id": f"<urn:uuid:{i:04d}>",
+            "url": p["url"].strip("<>"),
+            "date": p["date"],
+            "source": "test",
+            "text": p["main"],
+        }
+        for i, p in enumerate(pages)
+    ]
     # an exact copy under another URL, with different whitespace and case: a text duplicate
-    rows.append({**rows[3], "id": "<urn:uuid:9003>", "url": "https://mirror.example/copy",
-                 "text": "  " + rows[3]["text"].upper().replace(" ", "  \n ")})
+    rows.append(
+        {
+            **rows[3],
+            "id": "<urn:uuid:9003>",
+            "url": "https://mirror.example/copy",
+            "text": "  " + rows[3]["text"].upper().replace(" ", "  \n "),
+        }
+    )
     # the same URL fetched again later with new text: the older fetch (id 0005) goes
-    rows.append({**rows[5], "id": "<urn:uuid:9005>", "url": rows[5]["url"].replace("https://", "HTTPS://", 1) + "#top",
-                 "date": "2099-01-01T00:00:00Z", "text": rows[5]["text"] + "\nUpdated."})
+    rows.append(
+        {
+            **rows[5],
+            "id": "<urn:uuid:9005>",
+            "url": rows[5]["url"].replace("https://", "HTTPS://", 1) + "#top",
+            "date": "2099-01-01T00:00:00Z",
+            "text": rows[5]["text"] + "\nUpdated.",
+        }
+    )
     # same URL, same fetch time: the smaller id wins the tie
     rows.append({**rows[7], "id": "<urn:uuid:0007a>", "text": rows[7]["text"] + " (b)"})
     return write_documents(tmp_path / "in", rows, shards=3), rows
@@ -39,10 +63,14 @@ def corpus(web_dir, tmp_path):
 def test_exact_and_url_duplicates_removed_with_links(corpus, tmp_path):
     inp, rows = corpus
     stats = run_exact_dedup(inp, tmp_path / "out")
-    removed = {r["id"]: (r["reason"], r["duplicate_of"]) for r in table_rows(tmp_path / "out", "removed")}
-    assert removed == {"<urn:uuid:9003>": ("exact_dedup:text", "<urn:uuid:0003>"),
-                       "<urn:uuid:0005>": ("exact_dedup:url", "<urn:uuid:9005>"),
-                       "<urn:uuid:0007a>": ("exact_dedup:url", "<urn:uuid:0007>")}
+    removed = {
+        r["id"]: (r["reason"], r["duplicate_of"]) for r in table_rows(tmp_path / "out", "removed")
+    }
+    assert removed == {
+        "<urn:uuid:9003>": ("exact_dedup:text", "<urn:uuid:0003>"),
+        "<urn:uuid:0005>": ("exact_dedup:url", "<urn:uuid:9005>"),
+        "<urn:uuid:0007a>": ("exact_dedup:url", "<urn:uuid:0007>"),
+    }
     kept = table_rows(tmp_path / "out", "documents")
     st = stats["stages"]["exact_dedup"]
     assert st["in"] == len(rows) == len(kept) + len(removed)  # conservation
@@ -70,8 +98,9 @@ def test_resume_after_crash_equals_clean_run_and_changed_settings_refuse(corpus,
     for sub in ("documents", "removed"):
         assert table_rows(out, sub) == table_rows(clean, sub)
     a, b = (json.loads((d / "stats.json").read_text())["stages"] for d in (out, clean))
-    assert {k: v for k, v in a["exact_dedup"].items() if "s" not in k} == \
-        {k: v for k, v in b["exact_dedup"].items() if "s" not in k}
+    assert {k: v for k, v in a["exact_dedup"].items() if "s" not in k} == {
+        k: v for k, v in b["exact_dedup"].items() if "s" not in k
+    }
     with pytest.raises(SettingsChanged, match="settings differ"):
         run_exact_dedup(inp, out, ExactDedupConfig(url=False))
     again = run_exact_dedup(inp, out, ExactDedupConfig(url=False), overwrite=True)  # starts over

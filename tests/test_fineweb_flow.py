@@ -45,10 +45,17 @@ def test_conservation_every_stage_and_chained(full_pass, web_warcs):
     assert kept + removed.num_rows == units
     assert kept == sum(s["pii"].kept for s in stats.values()) > 0
     # every removal names its stage and a reason with that stage's prefix
-    prefixes = {"read": "read:", "urlfilter": "url:", "extract": "extract:", "langid": "langid:",
-                "quality": "quality:", "pii": "pii:"}
-    for stage, reason in zip(removed.column("stage").to_pylist(), removed.column("reason").to_pylist(),
-                             strict=True):
+    prefixes = {
+        "read": "read:",
+        "urlfilter": "url:",
+        "extract": "extract:",
+        "langid": "langid:",
+        "quality": "quality:",
+        "pii": "pii:",
+    }
+    for stage, reason in zip(
+        removed.column("stage").to_pylist(), removed.column("reason").to_pylist(), strict=True
+    ):
         assert reason.startswith(prefixes[stage])
     docs = pq.read_table(out / "documents").to_pylist()
     assert all(d["language"] == "en" and d["language_score"] > 0.65 for d in docs)
@@ -61,6 +68,7 @@ def test_rerun_skips_done_shards(full_pass, web_warcs):
     path = str(web_warcs[0])
     before = (out / "documents" / f"{shard_name(path)}.parquet").stat().st_mtime_ns
     again = process_shard(path, str(out), FinewebConfig())
+
     def counts(st):
         return {k: (v.docs_in, v.kept, dict(v.removed)) for k, v in st.items()}
 
@@ -101,16 +109,32 @@ def test_prefect_flow_with_worker_processes(web_warcs, tmp_path, monkeypatch):
     assert st["pii"]["kept"] == pq.read_table(out / "documents").num_rows
     assert st["read"]["in"] == st["read"]["kept"] + st["read"]["removed"]
     assert sorted(p.name for p in (out / "stats").iterdir()) == sorted(
-        f"{shard_name(str(p))}.json" for p in web_warcs)
+        f"{shard_name(str(p))}.json" for p in web_warcs
+    )
     assert not list(out.rglob("*.tmp"))
 
 
 def test_cli_single_stage(web_warcs, tmp_path):
     """`tokenmill stage urlfilter` straight on a WARC: reads, then filters URLs only."""
     out = tmp_path / "urlfilter"
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "stage", "urlfilter", "--input",
-                        str(web_warcs[1]), "--output", str(out)], cwd=REPO, env=_env(tmp_path),
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "stage",
+            "urlfilter",
+            "--input",
+            str(web_warcs[1]),
+            "--output",
+            str(out),
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     stats = json.loads((out / "stats.json").read_text())["stages"]
     assert list(stats) == ["read", "urlfilter"]
@@ -126,9 +150,24 @@ def test_cli_stage_by_stage_equals_one_pass(full_pass, web_warcs, tmp_path):
     prev = src
     for stage in STAGES:
         out = tmp_path / stage
-        r = subprocess.run([sys.executable, "-m", "flows.cli", "stage", stage, "--input", prev,
-                            "--output", str(out)], cwd=REPO, env=_env(tmp_path),
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "stage",
+                stage,
+                "--input",
+                prev,
+                "--output",
+                str(out),
+            ],
+            cwd=REPO,
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         prev = str(out / "documents")
     got = pq.read_table(prev).to_pylist()
@@ -146,4 +185,3 @@ def test_demo_sample_warc_is_deterministic_and_covers_every_stage(tmp_path):
         assert stats[stage].removed_total > 0, stage
     docs = pq.read_table(tmp_path / "out" / "documents").to_pylist()
     assert any(d["pii_replacements"] for d in docs)
-

@@ -25,10 +25,23 @@ from schemas.documents import documents_table, removed_table
 
 def stage_output(root: Path) -> Path:
     """What a stage writes: documents/, removed/, stats/<shard>.json and stats.json."""
-    atomic_write_parquet(root / "documents" / "a.parquet",
-                         documents_table([{"id": "1", "url": "u", "text": "kept"}]))
-    atomic_write_parquet(root / "removed" / "a.parquet", removed_table(
-        [{"id": "2", "url": "v", "text": "gone", "stage": "langid", "reason": "langid:language"}]))
+    atomic_write_parquet(
+        root / "documents" / "a.parquet", documents_table([{"id": "1", "url": "u", "text": "kept"}])
+    )
+    atomic_write_parquet(
+        root / "removed" / "a.parquet",
+        removed_table(
+            [
+                {
+                    "id": "2",
+                    "url": "v",
+                    "text": "gone",
+                    "stage": "langid",
+                    "reason": "langid:language",
+                }
+            ]
+        ),
+    )
     atomic_write_bytes(root / "stats" / "a.json", b"{}")
     atomic_write_bytes(root / "stats.json", b"{}")
     return root
@@ -39,13 +52,16 @@ def test_stage_dir_means_its_documents(tmp_path):
     assert expand_inputs([str(out)]) == [str(out / "documents" / "a.parquet")]
 
 
-@pytest.mark.parametrize("rel,words", [
-    ("removed", "REMOVED"),
-    ("removed/a.parquet", "REMOVED"),
-    ("stats.json", "neither a WARC"),
-    ("stats", "neither a WARC"),
-    ("stats/a.json", "neither a WARC"),
-])
+@pytest.mark.parametrize(
+    "rel,words",
+    [
+        ("removed", "REMOVED"),
+        ("removed/a.parquet", "REMOVED"),
+        ("stats.json", "neither a WARC"),
+        ("stats", "neither a WARC"),
+        ("stats/a.json", "neither a WARC"),
+    ],
+)
 def test_removed_and_stats_are_refused(tmp_path, rel, words):
     out = stage_output(tmp_path / "st")
     with pytest.raises(InputError, match=words):
@@ -107,9 +123,11 @@ def test_a_killed_writer_leaves_no_temp_a_rerun_keeps(tmp_path):
     """kill -9 in the middle of a write leaves a temp file; the next write of that file (or a
     directory sweep) removes it, and a live writer's temp is never touched."""
     target = tmp_path / "band-000.npy"
-    code = ("import os, sys; from pipelines.io import atomic_path\n"
-            f"with atomic_path({str(target)!r}) as tmp:\n"
-            "    open(tmp, 'wb').write(b'half'); os.kill(os.getpid(), 9)\n")
+    code = (
+        "import os, sys; from pipelines.io import atomic_path\n"
+        f"with atomic_path({str(target)!r}) as tmp:\n"
+        "    open(tmp, 'wb').write(b'half'); os.kill(os.getpid(), 9)\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
     assert not target.exists()
     left = list(tmp_path.glob(".*.tmp"))

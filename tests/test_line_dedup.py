@@ -21,10 +21,19 @@ def corpus(web_dir, tmp_path):
         text = p["main"]
         if i % 3 == 0:  # boilerplate that survived extraction, in 8 documents
             text = f"{text}\n{NEWSLETTER}\n  subscribe to our   NEWSLETTER for weekly updates!"
-        rows.append({"id": f"d{i:03d}", "url": p["url"], "date": p["date"], "source": "t", "text": text})
+        rows.append(
+            {"id": f"d{i:03d}", "url": p["url"], "date": p["date"], "source": "t", "text": text}
+        )
     # a page that is nothing but boilerplate: removed once its lines are gone
-    rows.append({"id": "d900", "url": "https://x.example/", "date": None, "source": "t",
-                 "text": f"{NEWSLETTER}\nShort."})
+    rows.append(
+        {
+            "id": "d900",
+            "url": "https://x.example/",
+            "date": None,
+            "source": "t",
+            "text": f"{NEWSLETTER}\nShort.",
+        }
+    )
     return write_documents(tmp_path / "in", rows, shards=3), rows
 
 
@@ -38,13 +47,18 @@ def test_repeated_lines_removed_and_counted(corpus, tmp_path):
     assert len(kept) + len(removed) == len(rows)
     assert not any("to our newsletter" in t.casefold() for t in kept.values())
     # reference by brute force: normalized lines in more than 3 documents go, nothing else
-    norm = [{" ".join(ln.split()).casefold() for ln in r["text"].split("\n") if ln.strip()} for r in rows]
+    norm = [
+        {" ".join(ln.split()).casefold() for ln in r["text"].split("\n") if ln.strip()}
+        for r in rows
+    ]
     every = [ln for lines in norm for ln in lines]
     frequent = {ln for ln in set(every) if every.count(ln) > 3}
     assert NEWSLETTER.casefold() in frequent and len(frequent) > 1  # the real pages have some too
     removed_units = 0
     for r in rows[:-1]:
-        want = [ln for ln in r["text"].split("\n") if " ".join(ln.split()).casefold() not in frequent]
+        want = [
+            ln for ln in r["text"].split("\n") if " ".join(ln.split()).casefold() not in frequent
+        ]
         assert kept[r["id"]] == "\n".join(want).strip("\n")
         removed_units += len(norm[rows.index(r)] & frequent)
     c = stats["counts"]

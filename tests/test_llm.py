@@ -13,8 +13,13 @@ def _echo(body: dict) -> str:
 
 
 def _llm(server: OpenAIServer, tmp_path, **kw):
-    cfg = LLMConfig(base_url=server.base_url, model="stub", cache_dir=str(tmp_path / "cache"),
-                    backoff_s=0.01, **kw)
+    cfg = LLMConfig(
+        base_url=server.base_url,
+        model="stub",
+        cache_dir=str(tmp_path / "cache"),
+        backoff_s=0.01,
+        **kw,
+    )
     return make_llm(cfg)
 
 
@@ -39,7 +44,9 @@ def test_sample_groups_per_prompt_and_complete_uses_completions(tmp_path):
         llm = _llm(server, tmp_path)
         assert llm.complete(["abc", "xy"]) == ["cba", "yx"]
         assert server.requests[0]["path"] == "/v1/completions"
-        grouped = llm.sample([[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], n=3)
+        grouped = llm.sample(
+            [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], n=3
+        )
         assert [len(g) for g in grouped] == [3, 3]
 
 
@@ -78,8 +85,12 @@ def test_unreachable_server_raises_after_retries(tmp_path):
 def test_api_key_comes_from_the_named_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKENMILL_TEST_KEY", "sekret")
     with OpenAIServer(lambda b: "ok") as server:
-        _llm(server, tmp_path, api_key_env="TOKENMILL_TEST_KEY").chat([[{"role": "user", "content": "x"}]])
-        _llm(server, tmp_path / "b", api_key_env="UNSET_VAR_XYZ").chat([[{"role": "user", "content": "x"}]])
+        _llm(server, tmp_path, api_key_env="TOKENMILL_TEST_KEY").chat(
+            [[{"role": "user", "content": "x"}]]
+        )
+        _llm(server, tmp_path / "b", api_key_env="UNSET_VAR_XYZ").chat(
+            [[{"role": "user", "content": "x"}]]
+        )
     assert [r["authorization"] for r in server.requests] == ["Bearer sekret", None]
 
 

@@ -41,28 +41,33 @@ BOILERPLATE = [
     "http://love-hina.ch/news/0409.html",
 ]
 
-ES_ARTICLE = "\n".join([
-    "El río atraviesa la ciudad de norte a sur y divide el casco antiguo de los barrios nuevos.",
-    "Durante siglos, los habitantes de la región dependieron del agua para regar sus campos y mover los molinos.",
-    "Hoy en día, el ayuntamiento ha decidido recuperar las orillas y convertirlas en un parque para todos los vecinos.",
-    "Los trabajos comenzaron en primavera y, según los técnicos, terminarán antes de que llegue el invierno.",
-    "Muchos vecinos celebran el proyecto, aunque algunos comerciantes temen que las obras reduzcan sus ventas.",
-    "La alcaldesa explicó que el nuevo parque tendrá zonas de juego, caminos para bicicletas y un pequeño museo.",
-    "En el museo se contará la historia de los molinos y de las familias que vivieron junto al río.",
-    "Los colegios de la ciudad ya han preguntado si podrán organizar visitas para sus alumnos el próximo curso.",
-])
-ZH_ARTICLE = "\n".join([
-    "这条河从城市的北边流到南边，把老城区和新城区分开。",
-    "几百年来，这里的人们一直依靠河水灌溉农田，也用它来推动磨坊。",
-    "今年春天，市政府决定整治河岸，把它变成一个向所有居民开放的公园。",
-    "工程已经开始了，技术人员说，在冬天到来之前就能完成。",
-    "很多居民对这个计划表示欢迎，但也有一些商人担心施工会影响他们的生意。",
-    "市长介绍说，新公园里会有儿童游乐区、自行车道和一个小型博物馆。",
-    "博物馆将讲述磨坊的历史，以及那些世世代代生活在河边的家庭的故事。",
-    "城里的学校已经在询问，下个学期能不能带学生来参观。",
-])
-ZH_MENU = "\n".join(["首页", "新闻", "体育", "娱乐", "财经", "科技", "登录", "注册", "联系我们",
-                     "版权所有"] * 3)
+ES_ARTICLE = "\n".join(
+    [
+        "El río atraviesa la ciudad de norte a sur y divide el casco antiguo de los barrios nuevos.",
+        "Durante siglos, los habitantes de la región dependieron del agua para regar sus campos y mover los molinos.",
+        "Hoy en día, el ayuntamiento ha decidido recuperar las orillas y convertirlas en un parque para todos los vecinos.",
+        "Los trabajos comenzaron en primavera y, según los técnicos, terminarán antes de que llegue el invierno.",
+        "Muchos vecinos celebran el proyecto, aunque algunos comerciantes temen que las obras reduzcan sus ventas.",
+        "La alcaldesa explicó que el nuevo parque tendrá zonas de juego, caminos para bicicletas y un pequeño museo.",
+        "En el museo se contará la historia de los molinos y de las familias que vivieron junto al río.",
+        "Los colegios de la ciudad ya han preguntado si podrán organizar visitas para sus alumnos el próximo curso.",
+    ]
+)
+ZH_ARTICLE = "\n".join(
+    [
+        "这条河从城市的北边流到南边，把老城区和新城区分开。",
+        "几百年来，这里的人们一直依靠河水灌溉农田，也用它来推动磨坊。",
+        "今年春天，市政府决定整治河岸，把它变成一个向所有居民开放的公园。",
+        "工程已经开始了，技术人员说，在冬天到来之前就能完成。",
+        "很多居民对这个计划表示欢迎，但也有一些商人担心施工会影响他们的生意。",
+        "市长介绍说，新公园里会有儿童游乐区、自行车道和一个小型博物馆。",
+        "博物馆将讲述磨坊的历史，以及那些世世代代生活在河边的家庭的故事。",
+        "城里的学校已经在询问，下个学期能不能带学生来参观。",
+    ]
+)
+ZH_MENU = "\n".join(
+    ["首页", "新闻", "体育", "娱乐", "财经", "科技", "登录", "注册", "联系我们", "版权所有"] * 3
+)
 
 
 def quality(text: str, language: str | None, config: QualityConfig | None = None) -> str | None:
@@ -77,6 +82,7 @@ def quality(text: str, language: str | None, config: QualityConfig | None = None
 
 
 # --- settings -------------------------------------------------------------------------------------
+
 
 def test_required_languages_ship_settings_from_fineweb2():
     assert REQUIRED - {"en"} <= set(shipped_languages())
@@ -106,8 +112,10 @@ def test_unknown_language_gets_language_independent_defaults_never_english():
 
 
 def test_language_settings_dir_overrides_and_checks(tmp_path):
-    (tmp_path / "de.yaml").write_text("language: de\nsource: mine\nword_splitter: rules\n"
-                                      "gopher_quality: {min_doc_words: 5, stop_words: [xyz]}\n")
+    (tmp_path / "de.yaml").write_text(
+        "language: de\nsource: mine\nword_splitter: rules\n"
+        "gopher_quality: {min_doc_words: 5, stop_words: [xyz]}\n"
+    )
     cfg = QualityConfig(language_settings_dir=str(tmp_path))
     assert LanguageResolver(cfg).settings("de").source == "mine"
     assert quality(ES_ARTICLE.replace("El", "der"), "de", cfg) == "quality:gopher_enough_stop_words"
@@ -123,17 +131,39 @@ def test_language_settings_dir_overrides_and_checks(tmp_path):
 
 # --- words ----------------------------------------------------------------------------------------
 
+
 def test_split_words_per_language():
-    assert split_words("L'homme d'affaires est là.", "elision") == ["L'", "homme", "d'", "affaires",
-                                                                    "est", "là", "."]
+    assert split_words("L'homme d'affaires est là.", "elision") == [
+        "L'",
+        "homme",
+        "d'",
+        "affaires",
+        "est",
+        "là",
+        ".",
+    ]
     assert split_words("L'homme est là.", "rules") == ["L'homme", "est", "là", "."]
     assert split_words("中国的经济，发展很快。 Hello world", "chars") == [
-        "中", "国", "的", "经", "济", "，", "发", "展", "很", "快", "。", "Hello", "world"]
+        "中",
+        "国",
+        "的",
+        "经",
+        "济",
+        "，",
+        "发",
+        "展",
+        "很",
+        "快",
+        "。",
+        "Hello",
+        "world",
+    ]
     assert split_words("ภาษาไทย ok", "script")[:3] == ["ภ", "า", "ษ"]
     assert split_words("中国的经济", "rules") == ["中国的经济"]  # English path unchanged
 
 
 # --- decisions ------------------------------------------------------------------------------------
+
 
 def test_spanish_and_chinese_articles_kept_menus_removed():
     assert quality(ES_ARTICLE, "es") is None
@@ -147,9 +177,15 @@ def test_spanish_and_chinese_articles_kept_menus_removed():
 
 
 def test_english_decisions_unchanged():
-    text = "\n".join(["The river runs through the old town and past the fields beyond the hill."] * 1
-                     + [f"Line {i} of the story tells of the people and the town they love." for i in range(8)])
-    assert quality(text, "en") == quality(text, None) == quality(text, "en", QualityConfig(per_language=False))
+    text = "\n".join(
+        ["The river runs through the old town and past the fields beyond the hill."] * 1
+        + [f"Line {i} of the story tells of the people and the town they love." for i in range(8)]
+    )
+    assert (
+        quality(text, "en")
+        == quality(text, None)
+        == quality(text, "en", QualityConfig(per_language=False))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -162,18 +198,28 @@ def multilingual_run(web_dir, tmp_path_factory) -> tuple[Path, dict, dict]:
     cfg.langid.languages = ["de", "fr", "es", "zh"]
     cfg.extract.timeout_s = 5
     process_shard(str(web_dir / "multilingual-news.warc.gz"), str(out), cfg)
-    kept = {r["url"]: r for r in pq.read_table(next((out / "documents").glob("*.parquet"))).to_pylist()}
-    removed = {r["url"]: r for r in pq.read_table(next((out / "removed").glob("*.parquet"))).to_pylist()}
+    kept = {
+        r["url"]: r for r in pq.read_table(next((out / "documents").glob("*.parquet"))).to_pylist()
+    }
+    removed = {
+        r["url"]: r for r in pq.read_table(next((out / "removed").glob("*.parquet"))).to_pylist()
+    }
     return out, kept, removed
 
 
 def test_real_german_and_french_pages_kept_boilerplate_removed(multilingual_run):
     out, kept, removed = multilingual_run
     for url in KEEP_DE:
-        assert url in kept and kept[url]["language"] == "de", (url, removed.get(url, {}).get("reason"))
+        assert url in kept and kept[url]["language"] == "de", (
+            url,
+            removed.get(url, {}).get("reason"),
+        )
         assert kept[url]["language_score"] > 0.65
     for url in KEEP_FR:
-        assert url in kept and kept[url]["language"] == "fr", (url, removed.get(url, {}).get("reason"))
+        assert url in kept and kept[url]["language"] == "fr", (
+            url,
+            removed.get(url, {}).get("reason"),
+        )
     for url in BOILERPLATE:
         assert removed[url]["stage"] == "quality", url
     assert sum(d["language"] == "de" for d in kept.values()) >= 50  # was 0 of 68 with English rules

@@ -17,11 +17,17 @@ PLANTED = {
     "iban": ["GB82 WEST 1234 5698 7654 32", "DE89370400440532013000"],
     "phone": ["+44 20 7946 0958", "(415) 555-2671", "415.555.2671", "+49 (0) 89 20 80 27 250"],
 }
-KEPT = ["4111 1111 1111 1112",  # Luhn fails
-        "1234 5678 9012 3456",  # no issuer prefix (and Luhn fails)
-        "GB82 WEST 1234 5698 7654 33",  # mod 97 fails
-        "2024-05-18", "ISBN 978-3-16-148410-0", "call 12345", "in 1999-2004", "v10.2.3.4",
-        "2192686567013773038"]  # a 19-digit id from a real page
+KEPT = [
+    "4111 1111 1111 1112",  # Luhn fails
+    "1234 5678 9012 3456",  # no issuer prefix (and Luhn fails)
+    "GB82 WEST 1234 5698 7654 33",  # mod 97 fails
+    "2024-05-18",
+    "ISBN 978-3-16-148410-0",
+    "call 12345",
+    "in 1999-2004",
+    "v10.2.3.4",
+    "2192686567013773038",
+]  # a 19-digit id from a real page
 
 
 def test_checksums():
@@ -50,7 +56,9 @@ def test_planted_values_replaced_and_counted_ordinary_numbers_kept():
 
 def test_kinds_can_be_turned_off():
     step = PIIStep(PIIConfig(phone_numbers=False, credit_cards=False))
-    text, counts = step.scrub_counts("+44 20 7946 0958 and 4111 1111 1111 1111 and DE89370400440532013000")
+    text, counts = step.scrub_counts(
+        "+44 20 7946 0958 and 4111 1111 1111 1111 and DE89370400440532013000"
+    )
     assert counts == {"iban": 1} and "+44 20 7946 0958" in text
 
 
@@ -66,8 +74,16 @@ def test_presidio_backend_is_optional_and_says_so():
 
 def test_pii_stage_on_real_pages_counts_by_kind_in_stats(web_dir, tmp_path):
     pages = real_pages(str(web_dir))
-    rows = [{"id": f"d{i}", "url": "u", "date": None, "source": "t", "text": p["main"] + "\n" + p["boilerplate"]}
-            for i, p in enumerate(pages)]
+    rows = [
+        {
+            "id": f"d{i}",
+            "url": "u",
+            "date": None,
+            "source": "t",
+            "text": p["main"] + "\n" + p["boilerplate"],
+        }
+        for i, p in enumerate(pages)
+    ]
     rows[0]["text"] += "\nPay to DE89 3704 0044 0532 0130 00 or card 4111-1111-1111-1111."
     write_documents(tmp_path / "in", rows, shards=1)
     out = tmp_path / "out"

@@ -28,11 +28,17 @@ def test_pipeline_flow_end_to_end_and_resume(web_warcs, tmp_path):
     kept = {r["id"]: r["text"] for r in pq.read_table(out / "dedup" / "documents").to_pylist()}
     manifest = json.loads((out / "tokenize" / "manifest.json").read_text())
     tok = load_tokenizer("cl100k_base")
-    rows = [r for s in manifest["splits"].values() for sh in s["shards"]
-            for r in pq.read_table(out / "tokenize" / sh["file"]).to_pylist()]
+    rows = [
+        r
+        for s in manifest["splits"].values()
+        for sh in s["shards"]
+        for r in pq.read_table(out / "tokenize" / sh["file"]).to_pylist()
+    ]
     assert {r["id"] for r in rows} == set(kept)
     assert all(tok.decode(r["input_ids"][:-1]) == kept[r["id"]] for r in rows)
-    assert sum(v["tokens"] for v in manifest["splits"].values()) == sum(r["num_tokens"] for r in rows)
+    assert sum(v["tokens"] for v in manifest["splits"].values()) == sum(
+        r["num_tokens"] for r in rows
+    )
 
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
     again = corpus_pipeline_flow(inputs, str(out), tokenize=tc)["stages"]

@@ -45,8 +45,11 @@ def server(tmp_path_factory):
         prefect(["work-pool", "create", "tokenmill", "--type", "process"], env)
         # prefect.yaml's own fineweb and dedup entries (deploying all of them loads every flow)
         data = yaml.safe_load(PREFECT_YAML.read_text())
-        data["deployments"] = [d for d in data["deployments"] if d["entrypoint"] in
-                               ("flows/fineweb.py:fineweb_flow", "flows/dedup.py:dedup_flow")]
+        data["deployments"] = [
+            d
+            for d in data["deployments"]
+            if d["entrypoint"] in ("flows/fineweb.py:fineweb_flow", "flows/dedup.py:dedup_flow")
+        ]
         assert len(data["deployments"]) == 2
         only = home / "prefect.yaml"
         only.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -55,8 +58,12 @@ def server(tmp_path_factory):
         with open(log, "ab") as out:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "prefect", "worker", "start", "--pool", "tokenmill"],
-                cwd=REPO, env={**env, "PREFECT_WORKER_QUERY_SECONDS": "2"}, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=REPO,
+                env={**env, "PREFECT_WORKER_QUERY_SECONDS": "2"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             try:
                 yield env, home, log, worker
             finally:
@@ -72,8 +79,12 @@ def _client(env: dict, home: Path):
         temporary_settings,
     )
 
-    ctx = temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"],
-                                      PREFECT_LOCAL_STORAGE_PATH: home / "storage"})
+    ctx = temporary_settings(
+        updates={
+            PREFECT_API_URL: env["PREFECT_API_URL"],
+            PREFECT_LOCAL_STORAGE_PATH: home / "storage",
+        }
+    )
     return ctx, get_client
 
 
@@ -92,8 +103,7 @@ def test_fineweb_deployment_then_dedup_by_event(server, web_warcs, tmp_path):
 
     env, home, log, worker = server
     out = tmp_path / "corpus" / "fineweb"
-    params = {"inputs": json.dumps([str(p) for p in web_warcs]), "output": str(out),
-              "workers": "2"}
+    params = {"inputs": json.dumps([str(p) for p in web_warcs]), "output": str(out), "workers": "2"}
     run_id = run_deployment(env, "fineweb/default", params)
     run = wait_flow_run(env, run_id, 600, log, alive=worker)
     assert run["state"]["type"] == "COMPLETED", log.read_text()[-3000:]
@@ -102,15 +112,19 @@ def test_fineweb_deployment_then_dedup_by_event(server, web_warcs, tmp_path):
     ctx, get_client = _client(env, home)
     with ctx, get_client(sync_client=True) as client:
         # one task run per shard, each named after its shard, all completed
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run_id)])))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(run_id)]))
+        )
         shard_runs = [r for r in runs if r.name.startswith("shard-")]
         assert sorted(r.name for r in shard_runs) == sorted(
-            f"shard-{shard_name(str(p))}" for p in web_warcs)
+            f"shard-{shard_name(str(p))}" for p in web_warcs
+        )
         assert all(r.state.type.value == "COMPLETED" for r in shard_runs)
 
         # the table artifact: conservation at every stage, the same numbers as stats.json
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)])))
+        arts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
+        )
         by_type = {a.type: a for a in arts}
         assert {"table", "markdown"} <= set(by_type)
         table = by_type["table"].data
@@ -124,8 +138,11 @@ def test_fineweb_deployment_then_dedup_by_event(server, web_warcs, tmp_path):
         assert "top removal reasons" in by_type["markdown"].data
 
         # INFO logs with the counts reached the server
-        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]),
-                                          level=LogFilterLevel(ge_=20)))
+        logs = client.read_logs(
+            LogFilter(
+                flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]), level=LogFilterLevel(ge_=20)
+            )
+        )
         text = "\n".join(lg.message for lg in logs)
         assert f"stage read in={reads}" in text
         assert f"kept={stats['stages']['pii']['kept']}" in text
@@ -138,12 +155,20 @@ def test_fineweb_deployment_then_dedup_by_event(server, web_warcs, tmp_path):
 
         # the completion event started dedup on the fineweb output, writing next to it
         def dedup_run():
-            found = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["dedup"])))
+            found = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["dedup"]))
+            )
             done = [r for r in found if r.state and r.state.is_final()]
             return done[0] if done else None
 
-        dedup = wait_until("the dedup run triggered by fineweb's completion", dedup_run, 600, log,
-                           alive=worker, every=3)
+        dedup = wait_until(
+            "the dedup run triggered by fineweb's completion",
+            dedup_run,
+            600,
+            log,
+            alive=worker,
+            every=3,
+        )
     assert dedup.state.type.value == "COMPLETED", log.read_text()[-3000:]
     assert dedup.parameters["input"] == str(out)
     dedup_stats = json.loads((out.parent / "dedup" / "stats.json").read_text())["stages"]

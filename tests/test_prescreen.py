@@ -12,7 +12,16 @@ from pipelines.fineweb import build_stage_steps, process_shard
 from pipelines.prescreen import PrescreenStep
 from schemas.config import FinewebConfig, LangIdConfig
 
-LANGUAGE_SETS = [["en"], ["de"], ["fr"], ["es"], ["zh"], ["an"], ["de", "fr", "es", "zh"], ["en", "de"]]
+LANGUAGE_SETS = [
+    ["en"],
+    ["de"],
+    ["fr"],
+    ["es"],
+    ["zh"],
+    ["an"],
+    ["de", "fr", "es", "zh"],
+    ["en", "de"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +32,12 @@ def pages(web_warcs) -> list[dict]:
     from pipelines.read import read_warc
     from pipelines.urlfilter import URLFilterStep
 
-    uf, ex, li, pre = URLFilterStep(), ExtractStep(), LangIdStep(LangIdConfig(threshold=0.3)), PrescreenStep()
+    uf, ex, li, pre = (
+        URLFilterStep(),
+        ExtractStep(),
+        LangIdStep(LangIdConfig(threshold=0.3)),
+        PrescreenStep(),
+    )
     for step in (uf, ex, li, pre):
         step.setup()
     li.k = 3
@@ -34,7 +48,9 @@ def pages(web_warcs) -> list[dict]:
                 continue
             quick = pre.predict(doc["text"])
             status, text = ex.extract(doc["text"])
-            out.append({"url": doc["url"], "quick": quick, "full": li.predict(text) if text else {}})
+            out.append(
+                {"url": doc["url"], "quick": quick, "full": li.predict(text) if text else {}}
+            )
     return out
 
 
@@ -49,8 +65,11 @@ def test_prescreen_changes_kept_set_for_under_half_a_percent(pages):
         changed = 0
         for p in pages:
             full_keep = any(p["full"].get(lang, 0) > 0.65 for lang in wanted)
-            pre_remove = p["quick"] is not None and p["quick"][0] not in wanted \
+            pre_remove = (
+                p["quick"] is not None
+                and p["quick"][0] not in wanted
                 and p["quick"][1] >= threshold
+            )
             changed += pre_remove and full_keep
             full_removed += not full_keep
             saved += pre_remove and not full_keep
@@ -87,12 +106,19 @@ def en_runs(web_dir, tmp_path_factory):
 def test_prescreen_run_keeps_the_same_documents(en_runs):
     (on_stats, on_kept, on_removed, out), (_, off_kept, _, _) = en_runs[True], en_runs[False]
     assert sorted(d["id"] for d in on_kept) == sorted(d["id"] for d in off_kept)
-    assert [d["text"] for d in sorted(on_kept, key=lambda d: d["id"])] == \
-        [d["text"] for d in sorted(off_kept, key=lambda d: d["id"])]
+    assert [d["text"] for d in sorted(on_kept, key=lambda d: d["id"])] == [
+        d["text"] for d in sorted(off_kept, key=lambda d: d["id"])
+    ]
     pre = [r for r in on_removed if r["reason"] == "langid:prescreen_not_in_languages"]
     assert len(pre) >= 50  # German/French pages never went through trafilatura
-    assert all(r["stage"] == "langid" and r["language"] != "en" and r["language_score"] >= 0.8
-               and "<html" not in r["text"].lower() and r["text"] for r in pre)
+    assert all(
+        r["stage"] == "langid"
+        and r["language"] != "en"
+        and r["language_score"] >= 0.8
+        and "<html" not in r["text"].lower()
+        and r["text"]
+        for r in pre
+    )
     st = on_stats
     assert st["langid"].removed["langid:prescreen_not_in_languages"] == len(pre)
     assert st["extract"].kept == st["langid"].docs_in  # the stage chain still adds up
@@ -108,8 +134,10 @@ def test_partition_by_language(web_dir, tmp_path):
     cfg = FinewebConfig(langid=LangIdConfig(languages=["de", "fr"]), partition_by_language=True)
     cfg.extract.timeout_s = 5
     stats = process_shard(str(web_dir / "multilingual-news.warc.gz"), str(tmp_path), cfg)
-    parts = {p.parent.name: pq.read_table(p).to_pylist()
-             for p in (tmp_path / "documents").glob("*/*.parquet")}
+    parts = {
+        p.parent.name: pq.read_table(p).to_pylist()
+        for p in (tmp_path / "documents").glob("*/*.parquet")
+    }
     assert set(parts) == {"de", "fr"}
     for lang, rows in parts.items():
         assert rows and all(r["language"] == lang for r in rows)
@@ -122,7 +150,9 @@ def test_per_language_langid_threshold(web_dir):
     from pipelines.langid import LangIdStep
     from pipelines.read import read_warc
 
-    doc = next(d for d, why in read_warc(str(web_dir / "commoncrawl-whirlwind.warc.gz")) if why is None)
+    doc = next(
+        d for d, why in read_warc(str(web_dir / "commoncrawl-whirlwind.warc.gz")) if why is None
+    )
     ex = ExtractStep()
     ex.setup()
     assert ex.process(doc) is None
@@ -136,5 +166,7 @@ def test_cli_options():
     from flows.cli_fineweb import load_config
 
     cfg = load_config(no_prescreen=True, by_language=True, languages=["all"])
-    assert cfg.langid.prescreen is False and cfg.partition_by_language and cfg.langid.languages == []
+    assert (
+        cfg.langid.prescreen is False and cfg.partition_by_language and cfg.langid.languages == []
+    )
     assert load_config().langid.prescreen is True

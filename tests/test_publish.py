@@ -31,28 +31,61 @@ def hub():
         yield fake
 
 
-def run_cli(args: list[str], hub: HubFake, tmp_path: Path, token: str | None = TOKEN,
-            ) -> subprocess.CompletedProcess:
+def run_cli(
+    args: list[str],
+    hub: HubFake,
+    tmp_path: Path,
+    token: str | None = TOKEN,
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update(HF_ENDPOINT=hub.endpoint, HF_HOME=str(tmp_path / "hf_home"), HF_HUB_DISABLE_XET="1",
-               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_PROGRESS_BARS="1", NO_PROXY="127.0.0.1")
+    env.update(
+        HF_ENDPOINT=hub.endpoint,
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        NO_PROXY="127.0.0.1",
+    )
     if token is not None:
         env["HF_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_push_uploads_every_file_in_several_commits(hub: HubFake, tmp_path: Path) -> None:
     root = make_corpus(tmp_path / "corpus", shards=3)
-    out = run_cli(["push", str(root), "--repo", "alice/corpus", "--endpoint", hub.endpoint,
-                   "--max-commit-files", "2"], hub, tmp_path)
+    out = run_cli(
+        [
+            "push",
+            str(root),
+            "--repo",
+            "alice/corpus",
+            "--endpoint",
+            hub.endpoint,
+            "--max-commit-files",
+            "2",
+        ],
+        hub,
+        tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     repo = hub.repos["alice/corpus"]
     assert repo.repo_type == "dataset" and not repo.private
     main = repo.branches["main"]
-    local = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
-             if p.is_file() and not p.relative_to(root).as_posix().startswith(
-                 ("fineweb/documents/", "fineweb/removed/", "dedup/removed/"))}
+    local = {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file()
+        and not p.relative_to(root)
+        .as_posix()
+        .startswith(("fineweb/documents/", "fineweb/removed/", "dedup/removed/"))
+    }
     assert set(main.files) == set(local)  # card (written by push), plots, stats, manifest, data
     for path, data in local.items():
         assert main.files[path] == data, path  # bytes equal
@@ -66,17 +99,23 @@ def test_push_uploads_every_file_in_several_commits(hub: HubFake, tmp_path: Path
     assert "4 commits" in out.stdout
     # README went through /api/validate-yaml and its YAML is the card's
     assert hub.validated_yaml and hub.validated_yaml[-1] == local["README.md"].decode()
-    meta = yaml.safe_load(re.match(r"^---\n(.*?)\n---\n", main.files["README.md"].decode(), re.S).group(1))
+    meta = yaml.safe_load(
+        re.match(r"^---\n(.*?)\n---\n", main.files["README.md"].decode(), re.S).group(1)
+    )
     assert {c["config_name"] for c in meta["configs"]} == {"documents", "tokens"}
     assert 'load_dataset("alice/corpus"' in main.files["README.md"].decode()
     # the token is sent to the Hub, and nowhere else
     assert TOKEN not in out.stdout + out.stderr
     assert all(TOKEN.encode() not in data for data in main.files.values())
-    assert any({k.lower(): v for k, v in r["headers"].items()}.get("authorization") == f"Bearer {TOKEN}"
-               for r in hub.requests)
+    assert any(
+        {k.lower(): v for k, v in r["headers"].items()}.get("authorization") == f"Bearer {TOKEN}"
+        for r in hub.requests
+    )
 
 
-def test_include_removed_publishes_scrubbed_extracted_text_only(hub: HubFake, tmp_path: Path) -> None:
+def test_include_removed_publishes_scrubbed_extracted_text_only(
+    hub: HubFake, tmp_path: Path
+) -> None:
     import io
 
     import pyarrow.parquet as pq
@@ -85,22 +124,44 @@ def test_include_removed_publishes_scrubbed_extracted_text_only(hub: HubFake, tm
     from schemas.documents import removed_table
 
     root = make_corpus(tmp_path / "corpus", shards=1)
-    atomic_write_parquet(root / "fineweb/removed/part-00001.parquet", removed_table([
-        {"id": "h", "url": "https://spam.example/", "text": "<html>spam</html>", "stage": "urlfilter",
-         "reason": "url:domain"},
-        {"id": "e", "url": "https://x.example/", "text": "mail bob@corp.example.com now",
-         "stage": "quality", "reason": "quality:gopher"}]))
+    atomic_write_parquet(
+        root / "fineweb/removed/part-00001.parquet",
+        removed_table(
+            [
+                {
+                    "id": "h",
+                    "url": "https://spam.example/",
+                    "text": "<html>spam</html>",
+                    "stage": "urlfilter",
+                    "reason": "url:domain",
+                },
+                {
+                    "id": "e",
+                    "url": "https://x.example/",
+                    "text": "mail bob@corp.example.com now",
+                    "stage": "quality",
+                    "reason": "quality:gopher",
+                },
+            ]
+        ),
+    )
     # the card must agree with the flag, both ways: one line, nothing sent
     assert run_cli(["card", str(root), "--no-plots"], hub, tmp_path).returncode == 0
     mismatch = run_cli(["push", str(root), "--repo", "alice/c", "--include-removed"], hub, tmp_path)
     assert mismatch.returncode == 1 and "--include-removed" in mismatch.stderr and not hub.requests
-    assert run_cli(["card", str(root), "--no-plots", "--include-removed"], hub, tmp_path).returncode == 0
+    assert (
+        run_cli(["card", str(root), "--no-plots", "--include-removed"], hub, tmp_path).returncode
+        == 0
+    )
     assert run_cli(["push", str(root), "--repo", "alice/c"], hub, tmp_path).returncode == 1
     out = run_cli(["push", str(root), "--repo", "alice/c", "--include-removed"], hub, tmp_path)
     assert out.returncode == 0, out.stderr
     files = hub.repos["alice/c"].branches["main"].files
     rows = pq.read_table(io.BytesIO(files["fineweb/removed/part-00001.parquet"])).to_pylist()
-    assert [(r["id"], r["text"]) for r in rows] == [("h", None), ("e", "mail email@example.com now")]
+    assert [(r["id"], r["text"]) for r in rows] == [
+        ("h", None),
+        ("e", "mail email@example.com now"),
+    ]
     assert all(b"<html>" not in data and b"bob@corp" not in data for data in files.values())
 
 
@@ -110,7 +171,9 @@ def test_push_refuses_a_symlink_out_of_the_folder(hub: HubFake, tmp_path: Path) 
     root = make_synth(tmp_path / "synth")
     (root / "README.md").symlink_to(secret)
     out = run_cli(["push", str(root), "--repo", "alice/synth"], hub, tmp_path)
-    assert out.returncode == 1 and "outside the folder" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1 and "outside the folder" in out.stderr and "Traceback" not in out.stderr
+    )
     assert not hub.requests  # refused before anything was sent
     # a symlinked stats file pointing outside is refused too (the card is fine now)
     (root / "README.md").unlink()
@@ -119,8 +182,12 @@ def test_push_refuses_a_symlink_out_of_the_folder(hub: HubFake, tmp_path: Path) 
     out = run_cli(["push", str(root), "--repo", "alice/synth"], hub, tmp_path)
     assert out.returncode == 1 and "stats.json" in out.stderr and "outside the folder" in out.stderr
     assert not hub.requests
-    assert all(b"PRIVATE KEY" not in d for r in hub.repos.values() for b in r.branches.values()
-               for d in b.files.values())
+    assert all(
+        b"PRIVATE KEY" not in d
+        for r in hub.repos.values()
+        for b in r.branches.values()
+        for d in b.files.values()
+    )
 
 
 def test_a_black_hole_hub_fails_within_the_timeout(tmp_path: Path) -> None:
@@ -133,13 +200,28 @@ def test_a_black_hole_hub_fails_within_the_timeout(tmp_path: Path) -> None:
     hole.bind(("127.0.0.1", 0))
     hole.listen(16)  # the kernel accepts connections; nobody ever answers
     try:
+
         class Hole:
             endpoint = f"http://127.0.0.1:{hole.getsockname()[1]}"
 
         root = make_synth(tmp_path / "synth")
         t0 = time.monotonic()
-        out = run_cli(["push", str(root), "--repo", "alice/synth", "--endpoint", Hole.endpoint,
-                       "--timeout", "2", "--retries", "1"], Hole, tmp_path)  # type: ignore[arg-type]
+        out = run_cli(
+            [
+                "push",
+                str(root),
+                "--repo",
+                "alice/synth",
+                "--endpoint",
+                Hole.endpoint,
+                "--timeout",
+                "2",
+                "--retries",
+                "1",
+            ],
+            Hole,
+            tmp_path,
+        )  # type: ignore[arg-type]
         took = time.monotonic() - t0
     finally:
         hole.close()
@@ -191,13 +273,17 @@ def test_push_again_skips_unchanged_files(hub: HubFake, tmp_path: Path) -> None:
     lfs_puts = sum(1 for r in hub.requests if r["method"] == "PUT")
     again = run_cli(["push", str(root), "--repo", "alice/synth"], hub, tmp_path)
     assert again.returncode == 0, again.stderr
-    assert len(hub.repos["alice/synth"].branches["main"].commits) == first  # nothing changed, no commit
+    assert (
+        len(hub.repos["alice/synth"].branches["main"].commits) == first
+    )  # nothing changed, no commit
     assert sum(1 for r in hub.requests if r["method"] == "PUT") == lfs_puts  # nothing re-uploaded
 
 
 def test_push_private_to_a_branch(hub: HubFake, tmp_path: Path) -> None:
     root = make_synth(tmp_path / "synth")
-    out = run_cli(["push", str(root), "--repo", "alice/synth", "--private", "--revision", "v1"], hub, tmp_path)
+    out = run_cli(
+        ["push", str(root), "--repo", "alice/synth", "--private", "--revision", "v1"], hub, tmp_path
+    )
     assert out.returncode == 0, out.stderr
     repo = hub.repos["alice/synth"]
     assert repo.private
@@ -220,13 +306,20 @@ def test_missing_token_is_one_clear_line(hub: HubFake, tmp_path: Path) -> None:
     root = make_synth(tmp_path / "synth")
     out = run_cli(["push", str(root), "--repo", "alice/synth"], hub, tmp_path, token=None)
     assert out.returncode == 1
-    assert out.stderr.strip().splitlines() == ["error: no Hugging Face token: set HF_TOKEN or run `hf auth login`"]
+    assert out.stderr.strip().splitlines() == [
+        "error: no Hugging Face token: set HF_TOKEN or run `hf auth login`"
+    ]
     assert not hub.requests
 
 
 def test_invalid_card_metadata_is_reported_not_pushed(hub: HubFake, tmp_path: Path) -> None:
     root = make_synth(tmp_path / "synth")
-    assert run_cli(["card", str(root), "--license", "not-a-license", "--no-plots"], hub, tmp_path).returncode == 0
+    assert (
+        run_cli(
+            ["card", str(root), "--license", "not-a-license", "--no-plots"], hub, tmp_path
+        ).returncode
+        == 0
+    )
     out = run_cli(["push", str(root), "--repo", "alice/synth"], hub, tmp_path)
     assert out.returncode == 1
     assert "license" in out.stderr and "Traceback" not in out.stderr

@@ -47,14 +47,21 @@ def test_good_text_is_kept_unchanged():
 
 def test_steps_in_fineweb_order_and_disabling():
     steps = build_quality_steps(QualityConfig())
-    assert [type(s) for s in steps] == [GopherRepetitionStep, GopherQualityStep, C4QualityStep,
-                                        FineWebQualityStep]
+    assert [type(s) for s in steps] == [
+        GopherRepetitionStep,
+        GopherQualityStep,
+        C4QualityStep,
+        FineWebQualityStep,
+    ]
     assert all(s.reason_prefix == "quality" for s in steps)
     assert [type(s) for s in build_quality_steps(QualityConfig(c4=None, fineweb=None))] == [
-        GopherRepetitionStep, GopherQualityStep]
+        GopherRepetitionStep,
+        GopherQualityStep,
+    ]
 
 
 # --- Gopher repetition --------------------------------------------------------------------------
+
 
 def test_repetition_rules():
     assert run("")[0] == "quality:gopher_empty"
@@ -64,17 +71,35 @@ def test_repetition_rules():
     assert run(lines)[0] == "quality:gopher_dup_line_frac"
     # one long paragraph repeated once: few duplicates by count, many duplicated characters
     long_para = " ".join(GOOD_LINES)
-    assert run("\n\n".join([long_para, "A short closing remark here.", "Another short one.",
-                            "And the last one.", long_para]))[0] == "quality:gopher_dup_para_char_frac"
+    assert (
+        run(
+            "\n\n".join(
+                [
+                    long_para,
+                    "A short closing remark here.",
+                    "Another short one.",
+                    "And the last one.",
+                    long_para,
+                ]
+            )
+        )[0]
+        == "quality:gopher_dup_para_char_frac"
+    )
     # a 2-gram that covers over 20% of the characters
     spam = " ".join(["buy now"] * 40) + " " + " ".join(GOOD_LINES)
     assert run(spam)[0] == "quality:gopher_top_2_gram"
     # a repeated 5-word run spread over distinct sentences
-    rep = " ".join(f"{w} the quick brown fox jumps over lazy dogs." for w in
-                   "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split())
+    rep = " ".join(
+        f"{w} the quick brown fox jumps over lazy dogs."
+        for w in "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    )
     assert run(rep)[0].startswith("quality:gopher_")
-    assert run(rep)[0] in {"quality:gopher_top_3_gram", "quality:gopher_top_4_gram",
-                           "quality:gopher_top_2_gram", "quality:gopher_duplicated_5_n_grams"}
+    assert run(rep)[0] in {
+        "quality:gopher_top_3_gram",
+        "quality:gopher_top_4_gram",
+        "quality:gopher_top_2_gram",
+        "quality:gopher_duplicated_5_n_grams",
+    }
 
 
 def test_duplicated_ngrams_counts_like_datatrove():
@@ -91,28 +116,46 @@ def test_duplicated_ngrams_counts_like_datatrove():
 
 # --- Gopher quality -----------------------------------------------------------------------------
 
+
 def test_gopher_quality_rules():
     # (short texts also trip the repetition filter's top-2-gram rule, so test this filter alone)
-    assert run("Too short to be a document.", QualityConfig(gopher_repetition=None))[0] == \
-        "quality:gopher_short_doc"
+    assert (
+        run("Too short to be a document.", QualityConfig(gopher_repetition=None))[0]
+        == "quality:gopher_short_doc"
+    )
     long_words = " ".join(["extraordinarily incomprehensibilities"] * 40) + " the and of"
-    assert run(long_words, QualityConfig(gopher_repetition=None))[0] == "quality:gopher_above_avg_threshold"
+    assert (
+        run(long_words, QualityConfig(gopher_repetition=None))[0]
+        == "quality:gopher_above_avg_threshold"
+    )
     short_words = " ".join(["a an of is it to by"] * 10)
-    assert run(short_words, QualityConfig(gopher_repetition=None))[0] == "quality:gopher_below_avg_threshold"
+    assert (
+        run(short_words, QualityConfig(gopher_repetition=None))[0]
+        == "quality:gopher_below_avg_threshold"
+    )
     hashes = GOOD + "\n" + " ".join(f"#tag{i}" for i in range(30))
     assert run(hashes)[0] == "quality:gopher_too_many_hashes"
     ellipsis = "\n".join(line[:-1] + "... more" for line in GOOD_LINES) + "\n" + "wait... " * 20
-    assert run(ellipsis, QualityConfig(gopher_repetition=None))[0] == "quality:gopher_too_many_ellipsis"
+    assert (
+        run(ellipsis, QualityConfig(gopher_repetition=None))[0]
+        == "quality:gopher_too_many_ellipsis"
+    )
     bullets = "\n".join("- " + line for line in GOOD_LINES)
     assert run(bullets)[0] == "quality:gopher_too_many_bullets"
     end_ellipsis = "\n".join(line[:-1] + "…" for line in GOOD_LINES)
     assert run(end_ellipsis)[0] == "quality:gopher_too_many_end_ellipsis"
     numbers = GOOD + "\n" + " ".join(str(1000 + i) for i in range(400))
     assert run(numbers)[0] == "quality:gopher_below_alpha_threshold"
-    no_stop = "\n".join(["Cats chase mice quickly around gardens during summer evenings."] * 1
-                        + [f"Dogs number {w} bark loudly at strangers passing by houses." for w in
-                           "one two three four five six seven eight".split()])
-    assert run(no_stop, QualityConfig(gopher_repetition=None))[0] == "quality:gopher_enough_stop_words"
+    no_stop = "\n".join(
+        ["Cats chase mice quickly around gardens during summer evenings."] * 1
+        + [
+            f"Dogs number {w} bark loudly at strangers passing by houses."
+            for w in "one two three four five six seven eight".split()
+        ]
+    )
+    assert (
+        run(no_stop, QualityConfig(gopher_repetition=None))[0] == "quality:gopher_enough_stop_words"
+    )
 
 
 def test_gopher_quality_thresholds_come_from_config():
@@ -124,15 +167,18 @@ def test_gopher_quality_thresholds_come_from_config():
 
 # --- C4 -----------------------------------------------------------------------------------------
 
+
 def test_c4_drops_bad_lines_and_rewrites_the_text():
-    noisy = "\n".join([
-        GOOD_LINES[0] + "[1]",
-        "Menu",  # fewer than 3 words
-        "Please enable JavaScript to view the comments below.",
-        "We use cookies; see our privacy policy for details.",
-        *GOOD_LINES[1:],
-        "Home About",
-    ])
+    noisy = "\n".join(
+        [
+            GOOD_LINES[0] + "[1]",
+            "Menu",  # fewer than 3 words
+            "Please enable JavaScript to view the comments below.",
+            "We use cookies; see our privacy policy for details.",
+            *GOOD_LINES[1:],
+            "Home About",
+        ]
+    )
     why, text = run(noisy)
     assert why is None
     assert text == GOOD  # citation removed, short / javascript / policy lines dropped
@@ -140,12 +186,13 @@ def test_c4_drops_bad_lines_and_rewrites_the_text():
 
 def test_c4_document_rules():
     assert run(GOOD + "\nLorem ipsum dolor sit amet, consectetur.")[0] == "quality:c4_lorem_ipsum"
-    assert run(GOOD + "\nThe config is {\"a\": 1} for this setup.")[0] == "quality:c4_curly_bracket"
+    assert run(GOOD + '\nThe config is {"a": 1} for this setup.')[0] == "quality:c4_curly_bracket"
     few = " ".join(GOOD_LINES[:4]).replace(".", ",") + " and then it ended."
     assert run(few, QualityConfig(gopher_repetition=None))[0] == "quality:c4_too_few_sentences"
 
 
 # --- FineWeb ------------------------------------------------------------------------------------
+
 
 def test_fineweb_rules():
     only = QualityConfig(gopher_repetition=None, gopher_quality=None, c4=None)
@@ -164,7 +211,9 @@ def test_fineweb_rules():
 def test_fineweb_sees_the_text_c4_rewrote():
     # the original text has 100 one-word lines (a list: too many newlines per word); C4 drops
     # them, so FineWeb, which must re-split the rewritten text, keeps the document
-    text = GOOD + "\n" + "\n".join(f"Internationalization_considerations_{i:03d}." for i in range(100))
+    text = (
+        GOOD + "\n" + "\n".join(f"Internationalization_considerations_{i:03d}." for i in range(100))
+    )
     assert FineWebQualityStep().process({"text": text}) == "quality:fineweb_list_ratio"
     # (Gopher quality off: those long one-word lines would push the mean word length over 10)
     assert run(text, QualityConfig(gopher_quality=None)) == (None, GOOD)
@@ -186,7 +235,18 @@ SPLIT_CASES = {
     "e.g. the U.S. and Mr. Smith": ["e.g.", "the", "U.S.", "and", "Mr.", "Smith"],
     "a well-known and/or odd case": ["a", "well", "-", "known", "and/or", "odd", "case"],
     "see https://example.com/a?b=1 now": ["see", "https://example.com/a?b=1", "now"],
-    "(it costs $5.50, about 10km)": ["(", "it", "costs", "$", "5.50", ",", "about", "10", "km", ")"],
+    "(it costs $5.50, about 10km)": [
+        "(",
+        "it",
+        "costs",
+        "$",
+        "5.50",
+        ",",
+        "about",
+        "10",
+        "km",
+        ")",
+    ],
     "wait...what": ["wait", "...", "what"],
     "Berkeley): Language": ["Berkeley", "):", "Language"],
     "z.B. der Verein e.V. hier": ["z.", "B.", "der", "Verein", "e.", "V.", "hier"],
@@ -211,6 +271,7 @@ def test_count_sentences_like_spacy_sentencizer():
 
 # --- against datatrove (needs spaCy: the benchmark environment) ---------------------------------
 
+
 def _real_pages(web_warcs) -> list[tuple[str, str]]:
     from pipelines.extract import extract_text
     from pipelines.read import read_warc
@@ -228,8 +289,11 @@ def _real_pages(web_warcs) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def datatrove_filters():
-    pytest.importorskip("spacy", reason="spaCy not installed: datatrove's filters cannot run "
-                        "(pip install spacy; CI installs only .[dev])")
+    pytest.importorskip(
+        "spacy",
+        reason="spaCy not installed: datatrove's filters cannot run "
+        "(pip install spacy; CI installs only .[dev])",
+    )
     from benchmarks._datatrove_fineweb import english_filters
 
     return english_filters()
@@ -283,6 +347,11 @@ def test_words_equal_spacy_on_tricky_strings(datatrove_filters):
 
     for text in SPLIT_CASES:
         assert split_into_words(text) == dt_words(text, "eng"), text
-    for line in ["Mr. Smith went home. He slept well!", 'He said "Hi." Then he left.',
-                 "Done?! Yes.", "etc.)\xa0;", "See the U.S. map (2 GB/s). Then go."]:
+    for line in [
+        "Mr. Smith went home. He slept well!",
+        'He said "Hi." Then he left.',
+        "Done?! Yes.",
+        "etc.)\xa0;",
+        "See the U.S. map (2 GB/s). Then go.",
+    ]:
         assert count_sentences(line) == len(split_into_sentences(line, "eng")), line

@@ -29,16 +29,30 @@ else:
 
 def _start(stage: str, inp: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-c", RUN, stage, str(inp), str(out)], cwd=REPO,
-                            env=env, start_new_session=True, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN, stage, str(inp), str(out)],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["line_dedup", "exact_dedup"])
 def test_kill_9_then_rerun_equals_clean_run(stage, web_dir, tmp_path):
     pages = real_pages(str(web_dir))
-    rows = [{"id": f"d{i:04d}-{k}", "url": p["url"].strip("<>"), "date": p["date"], "source": "t",
-             "text": p["main"]} for k in range(4) for i, p in enumerate(pages)]
+    rows = [
+        {
+            "id": f"d{i:04d}-{k}",
+            "url": p["url"].strip("<>"),
+            "date": p["date"],
+            "source": "t",
+            "text": p["main"],
+        }
+        for k in range(4)
+        for i, p in enumerate(pages)
+    ]
     inp = write_documents(tmp_path / "in", rows, shards=60)
     clean = tmp_path / "clean"
     proc = _start(stage, inp, clean)

@@ -21,12 +21,17 @@ from pipelines.synth.samples import SamplesConfig, read_samples, run_samples
 from pipelines.verify import is_correct
 from tests.test_synth_support import OpenAIServer, last_user
 
-PROMPTS = [(f"What is {a} + {b}?", str(a + b)) for a, b in [(2, 3), (10, 32), (7, 8), (40, 2), (13, 29), (6, 6)]]
+PROMPTS = [
+    (f"What is {a} + {b}?", str(a + b))
+    for a, b in [(2, 3), (10, 32), (7, 8), (40, 2), (13, 29), (6, 6)]
+]
 
 
 def write_prompts(d):
-    atomic_write_parquet(d / "train" / "part-00000.parquet",
-                         pa.Table.from_pylist([{"prompt": p, "answer": a} for p, a in PROMPTS]))
+    atomic_write_parquet(
+        d / "train" / "part-00000.parquet",
+        pa.Table.from_pylist([{"prompt": p, "answer": a} for p, a in PROMPTS]),
+    )
     return d
 
 
@@ -41,8 +46,14 @@ def policy(body: dict) -> str:
 @pytest.fixture
 def samples(tmp_path):
     with OpenAIServer(policy) as server:
-        stats = run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=5,
-                                          llm=LLMConfig(base_url=server.base_url, cache_dir=str(tmp_path / "c"))))
+        stats = run_samples(
+            SamplesConfig(
+                output=str(tmp_path / "s"),
+                prompts=str(write_prompts(tmp_path / "p")),
+                k=5,
+                llm=LLMConfig(base_url=server.base_url, cache_dir=str(tmp_path / "c")),
+            )
+        )
         assert len({r["seed"] for r in server.requests}) == len(server.requests) == 30
     assert stats["prompts"] == 6 and stats["responses"] == 30
     return tmp_path / "s"
@@ -66,9 +77,13 @@ def test_verifier_ranking_exports_correct_over_incorrect(samples, tmp_path):
     answer = {p: a for p, a in PROMPTS}
     for r in rows:  # every pair's chosen was ranked above its rejected, and is the correct one
         assert r["chosen_rank"] < r["rejected_rank"] and r["annotator"] == "verifier"
-        assert is_correct(r["chosen"], answer[r["prompt"]]) and not is_correct(r["rejected"], answer[r["prompt"]])
+        assert is_correct(r["chosen"], answer[r["prompt"]]) and not is_correct(
+            r["rejected"], answer[r["prompt"]]
+        )
     # all implied pairs: #correct x #incorrect per set; the ties inside groups are dropped
-    expected = sum(len(g[0]) * len(g[1]) for g in (verifier_ranking(s) for s in store.sets()) if len(g) == 2)
+    expected = sum(
+        len(g[0]) * len(g[1]) for g in (verifier_ranking(s) for s in store.sets()) if len(g) == 2
+    )
     assert stats["pairs"] == expected and stats["ties_dropped"] > 0
 
 
@@ -137,16 +152,58 @@ def test_agreement_between_annotators(samples, tmp_path):
 
 def test_cli_samples_auto_export(tmp_path):
     with OpenAIServer(policy) as server:
-        r = subprocess.run([sys.executable, "-m", "flows.cli", "synth", "samples", "--prompts",
-                            str(write_prompts(tmp_path / "p")), "--llm-url", server.base_url, "--k", "4",
-                            "--output", str(tmp_path / "s")], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "synth",
+                "samples",
+                "--prompts",
+                str(write_prompts(tmp_path / "p")),
+                "--llm-url",
+                server.base_url,
+                "--k",
+                "4",
+                "--output",
+                str(tmp_path / "s"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "auto", "--samples", str(tmp_path / "s"),
-                        "--by", "verifier"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "rank",
+            "auto",
+            "--samples",
+            str(tmp_path / "s"),
+            "--by",
+            "verifier",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["ranked"] == 6
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "export", "--samples", str(tmp_path / "s"),
-                        "--output", str(tmp_path / "pairs")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "rank",
+            "export",
+            "--samples",
+            str(tmp_path / "s"),
+            "--output",
+            str(tmp_path / "pairs"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["pairs"] > 0
 
@@ -156,9 +213,16 @@ def test_samples_from_the_projects_own_model(tmp_path):
     from tests.test_trainer_data import tiny_checkpoint
 
     run = tiny_checkpoint(tmp_path / "base", steps=3)
-    stats = run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=3,
-                                      n_prompts=2, max_tokens=6,
-                                      llm=LLMConfig(backend="local", checkpoint=str(run))))
+    stats = run_samples(
+        SamplesConfig(
+            output=str(tmp_path / "s"),
+            prompts=str(write_prompts(tmp_path / "p")),
+            k=3,
+            n_prompts=2,
+            max_tokens=6,
+            llm=LLMConfig(backend="local", checkpoint=str(run)),
+        )
+    )
     rows = read_samples(tmp_path / "s")
     assert stats["responses"] == 6 and stats["source"].startswith("checkpoint:")
     assert all(len({x["text"] for x in r["responses"]}) > 1 for r in rows)  # k draws, not k copies
@@ -167,24 +231,53 @@ def test_samples_from_the_projects_own_model(tmp_path):
 
 def test_cli_rank_by_judge(tmp_path):
     with OpenAIServer(policy) as server:
-        run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=3,
-                                  n_prompts=2, llm=LLMConfig(base_url=server.base_url)))
+        run_samples(
+            SamplesConfig(
+                output=str(tmp_path / "s"),
+                prompts=str(write_prompts(tmp_path / "p")),
+                k=3,
+                n_prompts=2,
+                llm=LLMConfig(base_url=server.base_url),
+            )
+        )
 
     def judge(body):  # prefers the right sum, whatever its position
         text = last_user(body)
         a, b = map(int, re.findall(r"What is (\d+) \+ (\d+)", text)[0])
-        return "A" if is_correct(text.split("Response A:\n")[1].split("Response B:")[0], str(a + b)) else "B"
+        return (
+            "A"
+            if is_correct(text.split("Response A:\n")[1].split("Response B:")[0], str(a + b))
+            else "B"
+        )
 
     with OpenAIServer(judge) as j:
-        r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "auto", "--samples", str(tmp_path / "s"),
-                            "--by", "judge", "--judge-url", j.base_url, "--judge-model", "stub"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "rank",
+                "auto",
+                "--samples",
+                str(tmp_path / "s"),
+                "--by",
+                "judge",
+                "--judge-url",
+                j.base_url,
+                "--judge-model",
+                "stub",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         assert len(j.requests) == 2 * 2 * 3  # 3 pairs per set, both orders
     out = json.loads(r.stdout)
     # pairs of two right (or two wrong) answers get "A" both ways: position bias, recorded as a tie
     assert out["annotator"] == "judge:stub" and out["ranked"] == 2 and out["consistent"] > 0
-    stats = export_pairs(RankStore(f"sqlite:///{tmp_path / 's' / 'rankings.sqlite'}"), tmp_path / "pairs")
+    stats = export_pairs(
+        RankStore(f"sqlite:///{tmp_path / 's' / 'rankings.sqlite'}"), tmp_path / "pairs"
+    )
     answer = dict(PROMPTS)
     for row in pa.parquet.read_table(tmp_path / "pairs" / "train").to_pylist():
         assert row["annotator"] == "judge:stub" and is_correct(row["chosen"], answer[row["prompt"]])
@@ -192,20 +285,43 @@ def test_cli_rank_by_judge(tmp_path):
 
 
 def test_cli_rank_errors_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "serve", "--samples", str(tmp_path / "none")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "rank", "serve", "--samples", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 1 and r.stderr.startswith("error:") and "synth samples" in r.stderr
     (tmp_path / "s").mkdir()
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "rank", "export", "--samples", str(tmp_path / "s"),
-                        "--output", str(tmp_path / "o")], capture_output=True, text=True)
-    assert r.returncode == 1 and "no rankings database" in r.stderr and not (tmp_path / "o").exists()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "rank",
+            "export",
+            "--samples",
+            str(tmp_path / "s"),
+            "--output",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        r.returncode == 1 and "no rankings database" in r.stderr and not (tmp_path / "o").exists()
+    )
 
 
 def test_resampling_with_other_settings_gives_other_sets(tmp_path):
     """Sets are named by what made them: other sampling settings never collide with stored rankings."""
     with OpenAIServer(policy) as server:
-        a = SamplesConfig(output=str(tmp_path / "a"), prompts=str(write_prompts(tmp_path / "p")), k=3, n_prompts=2,
-                          llm=LLMConfig(base_url=server.base_url))
+        a = SamplesConfig(
+            output=str(tmp_path / "a"),
+            prompts=str(write_prompts(tmp_path / "p")),
+            k=3,
+            n_prompts=2,
+            llm=LLMConfig(base_url=server.base_url),
+        )
         run_samples(a)
         run_samples(a.model_copy(update={"output": str(tmp_path / "b"), "temperature": 0.7}))
     store = RankStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
@@ -223,4 +339,8 @@ def test_re_export_with_other_settings_leaves_no_stale_split(samples, tmp_path):
     assert first["val"] > 0 and (tmp_path / "pairs" / "val").is_dir()
     again = export_pairs(store, tmp_path / "pairs", val_fraction=0.0)
     assert again["val"] == 0 and not list((tmp_path / "pairs" / "val").glob("*.parquet"))
-    assert pa.parquet.read_table(tmp_path / "pairs" / "train").num_rows == again["pairs"] == first["pairs"]
+    assert (
+        pa.parquet.read_table(tmp_path / "pairs" / "train").num_rows
+        == again["pairs"]
+        == first["pairs"]
+    )

@@ -22,7 +22,9 @@ from tests.test_synth_support import OpenAIServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver"
+)
 
 
 class RankServer:
@@ -32,9 +34,23 @@ class RankServer:
         self.samples = samples
 
     def __enter__(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "rank", "serve", "--samples",
-                                      str(self.samples), "--port", "0"], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env={**os.environ})
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "rank",
+                "serve",
+                "--samples",
+                str(self.samples),
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ},
+        )
         line = self.proc.stdout.readline()
         assert line.startswith("ranking page: "), line + self.proc.stderr.read()
         self.url = line.split()[2]
@@ -61,8 +77,15 @@ def samples(tmp_path):
     from pipelines.synth.samples import SamplesConfig, run_samples
 
     with OpenAIServer(policy) as server:
-        run_samples(SamplesConfig(output=str(tmp_path / "s"), prompts=str(write_prompts(tmp_path / "p")), k=4,
-                                  n_prompts=3, llm=LLMConfig(base_url=server.base_url)))
+        run_samples(
+            SamplesConfig(
+                output=str(tmp_path / "s"),
+                prompts=str(write_prompts(tmp_path / "p")),
+                k=4,
+                n_prompts=3,
+                llm=LLMConfig(base_url=server.base_url),
+            )
+        )
     return tmp_path / "s"
 
 
@@ -73,8 +96,13 @@ def browser(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              f"--user-data-dir={tmp_path / 'chrome-profile'}"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--user-data-dir={tmp_path / 'chrome-profile'}",
+    ):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     driver.implicitly_wait(5)
@@ -114,7 +142,10 @@ def test_rank_in_browser_restart_and_export(samples, browser, tmp_path):
         body.send_keys("3")
         body.send_keys(Keys.ARROW_UP)
         body.send_keys(Keys.ARROW_UP)
-        order = [li.get_attribute("data-id") for li in browser.find_elements("css selector", "#ranking li")]
+        order = [
+            li.get_attribute("data-id")
+            for li in browser.find_elements("css selector", "#ranking li")
+        ]
         assert order == [ids[2], ids[0], ids[1], ids[3]]
         browser.find_element("id", "submit").click()
         _wait(lambda: "Saved ranking" in _text(browser, "status"))
@@ -123,11 +154,19 @@ def test_rank_in_browser_restart_and_export(samples, browser, tmp_path):
         # second set: skip it; third set: drag the last response onto the first
         second = browser.find_element("id", "task").get_attribute("data-set-id")
         browser.find_element("id", "skip").click()
-        _wait(lambda: browser.find_element("id", "task").get_attribute("data-set-id") not in (first_set, second))
+        _wait(
+            lambda: (
+                browser.find_element("id", "task").get_attribute("data-set-id")
+                not in (first_set, second)
+            )
+        )
         items = browser.find_elements("css selector", "#ranking li")
         third_ids = [li.get_attribute("data-id") for li in items]
         ActionChains(browser).drag_and_drop(items[3], items[0]).perform()
-        dragged = [li.get_attribute("data-id") for li in browser.find_elements("css selector", "#ranking li")]
+        dragged = [
+            li.get_attribute("data-id")
+            for li in browser.find_elements("css selector", "#ranking li")
+        ]
         assert dragged == [third_ids[3], *third_ids[:3]]
         body.send_keys(Keys.ENTER)
         _wait(lambda: "You ranked 2 of 3" in _text(browser, "progress"))
@@ -135,15 +174,23 @@ def test_rank_in_browser_restart_and_export(samples, browser, tmp_path):
 
         # bad input through the live API: clear errors, nothing changes
         before = RankStore(default_url(samples)).rankings()
-        r = httpx.post(srv.url + "api/rank", json={"set_id": first_set, "annotator": "ana", "order": ids[::-1]})
+        r = httpx.post(
+            srv.url + "api/rank", json={"set_id": first_set, "annotator": "ana", "order": ids[::-1]}
+        )
         assert r.status_code == 409 and "already ranked" in r.json()["detail"]
-        r = httpx.post(srv.url + "api/rank", json={"set_id": second, "annotator": "ben", "order": ids[:2]})
+        r = httpx.post(
+            srv.url + "api/rank", json={"set_id": second, "annotator": "ben", "order": ids[:2]}
+        )
         assert r.status_code == 400
-        r = httpx.post(srv.url + "api/rank", json={"set_id": "nope", "annotator": "ben", "order": ids})
+        r = httpx.post(
+            srv.url + "api/rank", json={"set_id": "nope", "annotator": "ben", "order": ids}
+        )
         assert r.status_code == 404 and "unknown sample set" in r.json()["detail"]
         r = httpx.post(srv.url + "api/rank", json={"set_id": second, "annotator": "ben"})
         assert r.status_code == 400 and "order" in r.json()["detail"]
-        r = httpx.post(srv.url + "api/rank", json={"set_id": second, "annotator": " ", "order": ids})
+        r = httpx.post(
+            srv.url + "api/rank", json={"set_id": second, "annotator": " ", "order": ids}
+        )
         assert r.status_code == 400 and "annotator" in r.json()["detail"]
         assert RankStore(default_url(samples)).rankings() == before
 
@@ -159,14 +206,18 @@ def test_rank_in_browser_restart_and_export(samples, browser, tmp_path):
         _wait(lambda: "You ranked 2 of 3" in _text(browser, "progress"))
         _wait(lambda: browser.find_element("id", "done").is_displayed())
     rankings = RankStore(default_url(samples)).rankings()
-    assert [r["ranking"] for r in rankings] == [[[i] for i in (ids[2], ids[0], ids[1], ids[3])],
-                                                [[i] for i in dragged]]
+    assert [r["ranking"] for r in rankings] == [
+        [[i] for i in (ids[2], ids[0], ids[1], ids[3])],
+        [[i] for i in dragged],
+    ]
     stats = export_pairs(RankStore(default_url(samples)), tmp_path / "pairs")
     assert stats["pairs"] == 12 and stats["by_annotator"] == {"ana": 12}
     import pyarrow.parquet as pq
 
     rows = pq.read_table(tmp_path / "pairs" / "train").to_pylist()
-    text = {x["id"]: x["text"] for s in RankStore(default_url(samples)).sets() for x in s["responses"]}
+    text = {
+        x["id"]: x["text"] for s in RankStore(default_url(samples)).sets() for x in s["responses"]
+    }
     top = [r for r in rows if r["chosen"] == text[ids[2]]]
     assert len(top) == 3 and all(r["chosen_rank"] == 1 for r in top)
     assert json.loads((tmp_path / "pairs" / "stats.json").read_text())["rankings"] == 2

@@ -32,8 +32,11 @@ def test_real_warcs_every_response_is_a_unit(web_warcs):
 
     for path in web_warcs:
         with open(path, "rb") as f:
-            expected = [r.rec_headers.get_header("WARC-Record-ID") for r in ArchiveIterator(f)
-                        if r.rec_type == "response"]
+            expected = [
+                r.rec_headers.get_header("WARC-Record-ID")
+                for r in ArchiveIterator(f)
+                if r.rec_type == "response"
+            ]
         counters = ReadCounters()
         units = list(read_warc(str(path), ReadConfig(), counters=counters))
         assert [d["id"] for d, _ in units] == expected, path.name
@@ -56,7 +59,13 @@ def test_resync_after_random_bytes_and_truncated_member(tmp_path):
     ms = members(data)
     garbage = random.Random(0).randbytes(5000)
     # member 2k+2 is the response of page k; truncate page 9's response, insert garbage before page 4
-    bad = b"".join(ms[:8]) + garbage + b"".join(ms[8:18]) + ms[18][: len(ms[18]) // 2] + b"".join(ms[19:])
+    bad = (
+        b"".join(ms[:8])
+        + garbage
+        + b"".join(ms[8:18])
+        + ms[18][: len(ms[18]) // 2]
+        + b"".join(ms[19:])
+    )
     p = tmp_path / "bad.warc.gz"
     p.write_bytes(bad)
     units = list(read_warc(str(p), ReadConfig()))
@@ -82,7 +91,7 @@ def test_random_bytes_inside_a_member_and_plain_warc(tmp_path):
     data = build_warc_bytes()
     ms = members(data)
     mid = bytearray(ms[10])
-    mid[len(mid) // 2: len(mid) // 2 + 200] = bytes(200)  # corrupt deflate data / CRC
+    mid[len(mid) // 2 : len(mid) // 2 + 200] = bytes(200)  # corrupt deflate data / CRC
     bad = b"".join(ms[:10]) + bytes(mid) + b"".join(ms[11:])
     units = list(read_warc(_write(tmp_path / "a.warc.gz", bad), ReadConfig()))
     n_responses = len(sample_pages())
@@ -110,7 +119,7 @@ def test_decode_html_charsets():
     meta = b"<html><head><meta charset='windows-1251'></head><body>" + "Привет мир".encode("cp1251")
     assert "Привет мир" in decode_html(meta)
     # mostly UTF-8 with one stray byte: kept, the byte replaced
-    assert decode_html(("ok " * 500).encode() + b"\xff") .startswith("ok ok")
+    assert decode_html(("ok " * 500).encode() + b"\xff").startswith("ok ok")
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -137,17 +146,25 @@ def test_fsspec_url(tmp_path):
 
 # --- payload type: WARC-Identified-Payload-Type first, then HTTP Content-Type or libmagic ---------
 
-def _response(url: str, body: bytes, content_type: str, payload_type: str | None = None,
-              encoding: str | None = None) -> bytes:
+
+def _response(
+    url: str,
+    body: bytes,
+    content_type: str,
+    payload_type: str | None = None,
+    encoding: str | None = None,
+) -> bytes:
     """One gzip member holding a WARC response record (optionally with the crawler's
     WARC-Identified-Payload-Type header and a Content-Encoding)."""
     http = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
     if encoding:
         http += f"Content-Encoding: {encoding}\r\n"
     block = (http + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Date: 2024-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{url}>\r\n"
-            "Content-Type: application/http; msgtype=response\r\n")
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+        f"WARC-Date: 2024-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:uuid:{url}>\r\n"
+        "Content-Type: application/http; msgtype=response\r\n"
+    )
     if payload_type:
         head += f"WARC-Identified-Payload-Type: {payload_type}\r\n"
     head += f"Content-Length: {len(block)}\r\n\r\n"
@@ -160,7 +177,8 @@ def _script_page() -> bytes:
     from pipelines.sample_pages import ARTICLES, article_html
 
     html = article_html(*ARTICLES["bees"]).replace(
-        "<body>", '<body><a href="/" onClick="return (function() { return true; })()">home</a>', 1)
+        "<body>", '<body><a href="/" onClick="return (function() { return true; })()">home</a>', 1
+    )
     return ("\n\n" + html).encode()
 
 
@@ -172,25 +190,40 @@ def _payload_type_warc(tmp_path: Path) -> str:
         # no crawler verdict: the HTTP header (http) or libmagic (libmagic) decides
         _response("https://a.example/script-heavy", _script_page(), "text/html; charset=utf-8"),
         _response("https://a.example/plain", page, "text/html"),
-        _response("https://a.example/gzipped", gzip.compress(page, mtime=0), "text/html", encoding="gzip"),
+        _response(
+            "https://a.example/gzipped", gzip.compress(page, mtime=0), "text/html", encoding="gzip"
+        ),
         _response("https://a.example/mislabelled-pdf", b"%PDF-1.4\n%%EOF\n", "text/html"),
         # the crawler's verdict wins over the HTTP header in both modes
-        _response("https://a.example/declared-pdf", page, "text/html", payload_type="application/pdf"),
-        _response("https://a.example/declared-html", _script_page(), "application/octet-stream",
-                  payload_type="text/html"),
+        _response(
+            "https://a.example/declared-pdf", page, "text/html", payload_type="application/pdf"
+        ),
+        _response(
+            "https://a.example/declared-html",
+            _script_page(),
+            "application/octet-stream",
+            payload_type="text/html",
+        ),
     ]
     return _write(tmp_path / "types.warc.gz", b"".join(records))
 
 
 def _verdicts(path: str, mode: str) -> dict[str, str | None]:
-    return {d["url"].rsplit("/", 1)[1]: r for d, r in read_warc(path, ReadConfig(payload_type=mode))}
+    return {
+        d["url"].rsplit("/", 1)[1]: r for d, r in read_warc(path, ReadConfig(payload_type=mode))
+    }
 
 
 def test_warc_identified_payload_type_wins_and_http_default(tmp_path):
     got = _verdicts(_payload_type_warc(tmp_path), "http")
-    assert got == {"script-heavy": None, "plain": None, "gzipped": None,
-                   "mislabelled-pdf": None,  # the server said text/html (extract drops it later)
-                   "declared-pdf": "read:not_html", "declared-html": None}
+    assert got == {
+        "script-heavy": None,
+        "plain": None,
+        "gzipped": None,
+        "mislabelled-pdf": None,  # the server said text/html (extract drops it later)
+        "declared-pdf": "read:not_html",
+        "declared-html": None,
+    }
     assert ReadConfig().payload_type == "http"
 
 
@@ -206,15 +239,22 @@ def test_libmagic_mode_sniffs_like_datatrove(tmp_path):
     from warcio.archiveiterator import ArchiveIterator
 
     got = _verdicts(path, "libmagic")
-    assert got == {"script-heavy": "read:not_html",  # libmagic: application/javascript
-                   "plain": None, "gzipped": None,  # sniffed after Content-Encoding is undone
-                   "mislabelled-pdf": "read:not_html",
-                   "declared-pdf": "read:not_html", "declared-html": None}
+    assert got == {
+        "script-heavy": "read:not_html",  # libmagic: application/javascript
+        "plain": None,
+        "gzipped": None,  # sniffed after Content-Encoding is undone
+        "mislabelled-pdf": "read:not_html",
+        "declared-pdf": "read:not_html",
+        "declared-html": None,
+    }
     assert magic.from_buffer(_script_page(), mime=True) == "application/javascript"
     # the very decisions datatrove's WarcReader makes on these records
     with open(path, "rb") as f:
-        theirs = {r.rec_headers["WARC-Target-URI"].rsplit("/", 1)[1]: process_record(r) is not None
-                  for r in ArchiveIterator(f) if r.rec_type == "response"}
+        theirs = {
+            r.rec_headers["WARC-Target-URI"].rsplit("/", 1)[1]: process_record(r) is not None
+            for r in ArchiveIterator(f)
+            if r.rec_type == "response"
+        }
     assert theirs == {k: v is None for k, v in got.items()}
 
 
@@ -226,8 +266,16 @@ def test_libmagic_mode_sees_what_warcio_shows_for_non_http_targets(tmp_path):
 
     body = _script_page().lstrip()  # HTML to libmagic on its own
     assert payload_mime(body) == "text/html"
-    data = _response("https://a.example/x", body, "text/html") + _response("urn:test:x", body, "text/html")
-    units = list(read_warc(_write(tmp_path / "s.warc.gz", data), ReadConfig(payload_type="libmagic")))
-    block = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+    data = _response("https://a.example/x", body, "text/html") + _response(
+        "urn:test:x", body, "text/html"
+    )
+    units = list(
+        read_warc(_write(tmp_path / "s.warc.gz", data), ReadConfig(payload_type="libmagic"))
+    )
+    block = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     assert payload_mime(block) == "application/javascript"  # no <!DOCTYPE at the start any more
     assert [r for _, r in units] == [None, "read:not_html"]

@@ -25,15 +25,22 @@ REPO = Path(__file__).resolve().parents[1]
 GOOD = b"<html><body><p>A good page after a bad one.</p></body></html>"
 
 
-def record(url: str, body: bytes, http_headers: str = "Content-Type: text/html\r\n",
-           content_length: int | None = None, compress: bool = True) -> bytes:
+def record(
+    url: str,
+    body: bytes,
+    http_headers: str = "Content-Type: text/html\r\n",
+    content_length: int | None = None,
+    compress: bool = True,
+) -> bytes:
     """One WARC response record (its own gzip member unless ``compress=False``);
     ``content_length`` overrides the true block length (to lie about it)."""
     block = f"HTTP/1.1 200 OK\r\n{http_headers}\r\n".encode() + body
     n = len(block) if content_length is None else content_length
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
-            f"WARC-Date: 2024-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:x:{url}>\r\n"
-            f"Content-Length: {n}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: {url}\r\n"
+        f"WARC-Date: 2024-01-01T00:00:00Z\r\nWARC-Record-ID: <urn:x:{url}>\r\n"
+        f"Content-Length: {n}\r\n\r\n"
+    ).encode()
     raw = head + block + b"\r\n\r\n"
     return gzip.compress(raw, mtime=0) if compress else raw
 
@@ -49,10 +56,14 @@ def test_the_458_byte_reproducer_costs_only_its_bad_records(tmp_path):
     """charset=undefined in the header and in <meta>, and a unicode_escape page that decodes
     to a lone surrogate: each was an uncaught UnicodeError or a failed Parquet write that lost
     the whole WARC and its stats.json. Now: removed with a reason, the good page kept."""
-    data = (record("http://a/undef-header", b"<p>x</p>", "Content-Type: text/html; charset=undefined\r\n")
-            + record("http://a/undef-meta", b"<meta charset=undefined><p>\xe9</p>")
-            + record("http://a/escape", b"<meta charset=unicode_escape><p>\\ud800 \xe9</p>")
-            + record("http://a/good", GOOD))
+    data = (
+        record(
+            "http://a/undef-header", b"<p>x</p>", "Content-Type: text/html; charset=undefined\r\n"
+        )
+        + record("http://a/undef-meta", b"<meta charset=undefined><p>\xe9</p>")
+        + record("http://a/escape", b"<meta charset=unicode_escape><p>\\ud800 \xe9</p>")
+        + record("http://a/good", GOOD)
+    )
     assert len(data) < 1024  # a small file, like the 458-byte one of the report
     warc = tmp_path / "r.warc.gz"
     warc.write_bytes(data)
@@ -75,27 +86,44 @@ def test_declared_charsets_that_are_not_page_encodings_are_ignored():
         assert text is None or ("\ud800" not in text and text.encode("utf-8"))
 
 
-@pytest.mark.parametrize("codec,declared,bom", [
-    ("utf-16-le", None, True), ("utf-16-be", None, True), ("utf-16-le", "utf-16", False),
-    ("utf-16-le", None, False), ("utf-16-be", "UTF-16BE", False), ("utf-32-le", None, True),
-])
-@pytest.mark.parametrize("page", [
-    "<html><head><title>Grüße</title></head><body><p>Straße, 東京, ok.</p></body></html>",
-    # pure ASCII in UTF-16 is valid UTF-8 too, with a NUL after every letter
-    "<html><head><title>Plain</title></head><body><p>Only ASCII letters here.</p></body></html>",
-])
+@pytest.mark.parametrize(
+    "codec,declared,bom",
+    [
+        ("utf-16-le", None, True),
+        ("utf-16-be", None, True),
+        ("utf-16-le", "utf-16", False),
+        ("utf-16-le", None, False),
+        ("utf-16-be", "UTF-16BE", False),
+        ("utf-32-le", None, True),
+    ],
+)
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><head><title>Grüße</title></head><body><p>Straße, 東京, ok.</p></body></html>",
+        # pure ASCII in UTF-16 is valid UTF-8 too, with a NUL after every letter
+        "<html><head><title>Plain</title></head><body><p>Only ASCII letters here.</p></body></html>",
+    ],
+)
 def test_utf16_and_utf32_pages_decode_without_nuls(codec, declared, bom, page):
     body = page.encode(codec)
     if bom:
-        body = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-32-le": b"\xff\xfe\x00\x00"}[codec] + body
+        body = {
+            "utf-16-le": b"\xff\xfe",
+            "utf-16-be": b"\xfe\xff",
+            "utf-32-le": b"\xff\xfe\x00\x00",
+        }[codec] + body
     assert decode_html(body, declared) == page
 
 
 def test_utf16_page_through_the_reader(tmp_path):
     page = "<html><body><p>An English sentence in UTF-16.</p></body></html>"
     warc = tmp_path / "u.warc.gz"
-    warc.write_bytes(record("http://a/u16", page.encode("utf-16-le"),
-                            "Content-Type: text/html; charset=utf-16\r\n"))
+    warc.write_bytes(
+        record(
+            "http://a/u16", page.encode("utf-16-le"), "Content-Type: text/html; charset=utf-16\r\n"
+        )
+    )
     [(doc, why)] = list(read_warc(str(warc), ReadConfig()))
     assert why is None and doc["text"] == page and "\x00" not in doc["text"]
 
@@ -107,14 +135,19 @@ def test_utf16_page_through_the_reader(tmp_path):
 def test_content_length_shorter_than_the_payload_is_flagged(tmp_path, compress):
     body = b"<html><body><p>" + b"the whole article " * 30 + b"</p></body></html>"
     short = len(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n") + 40
-    data = (record("http://a/first", GOOD, compress=compress)
-            + record("http://a/cut", body, content_length=short, compress=compress)
-            + record("http://a/after", GOOD, compress=compress))
+    data = (
+        record("http://a/first", GOOD, compress=compress)
+        + record("http://a/cut", body, content_length=short, compress=compress)
+        + record("http://a/after", GOOD, compress=compress)
+    )
     warc = tmp_path / ("c.warc.gz" if compress else "c.warc")
     warc.write_bytes(data)
     units = list(read_warc(str(warc), ReadConfig()))
     assert [(d["url"], r) for d, r in units] == [
-        ("http://a/first", None), ("http://a/cut", "read:length_mismatch"), ("http://a/after", None)]
+        ("http://a/first", None),
+        ("http://a/cut", "read:length_mismatch"),
+        ("http://a/after", None),
+    ]
 
 
 # ---------------------------------------------------------------------------- bombs
@@ -130,8 +163,10 @@ def _stream(compressor, flush) -> bytes:
 def gzip_member_bomb() -> bytes:
     """A gzip member holding a WARC response whose block is BOMB_MB MiB of zeros."""
     c = zlib.compressobj(9, zlib.DEFLATED, 31)
-    head = (f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://a/bomb\r\n"
-            f"WARC-Record-ID: <urn:x:bomb>\r\nContent-Length: {BOMB_MB << 20}\r\n\r\n").encode()
+    head = (
+        f"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://a/bomb\r\n"
+        f"WARC-Record-ID: <urn:x:bomb>\r\nContent-Length: {BOMB_MB << 20}\r\n\r\n"
+    ).encode()
     return c.compress(head) + _stream(c.compress, c.flush)
 
 
@@ -163,8 +198,13 @@ print(json.dumps({"units": units, "peak_mb": int(hwm.split()[1]) / 1024}))
 
 
 def read_in_subprocess(path: Path) -> dict:
-    r = subprocess.run([sys.executable, "-c", _MEASURE, str(path)], cwd=REPO, capture_output=True,
-                       text=True, timeout=900)
+    r = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout)
 
@@ -172,19 +212,29 @@ def read_in_subprocess(path: Path) -> dict:
 def test_bombs_are_removed_with_bounded_memory(tmp_path):
     """A 0.5 MB gzip member and br/zstd/gzip payloads of a few KB, each inflating to 512 MiB:
     the reader's peak RSS stays far below that (it was ~3 GiB for a 2 MB member before)."""
-    bombs = [("br", encoded_bomb("br")), ("zstd", encoded_bomb("zstd")), ("gzip", encoded_bomb("gzip"))]
+    bombs = [
+        ("br", encoded_bomb("br")),
+        ("zstd", encoded_bomb("zstd")),
+        ("gzip", encoded_bomb("gzip")),
+    ]
     assert len(bombs[0][1]) < 4096
     data = gzip_member_bomb() + record("http://a/good-1", GOOD)
     for enc, payload in bombs:
-        data += record(f"http://a/{enc}", payload,
-                       f"Content-Type: text/html\r\nContent-Encoding: {enc}\r\n")
+        data += record(
+            f"http://a/{enc}", payload, f"Content-Type: text/html\r\nContent-Encoding: {enc}\r\n"
+        )
     data += record("http://a/good-2", GOOD)
     warc = tmp_path / "bombs.warc.gz"
     warc.write_bytes(data)
     got = read_in_subprocess(warc)
-    assert got["units"] == [["http://a/bomb", "read:too_large"], ["http://a/good-1", None],
-                            ["http://a/br", "read:too_large"], ["http://a/zstd", "read:too_large"],
-                            ["http://a/gzip", "read:too_large"], ["http://a/good-2", None]]
+    assert got["units"] == [
+        ["http://a/bomb", "read:too_large"],
+        ["http://a/good-1", None],
+        ["http://a/br", "read:too_large"],
+        ["http://a/zstd", "read:too_large"],
+        ["http://a/gzip", "read:too_large"],
+        ["http://a/good-2", None],
+    ]
     assert got["peak_mb"] < 500, got["peak_mb"]
 
 
@@ -194,11 +244,17 @@ def test_content_encodings_decode(tmp_path):
     import zstandard
 
     page = b"<html><body><p>compressed but fine</p></body></html>"
-    cases = {"gzip": gzip.compress(page), "deflate": zlib.compress(page),
-             "br": brotli.compress(page), "zstd": zstandard.ZstdCompressor().compress(page),
-             "gzip, br": brotli.compress(gzip.compress(page))}
-    data = b"".join(record(f"http://a/{i}", body, f"Content-Type: text/html\r\nContent-Encoding: {enc}\r\n")
-                    for i, (enc, body) in enumerate(cases.items()))
+    cases = {
+        "gzip": gzip.compress(page),
+        "deflate": zlib.compress(page),
+        "br": brotli.compress(page),
+        "zstd": zstandard.ZstdCompressor().compress(page),
+        "gzip, br": brotli.compress(gzip.compress(page)),
+    }
+    data = b"".join(
+        record(f"http://a/{i}", body, f"Content-Type: text/html\r\nContent-Encoding: {enc}\r\n")
+        for i, (enc, body) in enumerate(cases.items())
+    )
     warc = tmp_path / "enc.warc.gz"
     warc.write_bytes(data)
     units = list(read_warc(str(warc), ReadConfig()))

@@ -13,14 +13,20 @@ from schemas.config import FinewebConfig
 def test_build_stage_steps_follows_the_registry():
     from pipelines.fineweb import STAGES, build_stage_steps
 
-    assert STAGES == registry.DOCUMENT_STAGES == ["read", "urlfilter", "extract", "langid",
-                                                   "quality", "pii"]
+    assert (
+        STAGES
+        == registry.DOCUMENT_STAGES
+        == ["read", "urlfilter", "extract", "langid", "quality", "pii"]
+    )
     groups = build_stage_steps(FinewebConfig())
     assert [name for name, _ in groups] == STAGES[1:]  # read is the source, not a step
     quality = dict(groups)["quality"]
     assert len(quality) == 4  # gopher repetition, gopher quality, c4, fineweb
     assert [type(s).__name__ for s in dict(groups)["langid"]] == ["LangIdStep"]
-    assert [n for n, _ in build_stage_steps(FinewebConfig(), ["pii", "extract"])] == ["extract", "pii"]
+    assert [n for n, _ in build_stage_steps(FinewebConfig(), ["pii", "extract"])] == [
+        "extract",
+        "pii",
+    ]
     with pytest.raises(ValueError, match="unknown stage"):
         build_stage_steps(FinewebConfig(), ["langdi"])
     with pytest.raises(ValueError, match="known: read, urlfilter"):

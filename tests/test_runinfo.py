@@ -33,14 +33,21 @@ def sample(tmp_path_factory) -> Path:
 
 def test_run_json_records_config_inputs_stages_version(tmp_path, sample):
     cfg = FinewebConfig(langid=LangIdConfig(languages=["de"]), workers=3)
-    run = prepare_output(tmp_path / "out", kind="fineweb", config=cfg, inputs=[sample], stages=["read"])
+    run = prepare_output(
+        tmp_path / "out", kind="fineweb", config=cfg, inputs=[sample], stages=["read"]
+    )
     on_disk = json.loads((tmp_path / "out" / RUN_FILE).read_text())
     assert on_disk == run
     assert on_disk["effective_config"]["langid"]["languages"] == ["de"]
     assert on_disk["effective_config"]["workers"] == 3
     assert on_disk["stages"] == ["read"] and on_disk["kind"] == "fineweb"
-    assert on_disk["inputs"] == [{"path": str(sample.resolve()), "size": sample.stat().st_size,
-                                  "mtime_ns": sample.stat().st_mtime_ns}]
+    assert on_disk["inputs"] == [
+        {
+            "path": str(sample.resolve()),
+            "size": sample.stat().st_size,
+            "mtime_ns": sample.stat().st_mtime_ns,
+        }
+    ]
     assert on_disk["tokenmill_version"] and on_disk["fingerprint"] == fingerprint(cfg, ["read"])
 
 
@@ -49,8 +56,13 @@ def test_rerun_with_other_settings_or_inputs_refuses_in_one_line(tmp_path, sampl
     en = FinewebConfig()
     prepare_output(out, kind="fineweb", config=en, inputs=[sample], stages=["read"])
     # same settings (more workers is not a different output): resumes
-    prepare_output(out, kind="fineweb", config=en.model_copy(update={"workers": 4}), inputs=[sample],
-                   stages=["read"])
+    prepare_output(
+        out,
+        kind="fineweb",
+        config=en.model_copy(update={"workers": 4}),
+        inputs=[sample],
+        stages=["read"],
+    )
     de = FinewebConfig(langid=LangIdConfig(languages=["de"]))
     with pytest.raises(OutputMismatchError) as e:
         prepare_output(out, kind="fineweb", config=de, inputs=[sample], stages=["read"])
@@ -70,8 +82,13 @@ def test_rerun_with_other_settings_or_inputs_refuses_in_one_line(tmp_path, sampl
     # --overwrite starts over: the old output is gone, the new run recorded
     (out / "documents").mkdir()
     (out / "documents" / "old.parquet").write_bytes(b"old")
-    run = prepare_output(out, kind="fineweb", config=de, inputs=[sample], stages=["read"], overwrite=True)
-    assert run["effective_config"]["langid"]["languages"] == ["de"] and not (out / "documents").exists()
+    run = prepare_output(
+        out, kind="fineweb", config=de, inputs=[sample], stages=["read"], overwrite=True
+    )
+    assert (
+        run["effective_config"]["langid"]["languages"] == ["de"]
+        and not (out / "documents").exists()
+    )
 
 
 def test_an_old_output_without_run_json_is_not_trusted(tmp_path, sample):
@@ -108,8 +125,14 @@ def test_a_shard_made_with_other_settings_is_redone_not_reused(tmp_path, sample)
 def _cli(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TOKENMILL_HOME=str(tmp / "home"))
     env.pop("PREFECT_HOME", None)
-    return subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_rerun_with_other_languages_refuses_then_overwrite_recomputes(tmp_path, sample):
@@ -117,7 +140,9 @@ def test_cli_rerun_with_other_languages_refuses_then_overwrite_recomputes(tmp_pa
     base = ["stage", "langid", "--input", str(sample), "--output", str(out)]
     first = _cli([*base, "--languages", "en"], tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert json.loads((out / RUN_FILE).read_text())["effective_config"]["langid"]["languages"] == ["en"]
+    assert json.loads((out / RUN_FILE).read_text())["effective_config"]["langid"]["languages"] == [
+        "en"
+    ]
     again = _cli([*base, "--languages", "de"], tmp_path)
     assert again.returncode == 1
     assert again.stderr.strip().splitlines() == [again.stderr.strip()]  # one line
@@ -126,16 +151,22 @@ def test_cli_rerun_with_other_languages_refuses_then_overwrite_recomputes(tmp_pa
     redo = _cli([*base, "--languages", "de", "--overwrite"], tmp_path)
     assert redo.returncode == 0, redo.stderr[-2000:]
     stats = json.loads((out / "stats.json").read_text())["stages"]
-    assert stats["langid"]["removed_by_reason"] != {} and stats["langid"]["kept"] == pq.read_table(
-        out / "documents").num_rows
-    assert set(pq.read_table(out / "documents", columns=["language"]).column(0).to_pylist()) <= {"de"}
+    assert (
+        stats["langid"]["removed_by_reason"] != {}
+        and stats["langid"]["kept"] == pq.read_table(out / "documents").num_rows
+    )
+    assert set(pq.read_table(out / "documents", columns=["language"]).column(0).to_pylist()) <= {
+        "de"
+    }
 
 
 def test_cli_refuses_a_removed_dir_as_input_in_one_line(tmp_path):
     from tests.test_io import stage_output
 
     st = stage_output(tmp_path / "st")
-    r = _cli(["stage", "pii", "--input", str(st / "removed"), "--output", str(tmp_path / "o")], tmp_path)
+    r = _cli(
+        ["stage", "pii", "--input", str(st / "removed"), "--output", str(tmp_path / "o")], tmp_path
+    )
     assert r.returncode == 1 and "REMOVED" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "documents").exists()
@@ -150,12 +181,18 @@ def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
     from tests.test_io import stage_output
 
     docs = stage_output(tmp_path / "fw")
-    for prepare, a, b in ((fd.prepare, DedupConfig(), DedupConfig(bands=7)),
-                          (ft.prepare, TokenizeConfig(), TokenizeConfig(seed=5))):
+    for prepare, a, b in (
+        (fd.prepare, DedupConfig(), DedupConfig(bands=7)),
+        (ft.prepare, TokenizeConfig(), TokenizeConfig(seed=5)),
+    ):
         out = tmp_path / f"out-{prepare.__module__}"
         prepare(str(docs), str(out), a)
         assert json.loads((out / RUN_FILE).read_text())["inputs"][0]["path"].endswith("a.parquet")
-        prepare(str(docs), str(out), a.model_copy(update={"batch_docs": 7} if "tokenize" in str(out) else {}))
+        prepare(
+            str(docs),
+            str(out),
+            a.model_copy(update={"batch_docs": 7} if "tokenize" in str(out) else {}),
+        )
         with pytest.raises(OutputMismatchError, match="--overwrite"):
             prepare(str(docs), str(out), b)
         prepare(str(docs), str(out), b, True)
@@ -165,8 +202,9 @@ def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
 def test_a_rerun_sweeps_temp_files_of_killed_writers(tmp_path, sample):
     out = tmp_path / "out"
     prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = out / "_work" / "buckets" / "band-003" / f".shard-x.npy.{dead}.0badc0de.tmp"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"half")

@@ -19,7 +19,9 @@ def test_chunk_text_covers_every_word_with_overlap():
 
 def test_build_load_search_real_corpus(web_documents, tmp_path):  # noqa: F811
     docs = pq.read_table(next((web_documents / "documents").glob("*.parquet"))).to_pylist()
-    built = SearchIndex.build(web_documents, tmp_path / "idx", SearchConfig(passage_words=80, overlap_words=20))
+    built = SearchIndex.build(
+        web_documents, tmp_path / "idx", SearchConfig(passage_words=80, overlap_words=20)
+    )
     assert len(built) > len(docs)  # long pages were cut into several passages
     index = SearchIndex.load(tmp_path / "idx")
     assert len(index) == len(built)
@@ -36,8 +38,11 @@ def test_build_load_search_real_corpus(web_documents, tmp_path):  # noqa: F811
 
 
 def test_build_from_rows(tmp_path):
-    rows = [{"id": "a", "text": "The Eiffel Tower is in Paris."}, {"id": "b", "text": "Mount Fuji is in Japan."},
-            {"id": "c", "text": "Bananas are yellow fruit."}]
+    rows = [
+        {"id": "a", "text": "The Eiffel Tower is in Paris."},
+        {"id": "b", "text": "Mount Fuji is in Japan."},
+        {"id": "c", "text": "Bananas are yellow fruit."},
+    ]
     index = SearchIndex.build(rows, tmp_path / "i")
     assert index.search("Where is Mount Fuji?", k=2)[0].doc_id == "b"
     assert [h.doc_id for h in SearchIndex.load(tmp_path / "i").search("Eiffel Paris", 3)] == ["a"]

@@ -67,16 +67,20 @@ def serving(env: dict, log: Path, *extra: str) -> Iterator[subprocess.Popen]:
     # the runner polls for scheduled runs every 10 s by default: poll faster in the test
     env = {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PYTHONPATH": str(REPO)}
     with open(log, "ab") as out:
-        proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
             kill_group(proc)
 
 
-def _schedules_of(env: dict, name: str, active: bool, log: Path, proc: subprocess.Popen) -> list[dict]:
+def _schedules_of(
+    env: dict, name: str, active: bool, log: Path, proc: subprocess.Popen
+) -> list[dict]:
     """Wait until deployment ``name`` is registered with schedules in the ``active`` state."""
+
     def ready():
         dep = _deployment(env, name)
         if dep and dep["schedules"] and all(s["active"] is active for s in dep["schedules"]):
@@ -95,10 +99,16 @@ def test_serve_flows_runs_a_stage_deployment(prefect_server, web_warcs, tmp_path
 
     with serving(env, log) as proc:
         schedules = _schedules_of(env, "stage-read/serve", False, log, proc)
-        assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules] == [
-            (want["cron"], want["timezone"], False)]
-        served = wait_until("stage-urlfilter/serve", lambda: _deployment(env, "stage-urlfilter/serve"),
-                            300, log, alive=proc)
+        assert [
+            (s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in schedules
+        ] == [(want["cron"], want["timezone"], False)]
+        served = wait_until(
+            "stage-urlfilter/serve",
+            lambda: _deployment(env, "stage-urlfilter/serve"),
+            300,
+            log,
+            alive=proc,
+        )
         assert served["schedules"] == []  # a later stage: triggered by stage-read, no cron
         # served under its own name: never replaces the `default` deployments of deploy --all
         assert _deployment(env, "stage-urlfilter/default") is None
@@ -109,8 +119,11 @@ def test_serve_flows_runs_a_stage_deployment(prefect_server, web_warcs, tmp_path
         # prefect.yaml's concurrency_limit: 1 (Prefect 3 keeps it as a global concurrency limit)
         assert (served.get("global_concurrency_limit") or {}).get("limit") == 1, served
 
-        run_id = run_deployment(env, "stage-urlfilter/serve", {
-            "inputs": json.dumps([str(warc)]), "output": str(out), "workers": "1"})
+        run_id = run_deployment(
+            env,
+            "stage-urlfilter/serve",
+            {"inputs": json.dumps([str(warc)]), "output": str(out), "workers": "1"},
+        )
         run = wait_flow_run(env, run_id, 480, log, alive=proc)
         assert run["state"]["type"] == "COMPLETED", tail(log)
         assert run["deployment_id"] == served["id"]
@@ -143,10 +156,23 @@ def test_served_stage_takes_a_config_parameter(prefect_server, web_warcs, tmp_pa
     out = tmp_path / "urlfilter"
     config = {"urlfilter": {"extra_domains": ["soldaini.net"]}}
     with serving(env, log) as proc:
-        wait_until("stage-urlfilter/serve", lambda: _deployment(env, "stage-urlfilter/serve"), 300,
-                   log, alive=proc)
-        run_id = run_deployment(env, "stage-urlfilter/serve", {
-            "inputs": json.dumps([str(warc)]), "output": str(out), "workers": "1", "config": json.dumps(config)})
+        wait_until(
+            "stage-urlfilter/serve",
+            lambda: _deployment(env, "stage-urlfilter/serve"),
+            300,
+            log,
+            alive=proc,
+        )
+        run_id = run_deployment(
+            env,
+            "stage-urlfilter/serve",
+            {
+                "inputs": json.dumps([str(warc)]),
+                "output": str(out),
+                "workers": "1",
+                "config": json.dumps(config),
+            },
+        )
         run = wait_flow_run(env, run_id, 480, log, alive=proc)
         assert run["state"]["type"] == "COMPLETED", tail(log)
     stats = _check_output(out)

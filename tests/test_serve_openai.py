@@ -43,9 +43,23 @@ def server(tmp_path_factory):
         d / "sft",
         TrainConfig(steps=120, batch_size=2, lr=3e-3, warmup_steps=5, eval_every=0, progress=False),
     )
-    with ServeProcess(d / "sft", d / "server.log", "--model-name", NAME, "--api-key", KEY,
-                      "--max-batch", "8", "--max-waiting", "16", "--max-tokens-cap", str(CAP),
-                      "--max-request-bytes", "100000", env={"OMP_NUM_THREADS": "1"}) as srv:
+    with ServeProcess(
+        d / "sft",
+        d / "server.log",
+        "--model-name",
+        NAME,
+        "--api-key",
+        KEY,
+        "--max-batch",
+        "8",
+        "--max-waiting",
+        "16",
+        "--max-tokens-cap",
+        str(CAP),
+        "--max-request-bytes",
+        "100000",
+        env={"OMP_NUM_THREADS": "1"},
+    ) as srv:
         yield srv.url
 
 

@@ -46,7 +46,10 @@ def test_hidden_stop_ids_are_billed_but_not_shown_and_held_calls_are_not_streame
     for t in TOK.encode("hi there"):
         ts.push(t)
     ts.push(im_end)
-    assert ts.delta(final=True) == "hi there" and ts.completion_tokens() == len(TOK.encode("hi there")) + 1
+    assert (
+        ts.delta(final=True) == "hi there"
+        and ts.completion_tokens() == len(TOK.encode("hi there")) + 1
+    )
     start = TOK.special("<|python_start|>")
     ts = TextStream(TOK, hold_ids=[start])
     sent = ""

@@ -56,8 +56,14 @@ def test_urlfilter_decisions(urlfilter, url, expected):
 
 
 def test_urlfilter_banned_subword_and_extras():
-    step = URLFilterStep(URLFilterConfig(use_default_blocklists=False, extra_domains=["spam-site.com"],
-                                         extra_urls=["https://ok.example/bad"], banned_subwords=["xyzzy"]))
+    step = URLFilterStep(
+        URLFilterConfig(
+            use_default_blocklists=False,
+            extra_domains=["spam-site.com"],
+            extra_urls=["https://ok.example/bad"],
+            banned_subwords=["xyzzy"],
+        )
+    )
     assert step.process({"url": "https://a.b.spam-site.com/"}) == "url:domain"
     assert step.process({"url": "https://ok.example/bad"}) == "url:url"
     assert step.process({"url": "https://ok.example/fooXyZzybar"}) == "url:banned_subword"
@@ -79,8 +85,11 @@ def test_urlfilter_matches_datatrove(urlfilter, real_html):
     ref = URLFilter()
     ref.tldextractor = TLDExtract(suffix_list_urls=())
     urls = [d["url"] for d in real_html] + list(URL_CASES) + [p["url"] for p in sample_pages()]
-    names = {"hard_blacklisted": "banned_word", "soft_blacklisted": "soft_banned_word",
-             "blacklisted_subword": "banned_subword"}
+    names = {
+        "hard_blacklisted": "banned_word",
+        "soft_blacklisted": "soft_banned_word",
+        "blacklisted_subword": "banned_subword",
+    }
     for url in urls:
         r = ref.filter(Document(text="", id="x", metadata={"url": url}))
         expected = None if r is True else "url:" + names.get(r[1], r[1])
@@ -132,8 +141,10 @@ def test_langid_all_languages_and_reasons():
 
 def test_pii_replaces_emails_and_public_ips_only():
     step = PIIStep()
-    doc = {"text": "Mail jane.doe@uni.edu or 8.8.8.8 / 2001:4860:4860::8888; LAN 192.168.0.1, "
-                   "loopback ::1, at 12:30:45, version 1.2.3."}
+    doc = {
+        "text": "Mail jane.doe@uni.edu or 8.8.8.8 / 2001:4860:4860::8888; LAN 192.168.0.1, "
+        "loopback ::1, at 12:30:45, version 1.2.3."
+    }
     assert step.process(doc) is None
     t = doc["text"]
     assert "jane.doe@uni.edu" not in t and "email@example.com" in t

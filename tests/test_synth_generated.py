@@ -20,14 +20,30 @@ from pipelines.synth.tasks import problems
 from pipelines.verify import extract_answer, is_correct
 from tests.test_synth_support import OpenAIServer, last_user
 
-BANK = ["How long should I rest a steak?", "What is the best oil for frying?", "Why does bread dough need kneading?",
-        "How do I keep rice from sticking?", "Can I freeze fresh basil?", "What makes a sauce split?",
-        "How do I sharpen a kitchen knife?", "Is cast iron safe for tomatoes?", "How do I caramelize onions quickly?",
-        "What can I use instead of buttermilk?", "How long do cooked beans keep in the fridge?",
-        "Why is my risotto gluey?", "How do I stop avocado turning brown?", "What is blanching for?",
-        "How much salt goes in pasta water?", "Can I bake bread without yeast?", "How do I fix a too-salty soup?",
-        "What temperature kills bacteria in chicken?", "How can I make pasta dough without eggs?",
-        "Why do my cookies spread too much?", "Which herbs go with lamb?", "How do I poach an egg?"]
+BANK = [
+    "How long should I rest a steak?",
+    "What is the best oil for frying?",
+    "Why does bread dough need kneading?",
+    "How do I keep rice from sticking?",
+    "Can I freeze fresh basil?",
+    "What makes a sauce split?",
+    "How do I sharpen a kitchen knife?",
+    "Is cast iron safe for tomatoes?",
+    "How do I caramelize onions quickly?",
+    "What can I use instead of buttermilk?",
+    "How long do cooked beans keep in the fridge?",
+    "Why is my risotto gluey?",
+    "How do I stop avocado turning brown?",
+    "What is blanching for?",
+    "How much salt goes in pasta water?",
+    "Can I bake bread without yeast?",
+    "How do I fix a too-salty soup?",
+    "What temperature kills bacteria in chicken?",
+    "How can I make pasta dough without eggs?",
+    "Why do my cookies spread too much?",
+    "Which herbs go with lamb?",
+    "How do I poach an egg?",
+]
 
 
 def seeded_writer(body: dict) -> str:
@@ -42,9 +58,17 @@ def seeded_writer(body: dict) -> str:
 
 
 def _sft(tmp_path, server, n, name="g", **gen):
-    cfg = SFTConfig(output=str(tmp_path / name), identity=0, arithmetic=0, counting=0, spelling=0, generated=n,
-                    topics=["cooking"], generation=gen,
-                    llm={"base_url": server.base_url, "cache_dir": str(tmp_path / "cache")})
+    cfg = SFTConfig(
+        output=str(tmp_path / name),
+        identity=0,
+        arithmetic=0,
+        counting=0,
+        spelling=0,
+        generated=n,
+        topics=["cooking"],
+        generation=gen,
+        llm={"base_url": server.base_url, "cache_dir": str(tmp_path / "cache")},
+    )
     return run_sft(cfg), read_conversations(tmp_path / name)
 
 
@@ -65,14 +89,24 @@ def test_every_question_request_has_its_own_seed_and_prompt(tmp_path):
         assert len(set(firsts)) == 10
         assert stats["generated"]["multi_turn"] >= 1
         multi = [r for r in rows if len(r["messages"]) == 4]
-        assert multi and [m["role"] for m in multi[0]["messages"]] == ["user", "assistant", "user", "assistant"]
+        assert multi and [m["role"] for m in multi[0]["messages"]] == [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+        ]
         meta = json.loads(rows[0]["meta"])
         assert {"persona", "facet", "difficulty", "format", "topic"} <= set(meta)
 
 
 def test_near_duplicate_questions_are_removed_with_minhash(tmp_path):
-    variants = ["How do I boil an egg?", "How do I boil an egg perfectly?", "how do I boil an egg",
-                "What spices go well with lentils?", "What spices go well with lentils?!"]
+    variants = [
+        "How do I boil an egg?",
+        "How do I boil an egg perfectly?",
+        "how do I boil an egg",
+        "What spices go well with lentils?",
+        "What spices go well with lentils?!",
+    ]
 
     def writer(body):
         text = last_user(body)
@@ -84,16 +118,32 @@ def test_near_duplicate_questions_are_removed_with_minhash(tmp_path):
     assert [f.add(v) for v in variants] == [True, False, False, True, False]
     with OpenAIServer(writer) as server:
         llm = make_llm(LLMConfig(base_url=server.base_url))
-        rows, fig = generate_conversations(llm, 6, 0, ["cooking"], cfg=GeneratedConfig(followup_rate=0, max_rounds=3))
-    assert len(rows) == 2 and fig["generated"] == 2 and fig["shortfall"] == 4 and fig["duplicate_questions"] >= 3
-    assert fig["rounds"] == 3 and fig["question_requests"] > 6  # refill rounds were tried before giving up
+        rows, fig = generate_conversations(
+            llm, 6, 0, ["cooking"], cfg=GeneratedConfig(followup_rate=0, max_rounds=3)
+        )
+    assert (
+        len(rows) == 2
+        and fig["generated"] == 2
+        and fig["shortfall"] == 4
+        and fig["duplicate_questions"] >= 3
+    )
+    assert (
+        fig["rounds"] == 3 and fig["question_requests"] > 6
+    )  # refill rounds were tried before giving up
 
 
 def test_shortfall_is_reported_never_silent(tmp_path, capsys):
-    with OpenAIServer(lambda b: "Is salt a spice?" if last_user(b).startswith("Imagine") else "No.") as server:
+    with OpenAIServer(
+        lambda b: "Is salt a spice?" if last_user(b).startswith("Imagine") else "No."
+    ) as server:
         stats, rows = _sft(tmp_path, server, 5, max_rounds=2)
     g = stats["generated"]
-    assert len(rows) == 1 and g["shortfall"] == 4 and g["rounds"] == 2 and g["question_requests"] == 7 + 5
+    assert (
+        len(rows) == 1
+        and g["shortfall"] == 4
+        and g["rounds"] == 2
+        and g["question_requests"] == 7 + 5
+    )
     assert "generated: 1 of 5 conversations" in capsys.readouterr().err
     saved = json.loads((tmp_path / "g" / "stats.json").read_text())
     assert saved["generated"]["shortfall"] == 4
@@ -112,10 +162,16 @@ def test_identity_gives_as_many_distinct_as_asked_or_warns(tmp_path, capsys):
     users = {tuple(m["content"] for m in r["messages"] if m["role"] == "user") for r in rows}
     assert len(rows) == 200 == len(users)
     assert any(len(r["messages"]) == 4 for r in rows)
-    stats = run_sft(SFTConfig(output=str(tmp_path / "i"), identity=200, arithmetic=0, counting=0, spelling=0))
+    stats = run_sft(
+        SFTConfig(output=str(tmp_path / "i"), identity=200, arithmetic=0, counting=0, spelling=0)
+    )
     assert stats["by_kind"] == {"identity": 200}
     too_many = max_identity_conversations() + 10
-    stats = run_sft(SFTConfig(output=str(tmp_path / "j"), identity=too_many, arithmetic=0, counting=0, spelling=0))
+    stats = run_sft(
+        SFTConfig(
+            output=str(tmp_path / "j"), identity=too_many, arithmetic=0, counting=0, spelling=0
+        )
+    )
     assert stats["identity"]["generated"] == max_identity_conversations()
     assert f"at most {max_identity_conversations()}" in capsys.readouterr().err
 
@@ -126,7 +182,9 @@ def test_arithmetic_covers_four_operations_fractions_decimals_and_word_problems(
     prompts = " ".join(p.prompt for p in ps)
     for op in (" + ", " - ", " * ", " / ", " x "):
         assert op in prompts, op
-    assert re.search(r"\d+/\d+ [-+x÷] \d+/\d+", prompts) and re.search(r"\d+\.\d+ [-+x] \d+\.\d+", prompts)
+    assert re.search(r"\d+/\d+ [-+x÷] \d+/\d+", prompts) and re.search(
+        r"\d+\.\d+ [-+x] \d+\.\d+", prompts
+    )
     assert any("$" in p.prompt for p in ps) and any("friends" in p.prompt for p in ps)
     rng = random.Random(0)
     for p in ps:
@@ -144,9 +202,24 @@ def test_config_typo_is_a_one_line_error_not_a_silent_default(tmp_path):
 
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"generation": {"folowup_rate": 0.9}}))
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "synth", "sft", "--output", str(tmp_path / "o"),
-                        "--config", str(cfg)], capture_output=True, text=True)
-    assert r.returncode == 1 and "generation.folowup_rate" in r.stderr and "followup_rate" in r.stderr
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "synth",
+            "sft",
+            "--output",
+            str(tmp_path / "o"),
+            "--config",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        r.returncode == 1 and "generation.folowup_rate" in r.stderr and "followup_rate" in r.stderr
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -154,8 +227,15 @@ def test_task_family_shortfall_is_reported(tmp_path, capsys):
     # spelling draws from a fixed word list: 2 x len(WORDS) distinct problems at most
     from pipelines.synth.tasks import WORDS
 
-    stats = run_sft(SFTConfig(output=str(tmp_path / "s"), identity=0, arithmetic=0, counting=0,
-                              spelling=3 * len(WORDS)))
+    stats = run_sft(
+        SFTConfig(
+            output=str(tmp_path / "s"),
+            identity=0,
+            arithmetic=0,
+            counting=0,
+            spelling=3 * len(WORDS),
+        )
+    )
     assert stats["shortfall"]["spelling"] == 3 * len(WORDS) - stats["by_kind"]["spelling"] > 0
     assert "spelling:" in capsys.readouterr().err
 

@@ -41,12 +41,18 @@ def test_probe_refuses_where_the_model_is_consistently_wrong(web_documents, tmp_
         return "I believe it is Napoleon Bonaparte in 1066."
 
     with OpenAIServer(target) as server:
-        cfg = RefusalConfig(output=str(tmp_path / "r"), documents=str(web_documents), samples=3,
-                            target={"base_url": server.base_url, "cache_dir": str(tmp_path / "cache")})
+        cfg = RefusalConfig(
+            output=str(tmp_path / "r"),
+            documents=str(web_documents),
+            samples=3,
+            target={"base_url": server.base_url, "cache_dir": str(tmp_path / "cache")},
+        )
         stats = run_refusal(cfg)
         assert len(server.requests) == 3 * stats["questions"]
     rows = read_conversations(tmp_path / "r")
-    by_type = {t: [it for it in truth.values() if it.answer_type == t] for t in ("year", "number", "name")}
+    by_type = {
+        t: [it for it in truth.values() if it.answer_type == t] for t in ("year", "number", "name")
+    }
     years_without_1066 = [it for it in by_type["year"] if it.answer != "1066"]
     assert stats["consistently_right"] == len(years_without_1066)
     assert stats["consistently_wrong"] == len(by_type["name"])
@@ -55,54 +61,89 @@ def test_probe_refuses_where_the_model_is_consistently_wrong(web_documents, tmp_
     for r in rows:
         meta = json.loads(r["meta"])
         it = truth[r["messages"][0]["content"]]
-        assert r["doc_id"] == it.doc_id and meta["snippet"] == it.snippet and len(meta["answers"]) == 3
+        assert (
+            r["doc_id"] == it.doc_id and meta["snippet"] == it.snippet and len(meta["answers"]) == 3
+        )
         if r["kind"] == "refusal":
             assert it.answer_type == "name" and r["messages"][1]["content"] in REFUSALS
         else:
             assert r["kind"] == "answered" and it.answer_type == "year"
             assert it.answer in r["messages"][1]["content"]
-    assert len({r["messages"][1]["content"] for r in rows if r["kind"] == "refusal"}) > 3  # varied phrasings
+    assert (
+        len({r["messages"][1]["content"] for r in rows if r["kind"] == "refusal"}) > 3
+    )  # varied phrasings
     probes = pq.read_table(tmp_path / "r" / "probes").to_pylist()
     assert len(probes) == stats["questions"] and all(len(p["correct"]) == 3 for p in probes)
 
 
 def test_llm_judge_overrides_span_match(web_documents, tmp_path):  # noqa: F811
     with OpenAIServer(lambda b: "no idea") as target, OpenAIServer(lambda b: "yes") as judge:
-        stats = run_refusal(RefusalConfig(
-            output=str(tmp_path / "j"), documents=str(web_documents), samples=2, max_questions=10,
-            target={"base_url": target.base_url}, judge={"base_url": judge.base_url}))
-        assert len(judge.requests) == 20 and "Reference answer" in judge.requests[0]["messages"][0]["content"]
-    assert stats["judge"] == "llm" and stats["consistently_right"] == 10 and stats["refusal_rate"] == 0
+        stats = run_refusal(
+            RefusalConfig(
+                output=str(tmp_path / "j"),
+                documents=str(web_documents),
+                samples=2,
+                max_questions=10,
+                target={"base_url": target.base_url},
+                judge={"base_url": judge.base_url},
+            )
+        )
+        assert (
+            len(judge.requests) == 20
+            and "Reference answer" in judge.requests[0]["messages"][0]["content"]
+        )
+    assert (
+        stats["judge"] == "llm" and stats["consistently_right"] == 10 and stats["refusal_rate"] == 0
+    )
 
 
 def test_llm_question_writer_keeps_only_span_answers(web_documents, tmp_path):  # noqa: F811
     def writer(body):
-        if "Proposed answer" in last_user(body):  # the answerability check (writer doubles as judge)
+        if "Proposed answer" in last_user(
+            body
+        ):  # the answerability check (writer doubles as judge)
             return "yes"
         text = last_user(body).split("Text: ", 1)[1]
         word = max(text.split(), key=len).strip(".,;:()\"'")
-        return f"Question: Which long word appears here?\nAnswer: {word}" if len(text) % 2 else \
-            "Question: What is the airspeed of a swallow?\nAnswer: 11 m/s zzq"
+        return (
+            f"Question: Which long word appears here?\nAnswer: {word}"
+            if len(text) % 2
+            else "Question: What is the airspeed of a swallow?\nAnswer: 11 m/s zzq"
+        )
 
     with OpenAIServer(writer) as w, OpenAIServer(lambda b: "hmm") as target:
-        stats = run_refusal(RefusalConfig(
-            output=str(tmp_path / "w"), documents=str(web_documents), samples=1, questions_per_doc=0,
-            target={"base_url": target.base_url}, question_writer={"base_url": w.base_url}))
+        stats = run_refusal(
+            RefusalConfig(
+                output=str(tmp_path / "w"),
+                documents=str(web_documents),
+                samples=1,
+                questions_per_doc=0,
+                target={"base_url": target.base_url},
+                question_writer={"base_url": w.base_url},
+            )
+        )
     rows = read_conversations(tmp_path / "w")
     assert 0 < stats["questions"] < stats["documents"]  # answers not in the snippet were dropped
     assert all(json.loads(r["meta"])["writer"].startswith("llm") for r in rows)
-    assert all(span_match(json.loads(r["meta"])["snippet"], json.loads(r["meta"])["reference"]) for r in rows)
+    assert all(
+        span_match(json.loads(r["meta"])["snippet"], json.loads(r["meta"])["reference"])
+        for r in rows
+    )
 
 
 def test_cloze_slot_types_are_right():
     from pipelines.synth.qa import _spans
 
     assert ("1998", "year") in _spans("The company was founded in 1998 by two friends from Ohio.")
-    assert ("2019", "year") in _spans("The report was published on March 4, 2019 after a long delay.")
+    assert ("2019", "year") in _spans(
+        "The report was published on March 4, 2019 after a long delay."
+    )
     spans = _spans("More than 2000 people came to see the 1500 meters race last weekend.")
     assert ("2000", "number") in spans and ("1500", "number") in spans
     assert not any(t == "year" for _, t in spans)
-    assert not any(s in ("Monday", "January") for s, _ in _spans("We met, as planned, on Monday in January."))
+    assert not any(
+        s in ("Monday", "January") for s, _ in _spans("We met, as planned, on Monday in January.")
+    )
 
 
 def test_natural_llm_probes_checked_answerable(web_documents, tmp_path):  # noqa: F811
@@ -126,15 +167,29 @@ def test_natural_llm_probes_checked_answerable(web_documents, tmp_path):  # noqa
             return "yes" if len(text) % 2 else "no"
         return "no"
 
-    with OpenAIServer(writer) as w, OpenAIServer(judge) as j, OpenAIServer(lambda b: "hmm") as target:
-        stats = run_refusal(RefusalConfig(
-            output=str(tmp_path / "n"), documents=str(web_documents), samples=1,
-            target={"base_url": target.base_url}, question_writer={"base_url": w.base_url},
-            judge={"base_url": j.base_url}))
+    with (
+        OpenAIServer(writer) as w,
+        OpenAIServer(judge) as j,
+        OpenAIServer(lambda b: "hmm") as target,
+    ):
+        stats = run_refusal(
+            RefusalConfig(
+                output=str(tmp_path / "n"),
+                documents=str(web_documents),
+                samples=1,
+                target={"base_url": target.base_url},
+                question_writer={"base_url": w.base_url},
+                judge={"base_url": j.base_url},
+            )
+        )
         checks = [r for r in j.requests if "Proposed answer" in last_user(r)]
     assert stats["question_style"] == "natural (llm)"
     rej = stats["questions_rejected"]
-    assert rej["refers_to_text"] > 0 and rej["answer_in_question"] > 0 and rej["judged_unanswerable"] > 0
+    assert (
+        rej["refers_to_text"] > 0
+        and rej["answer_in_question"] > 0
+        and rej["judged_unanswerable"] > 0
+    )
     assert stats["questions"] == len(checks) - rej["judged_unanswerable"] > 0
     probes = pq.read_table(tmp_path / "n" / "probes").to_pylist()
     assert all("____" not in p["question"] and "the text" not in p["question"] for p in probes)
@@ -142,7 +197,16 @@ def test_natural_llm_probes_checked_answerable(web_documents, tmp_path):  # noqa
     assert all(json.loads(r["meta"])["question_style"] == "natural (llm)" for r in rows)
     # without an endpoint: cloze questions, labelled as the offline fallback
     with OpenAIServer(lambda b: "hmm") as target:
-        stats = run_refusal(RefusalConfig(output=str(tmp_path / "c"), documents=str(web_documents), samples=1,
-                                          max_questions=5, target={"base_url": target.base_url}))
+        stats = run_refusal(
+            RefusalConfig(
+                output=str(tmp_path / "c"),
+                documents=str(web_documents),
+                samples=1,
+                max_questions=5,
+                target={"base_url": target.base_url},
+            )
+        )
     assert stats["question_style"] == "cloze (offline fallback)"
-    assert all(json.loads(r["meta"])["writer"] == "rules:cloze" for r in read_conversations(tmp_path / "c"))
+    assert all(
+        json.loads(r["meta"])["writer"] == "rules:cloze" for r in read_conversations(tmp_path / "c")
+    )

@@ -37,21 +37,38 @@ class OpenAIServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer._lock:
-                    outer.requests.append({"path": self.path, "authorization": self.headers.get("Authorization"), **body})
+                    outer.requests.append(
+                        {
+                            "path": self.path,
+                            "authorization": self.headers.get("Authorization"),
+                            **body,
+                        }
+                    )
                     status = outer.fail_next.pop(0) if outer.fail_next else 200
                 if status != 200:
                     self._send(status, {"error": {"message": f"injected {status}"}})
                     return
                 text = outer.responder(body)
                 if self.path.endswith("/chat/completions"):
-                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    choice = {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
                 elif self.path.endswith("/completions"):
                     choice = {"index": 0, "text": text, "finish_reason": "stop"}
                 else:
                     self._send(404, {"error": {"message": "not found"}})
                     return
-                self._send(200, {"id": "x", "object": "chat.completion", "model": body.get("model"),
-                                 "choices": [choice]})
+                self._send(
+                    200,
+                    {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body.get("model"),
+                        "choices": [choice],
+                    },
+                )
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload).encode()
@@ -81,7 +98,9 @@ class OpenAIServer:
 
 def last_user(body: dict) -> str:
     msgs = body.get("messages") or []
-    return next((m["content"] for m in reversed(msgs) if m["role"] == "user"), body.get("prompt", ""))
+    return next(
+        (m["content"] for m in reversed(msgs) if m["role"] == "user"), body.get("prompt", "")
+    )
 
 
 _DOCS: dict[str, list[dict]] = {}
@@ -101,9 +120,16 @@ def extract_web_documents(warcs: list[Path]) -> list[dict]:
                     html = rec.reader.read().decode("utf-8", "replace")
                     text = trafilatura.extract(html, favor_precision=True, include_comments=False)
                     if text and len(text) > 200:
-                        docs.append({"id": rec.record_id, "url": rec.headers.get("WARC-Target-URI", "").strip("<>"),
-                                     "date": rec.headers.get("WARC-Date"), "source": path.name, "text": text,
-                                     "language": "en"})
+                        docs.append(
+                            {
+                                "id": rec.record_id,
+                                "url": rec.headers.get("WARC-Target-URI", "").strip("<>"),
+                                "date": rec.headers.get("WARC-Date"),
+                                "source": path.name,
+                                "text": text,
+                                "language": "en",
+                            }
+                        )
         _DOCS[key] = docs
     return _DOCS[key]
 

@@ -54,7 +54,9 @@ def test_cl100k_round_trip_shards_and_manifest(docs_dir, tmp_path):
     tokenize(d, tmp_path, cfg)
     tok = load_tokenizer("cl100k_base")
     m = _check_round_trip(tmp_path, texts, tok)
-    assert m["vocab_size"] == tok.vocab_size and m["special_ids"]["<|im_start|>"] == tok.special("<|im_start|>")
+    assert m["vocab_size"] == tok.vocab_size and m["special_ids"]["<|im_start|>"] == tok.special(
+        "<|im_start|>"
+    )
     train = m["splits"]["train"]
     assert len(train["shards"]) >= 3 and m["splits"]["val"]["documents"] > 0
     # every document sits in the key range of its shard among ceil(tokens / budget) ranges: the
@@ -62,12 +64,23 @@ def test_cl100k_round_trip_shards_and_manifest(docs_dir, tmp_path):
     n = shard_counts({"train": train["tokens"], "val": 0}, 30_000)["train"]
     assert n == -(-train["tokens"] // 30_000)
     for sh in train["shards"]:
-        keys = np.array([shuffle_key(i, 3) for i in pq.read_table(tmp_path / sh["file"]).column("id").to_pylist()],
-                        dtype=np.uint64)
+        keys = np.array(
+            [
+                shuffle_key(i, 3)
+                for i in pq.read_table(tmp_path / sh["file"]).column("id").to_pylist()
+            ],
+            dtype=np.uint64,
+        )
         assert set(shard_of(keys, n).tolist()) == {int(sh["file"][-13:-8])}
-    assert abs(train["tokens"] / len(train["shards"]) - 30_000) < 30_000  # about the budget on average
+    assert (
+        abs(train["tokens"] / len(train["shards"]) - 30_000) < 30_000
+    )  # about the budget on average
     # shuffled across input shards: train order is not the input order
-    order = [r for sh in train["shards"] for r in pq.read_table(tmp_path / sh["file"]).column("id").to_pylist()]
+    order = [
+        r
+        for sh in train["shards"]
+        for r in pq.read_table(tmp_path / sh["file"]).column("id").to_pylist()
+    ]
     assert order != sorted(order)
 
 
@@ -79,19 +92,27 @@ def test_trained_bpe_round_trip(docs_dir, tmp_path, monkeypatch):
     m = _check_round_trip(tmp_path / "out", texts, tok)
     # the dataset carries its tokenizer: readable from any working directory
     assert m["tokenizer"] == "tokenizer.json"
-    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == (tmp_path / "bpe.json").read_bytes()
+    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == (
+        tmp_path / "bpe.json"
+    ).read_bytes()
     monkeypatch.chdir(d)
     from trainer.data import manifest_tokenizer
 
-    assert load_tokenizer(manifest_tokenizer(tmp_path / "out")).encode("hello") == tok.encode("hello")
+    assert load_tokenizer(manifest_tokenizer(tmp_path / "out")).encode("hello") == tok.encode(
+        "hello"
+    )
 
 
 def test_seed_changes_order_not_split_and_is_deterministic(docs_dir, tmp_path):
     d, _ = docs_dir
     runs = {}
     for name, seed in (("a", 1), ("b", 1), ("c", 2)):
-        tokenize(d, tmp_path / name, TokenizeConfig(seed=seed, val_fraction=0.2, shard_tokens=10**9))
-        runs[name] = {s: pq.read_table(tmp_path / name / s).column("id").to_pylist() for s in ("train", "val")}
+        tokenize(
+            d, tmp_path / name, TokenizeConfig(seed=seed, val_fraction=0.2, shard_tokens=10**9)
+        )
+        runs[name] = {
+            s: pq.read_table(tmp_path / name / s).column("id").to_pylist() for s in ("train", "val")
+        }
     assert runs["a"] == runs["b"]
     assert runs["a"]["train"] != runs["c"]["train"]
     assert sorted(runs["a"]["val"]) == sorted(runs["c"]["val"])
@@ -112,6 +133,8 @@ def test_resume_reuses_runs_and_rebuilds_missing_shards(docs_dir, tmp_path):
     (tmp_path / "manifest.json").unlink()  # as if killed during pass 2
     (tmp_path / "train" / "shard-00001.parquet").unlink()
     tokenize(d, tmp_path, cfg)
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "_work" / "runs").glob("*.parquet")} == runs
+    assert {
+        p: p.stat().st_mtime_ns for p in (tmp_path / "_work" / "runs").glob("*.parquet")
+    } == runs
     assert (tmp_path / "train" / "shard-00000.parquet").read_bytes() == first
     _check_round_trip(tmp_path, texts, load_tokenizer("cl100k_base"))

@@ -62,8 +62,13 @@ def _data(tmp_path: Path) -> tuple[Path, Path]:
     """Token shards (TOKEN_SHARD_SCHEMA, trained BPE) and two SFT conversations."""
     tok = make_tokenizer(tmp_path)
     shards = write_token_shards(tmp_path / "shards", tok, corpus_texts(120), shards=2, val=10)
-    convs = write_conversations(tmp_path / "convs", [
-        TOOL_CONV, [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "5"}]])
+    convs = write_conversations(
+        tmp_path / "convs",
+        [
+            TOOL_CONV,
+            [{"role": "user", "content": "What is 2+3?"}, {"role": "assistant", "content": "5"}],
+        ],
+    )
     return shards, convs
 
 
@@ -73,10 +78,18 @@ def _run_flows(tmp_path: Path, which: str, shards: Path, convs: Path, out: Path)
     home = tmp_path / "home" / "prefect"  # Prefect's local mode keeps its DB here
     home.mkdir(parents=True)  # Prefect creates only the last level of PREFECT_HOME
     env["PREFECT_HOME"] = str(home)
-    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"  # a loaded 2-core machine is slow
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = (
+        "180"  # a loaded 2-core machine is slow
+    )
     args = json.dumps({"which": which, "shards": str(shards), "convs": str(convs), "out": str(out)})
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT "))
     # Prefect's own local mode: its database lives in PREFECT_HOME, not in ~/.prefect
@@ -110,7 +123,8 @@ def test_pretrain_and_sft_flows_run_locally_and_complete(tmp_path: Path) -> None
 
     assert {k: (v["flow"], v["state"], v["server_state"]) for k, v in report.items()} == {
         "pretrain": ("train-pretrain", "COMPLETED", "COMPLETED"),
-        "sft": ("train-sft", "COMPLETED", "COMPLETED")}
+        "sft": ("train-sft", "COMPLETED", "COMPLETED"),
+    }
     pre = _check_run(out / "pretrain", "pretrain", report["pretrain"]["result"])
     assert pre["data"] == str(shards) and pre["tokenizer"] == str(tmp_path / "tok.json")
     sft = _check_run(out / "sft", "sft", report["sft"]["result"])
@@ -125,7 +139,11 @@ def test_post_train_flow_chains_pretrain_and_sft_subflows(tmp_path: Path) -> Non
     out = tmp_path / "model"
     report = _run_flows(tmp_path, "post", shards, convs, out)["post"]
 
-    assert (report["flow"], report["state"], report["server_state"]) == ("post-train", "COMPLETED", "COMPLETED")
+    assert (report["flow"], report["state"], report["server_state"]) == (
+        "post-train",
+        "COMPLETED",
+        "COMPLETED",
+    )
     assert report["subflows"] == [["train-pretrain", "COMPLETED"], ["train-sft", "COMPLETED"]]
     assert set(report["result"]) == {"pretrain", "sft"}  # no rl_prompts: no RL stage
     _check_run(out / "pretrain", "pretrain", report["result"]["pretrain"])

@@ -24,7 +24,10 @@ torch.set_num_threads(1)
 
 
 def corpus_texts(n: int = 300) -> list[str]:
-    return [f"The number {i} is {'even' if i % 2 == 0 else 'odd'}. It comes after {i - 1}." for i in range(n)]
+    return [
+        f"The number {i} is {'even' if i % 2 == 0 else 'odd'}. It comes after {i - 1}."
+        for i in range(n)
+    ]
 
 
 def make_tokenizer(d: Path, vocab_size: int = 300):
@@ -41,20 +44,40 @@ def write_token_shards(d: Path, tok, texts: list[str], shards: int = 2, val: int
         for s in range(n):
             docs = part[s::n]
             ids = [tok.encode(t) + [tok.eot_id] for t in docs]
-            table = pa.table({"id": [f"{split}-{s}-{i}" for i in range(len(docs))], "input_ids": ids,
-                              "num_tokens": [len(x) for x in ids]}, schema=TOKEN_SHARD_SCHEMA)
+            table = pa.table(
+                {
+                    "id": [f"{split}-{s}-{i}" for i in range(len(docs))],
+                    "input_ids": ids,
+                    "num_tokens": [len(x) for x in ids],
+                },
+                schema=TOKEN_SHARD_SCHEMA,
+            )
             atomic_write_parquet(d / split / f"shard-{s:05d}.parquet", table)
-    manifest = TokenManifest(tokenizer=tok.name, vocab_size=tok.vocab_size, eot_id=tok.eot_id,
-                             special_ids=dict(tok.special_ids), seed=0,
-                             val_fraction=val / len(texts), shard_tokens=10_000_000)
+    manifest = TokenManifest(
+        tokenizer=tok.name,
+        vocab_size=tok.vocab_size,
+        eot_id=tok.eot_id,
+        special_ids=dict(tok.special_ids),
+        seed=0,
+        val_fraction=val / len(texts),
+        shard_tokens=10_000_000,
+    )
     (d / "manifest.json").write_text(manifest.model_dump_json(indent=2))
     return d
 
 
 def write_conversations(d: Path, convs: list[list[dict]], split: str = "train") -> Path:
-    table = pa.table({"id": [str(i) for i in range(len(convs))], "messages": convs,
-                      "kind": ["sft"] * len(convs), "source": ["test"] * len(convs),
-                      "doc_id": [None] * len(convs), "meta": [None] * len(convs)}, schema=CONVERSATION_SCHEMA)
+    table = pa.table(
+        {
+            "id": [str(i) for i in range(len(convs))],
+            "messages": convs,
+            "kind": ["sft"] * len(convs),
+            "source": ["test"] * len(convs),
+            "doc_id": [None] * len(convs),
+            "meta": [None] * len(convs),
+        },
+        schema=CONVERSATION_SCHEMA,
+    )
     atomic_write_parquet(d / split / "shard-00000.parquet", table)
     return d
 
@@ -66,8 +89,12 @@ def tiny_checkpoint(d: Path, steps: int = 30, block_size: int = 64) -> Path:
 
     tok = make_tokenizer(d)
     data = write_token_shards(d / "shards", tok, corpus_texts())
-    pretrain(data, d / "run", TrainConfig(steps=steps, eval_every=0, progress=False),
-             model_overrides={"block_size": block_size})
+    pretrain(
+        data,
+        d / "run",
+        TrainConfig(steps=steps, eval_every=0, progress=False),
+        model_overrides={"block_size": block_size},
+    )
     return d / "run"
 
 
@@ -119,8 +146,16 @@ TOOL_CONV = [
 
 def test_sft_targets_are_exactly_assistant_content_tool_calls_and_end(tmp_path):
     tok = make_tokenizer(tmp_path)
-    loader = ConversationBatches([{"messages": TOOL_CONV}, {"messages": TOOL_CONV[:2] + [
-        {"role": "assistant", "content": "5"}]}], tok, batch_size=2, seq_len=256, seed=0)
+    loader = ConversationBatches(
+        [
+            {"messages": TOOL_CONV},
+            {"messages": TOOL_CONV[:2] + [{"role": "assistant", "content": "5"}]},
+        ],
+        tok,
+        batch_size=2,
+        seq_len=256,
+        seed=0,
+    )
     x, y = loader.next_batch()
     assert x.shape == y.shape
     for row_x, row_y in zip(x, y, strict=True):
@@ -128,7 +163,10 @@ def test_sft_targets_are_exactly_assistant_content_tool_calls_and_end(tmp_path):
         text = tok.decode(supervised)
         full = tok.decode(row_x.tolist())
         if "python" in full:
-            assert text == "Let me compute. <|python_start|>print(2+3)<|python_end|>Answer: 5<|im_end|>"
+            assert (
+                text
+                == "Let me compute. <|python_start|>print(2+3)<|python_end|>Answer: 5<|im_end|>"
+            )
         else:
             assert text == "5<|im_end|>"
             assert (row_y[-3:] == IGNORE).all()  # padding of the shorter conversation
@@ -136,10 +174,10 @@ def test_sft_targets_are_exactly_assistant_content_tool_calls_and_end(tmp_path):
     r = render_conversation(TOOL_CONV, tok)
     out_start = r.input_ids.index(tok.special("<|output_start|>"))
     out_end = r.input_ids.index(tok.special("<|output_end|>"))
-    assert set(r.loss_mask[out_start:out_end + 1]) == {0}
+    assert set(r.loss_mask[out_start : out_end + 1]) == {0}
     rows_with_tool = [i for i in range(2) if "python" in tok.decode(x[i].tolist())]
     i = rows_with_tool[0]
-    assert (y[i, out_start - 1:out_end] == IGNORE).all()
+    assert (y[i, out_start - 1 : out_end] == IGNORE).all()
 
 
 def test_numpy_free_cursor_state_is_plain_json(tmp_path):

@@ -23,8 +23,15 @@ pytestmark = pytest.mark.slow
 
 def cli(*args: str, stdin: str | None = None, timeout: int = 600) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-m", "flows.cli", *args], cwd=REPO, env=env, input=stdin,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert r.returncode == 0, f"{args[:2]} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
 
@@ -37,14 +44,50 @@ def test_corpus_to_chat(tmp_path, web_dir):
     corpus, runs = tmp_path / "corpus", tmp_path / "runs"
     cli("pipeline", "--input", str(web_dir), "--output", str(corpus))
     tok = tmp_path / "tok.json"
-    cli("tokenizer", "train", "--input", str(corpus / "dedup"), "--output", str(tok), "--vocab-size", "1024")
+    cli(
+        "tokenizer",
+        "train",
+        "--input",
+        str(corpus / "dedup"),
+        "--output",
+        str(tok),
+        "--vocab-size",
+        "1024",
+    )
     shards = tmp_path / "shards"
-    cli("stage", "tokenize", "--input", str(corpus / "dedup"), "--output", str(shards), "--tokenizer", str(tok),
-        "--val-fraction", "0.1")
+    cli(
+        "stage",
+        "tokenize",
+        "--input",
+        str(corpus / "dedup"),
+        "--output",
+        str(shards),
+        "--tokenizer",
+        str(tok),
+        "--val-fraction",
+        "0.1",
+    )
 
     pre = runs / "pretrain"
-    cli("train", "pretrain", "--data", str(shards), "--out", str(pre), "--config", "tiny", "--steps", "400",
-        "--lr", "1e-2", "--batch-size", "8", "--eval-every", "100", "--no-progress")
+    cli(
+        "train",
+        "pretrain",
+        "--data",
+        str(shards),
+        "--out",
+        str(pre),
+        "--config",
+        "tiny",
+        "--steps",
+        "400",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "8",
+        "--eval-every",
+        "100",
+        "--no-progress",
+    )
     recs = records(pre)
     first, val = recs[0]["loss"], [r for r in recs if "val_loss" in r]
     assert abs(first - math.log(1024)) < 0.15  # starts at the uniform distribution
@@ -54,22 +97,87 @@ def test_corpus_to_chat(tmp_path, web_dir):
     assert (pre / "loss.png").exists()
 
     sft_data = tmp_path / "sft-data"
-    cli("synth", "sft", "--output", str(tmp_path / "s1"), "--arithmetic", "60", "--counting", "30",
-        "--spelling", "30", "--identity", "20")
+    cli(
+        "synth",
+        "sft",
+        "--output",
+        str(tmp_path / "s1"),
+        "--arithmetic",
+        "60",
+        "--counting",
+        "30",
+        "--spelling",
+        "30",
+        "--identity",
+        "20",
+    )
     cli("synth", "tooluse", "--output", str(tmp_path / "s2"), "--python", "40")
-    cli("synth", "mix", "--output", str(sft_data), "--input", str(tmp_path / "s1"), "--input", str(tmp_path / "s2"),
-        "--val-fraction", "0.1")
+    cli(
+        "synth",
+        "mix",
+        "--output",
+        str(sft_data),
+        "--input",
+        str(tmp_path / "s1"),
+        "--input",
+        str(tmp_path / "s2"),
+        "--val-fraction",
+        "0.1",
+    )
     sft = runs / "sft"
-    cli("train", "sft", "--init", str(pre), "--data", str(sft_data), "--out", str(sft), "--steps", "150",
-        "--eval-every", "50", "--no-progress")
+    cli(
+        "train",
+        "sft",
+        "--init",
+        str(pre),
+        "--data",
+        str(sft_data),
+        "--out",
+        str(sft),
+        "--steps",
+        "150",
+        "--eval-every",
+        "50",
+        "--no-progress",
+    )
     val = [r["val_loss"] for r in records(sft) if "val_loss" in r]
     assert val[-1] < val[0]
 
     prompts = tmp_path / "rl-data"
-    cli("synth", "rl", "--output", str(prompts), "--word-problems", "20", "--counting", "10", "--equations", "10")
+    cli(
+        "synth",
+        "rl",
+        "--output",
+        str(prompts),
+        "--word-problems",
+        "20",
+        "--counting",
+        "10",
+        "--equations",
+        "10",
+    )
     rl = runs / "rl"
-    out = json.loads(cli("train", "rl", "--init", str(sft), "--data", str(prompts), "--out", str(rl), "--steps", "2",
-                         "--batch-size", "2", "--k", "4", "--max-new-tokens", "48", "--no-progress").splitlines()[-1])
+    out = json.loads(
+        cli(
+            "train",
+            "rl",
+            "--init",
+            str(sft),
+            "--data",
+            str(prompts),
+            "--out",
+            str(rl),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--k",
+            "4",
+            "--max-new-tokens",
+            "48",
+            "--no-progress",
+        ).splitlines()[-1]
+    )
     assert "val_pass@4" in out and 0.0 <= out["val_reward"] <= 1.0
     assert all("reward" in r for r in records(rl) if "loss" in r)
 
@@ -82,9 +190,13 @@ def test_corpus_to_chat(tmp_path, web_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--ckpt", ckpt, "--port", str(port)],
-                              cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", "serve", "--ckpt", ckpt, "--port", str(port)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         url = f"http://127.0.0.1:{port}/v1"
         for _ in range(300):
@@ -93,9 +205,16 @@ def test_corpus_to_chat(tmp_path, web_dir):
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        r = httpx.post(f"{url}/chat/completions", timeout=60, json={
-            "model": "sft", "messages": [{"role": "user", "content": "What is 12 + 30?"}],
-            "temperature": 0, "max_tokens": 60})
+        r = httpx.post(
+            f"{url}/chat/completions",
+            timeout=60,
+            json={
+                "model": "sft",
+                "messages": [{"role": "user", "content": "What is 12 + 30?"}],
+                "temperature": 0,
+                "max_tokens": 60,
+            },
+        )
         body = r.json()
         assert r.status_code == 200 and body["choices"][0]["message"]["role"] == "assistant"
         assert body["usage"]["prompt_tokens"] > 5 and body["usage"]["completion_tokens"] > 0

@@ -31,8 +31,10 @@ def test_gpt2_preset_is_gpt2_small():
     cfg = model_config("gpt2-124m", vocab_size=50257)
     assert cfg.vocab_size == 50304 and PRESETS["gpt2-124m"]["n_layer"] == 12
     assert 120e6 < cfg.num_params() < 130e6  # GPT-2 small: 124M with tied embeddings
-    assert sum(p.numel() for p in GPT(cfg.model_copy(update={"vocab_size": 64})).parameters()) == \
-        cfg.model_copy(update={"vocab_size": 64}).num_params()
+    assert (
+        sum(p.numel() for p in GPT(cfg.model_copy(update={"vocab_size": 64})).parameters())
+        == cfg.model_copy(update={"vocab_size": 64}).num_params()
+    )
 
 
 def test_tiny_model_overfits_one_batch():
@@ -61,7 +63,11 @@ def test_kv_cache_matches_full_forward():
     with torch.no_grad():
         full = model(x)
         cache = KVCache(cfg, 2, "cpu", torch.float32)
-        parts = [model(x[:, :7], cache=cache), model(x[:, 7:8], cache=cache), model(x[:, 8:20], cache=cache)]
+        parts = [
+            model(x[:, :7], cache=cache),
+            model(x[:, 7:8], cache=cache),
+            model(x[:, 8:20], cache=cache),
+        ]
     assert torch.allclose(torch.cat(parts, dim=1), full, atol=1e-5)
 
 

@@ -16,7 +16,15 @@ from trainer import checkpoint as ckpt
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-ARGS = dict(steps=12, batch_size=4, warmup_steps=3, eval_every=4, ckpt_every=100, progress=False, device="cpu")
+ARGS = dict(
+    steps=12,
+    batch_size=4,
+    warmup_steps=3,
+    eval_every=4,
+    ckpt_every=100,
+    progress=False,
+    device="cpu",
+)
 
 
 def _train_here(data, out, **kw):
@@ -30,15 +38,42 @@ def _train_here(data, out, **kw):
 def _train(data, out, *extra):
     """The same run through the CLI, in a fresh process."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    cmd = [sys.executable, "-m", "flows.cli", "train", "pretrain", "--data", str(data), "--out", str(out),
-           "--steps", "12", "--batch-size", "4", "--block-size", "32", "--warmup-steps", "3",
-           "--eval-every", "4", "--ckpt-every", "100", "--no-progress", "--device", "cpu", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "train",
+        "pretrain",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        "12",
+        "--batch-size",
+        "4",
+        "--block-size",
+        "32",
+        "--warmup-steps",
+        "3",
+        "--eval-every",
+        "4",
+        "--ckpt-every",
+        "100",
+        "--no-progress",
+        "--device",
+        "cpu",
+        *extra,
+    ]
     subprocess.run(cmd, check=True, env=env, cwd=REPO, capture_output=True, timeout=300)
 
 
 def _losses(run):
-    return [(r["step"], r["loss"]) for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
-            if "loss" in r]
+    return [
+        (r["step"], r["loss"])
+        for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if "loss" in r
+    ]
 
 
 def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
@@ -55,8 +90,12 @@ def test_resume_in_a_fresh_process_is_bit_exact(tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
-    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True):
-        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(sa["exp_avg_sq"], sb["exp_avg_sq"])
+    for sa, sb in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(sa["exp_avg"], sb["exp_avg"]) and torch.equal(
+            sa["exp_avg_sq"], sb["exp_avg_sq"]
+        )
     assert a["data"] == b["data"]
     assert _losses(tmp_path / "straight") == _losses(tmp_path / "split")
     # and training did move the weights: the comparison is not between two untouched inits

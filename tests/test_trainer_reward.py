@@ -13,7 +13,9 @@ torch.set_num_threads(1)
 
 
 def _pairs(d, split, n, offset=0):
-    write_pairs(d, split, n, offset, "Tell me about {}.", "The number {} is even.", "odd odd odd odd")
+    write_pairs(
+        d, split, n, offset, "Tell me about {}.", "The number {} is even.", "odd odd odd odd"
+    )
 
 
 def test_reward_model_learns_a_separable_preference(tmp_path):

@@ -35,13 +35,20 @@ def test_advantages_sum_to_zero_per_group():
 
 
 def _group(prompt, completions, rewards):
-    return {"prompt": prompt, "completions": completions, "rewards": rewards,
-            "advantages": group_advantages(rewards)}
+    return {
+        "prompt": prompt,
+        "completions": completions,
+        "rewards": rewards,
+        "advantages": group_advantages(rewards),
+    }
 
 
 def test_equal_rewards_give_exactly_zero_gradient(base):
     model, _ = load_gpt(base, "cpu")
-    groups = [_group([1, 2, 3], [[4, 5], [6, 7, 8]], [1.0, 1.0]), _group([9], [[10], [11, 12]], [0.0, 0.0])]
+    groups = [
+        _group([1, 2, 3], [[4, 5], [6, 7, 8]], [1.0, 1.0]),
+        _group([9], [[10], [11, 12]], [0.0, 0.0]),
+    ]
     loss, n = policy_loss(model, groups, "cpu")
     loss.backward()
     assert n == 8  # every sampled token is in the loss, each with weight 0
@@ -54,7 +61,7 @@ def test_policy_step_moves_probability_toward_the_rewarded_answer(base):
 
     def logp(c):
         with torch.no_grad():
-            logits = model(torch.tensor([prompt + c[:-1]]))[0, len(prompt) - 1:]
+            logits = model(torch.tensor([prompt + c[:-1]]))[0, len(prompt) - 1 :]
         return torch.log_softmax(logits, -1)[torch.arange(len(c)), torch.tensor(c)].sum().item()
 
     before = logp(good), logp(bad)
@@ -72,7 +79,9 @@ def test_rollout_rewards_use_the_shared_checker(base):
 
     tok = tokenizer_from_ref(state["tokenizer"])
     rows = [{"prompt": "anything", "answer": "7"}]
-    groups = rollouts(model, tok, rows, RLConfig(k=4, max_new_tokens=8), torch.Generator().manual_seed(0))
+    groups = rollouts(
+        model, tok, rows, RLConfig(k=4, max_new_tokens=8), torch.Generator().manual_seed(0)
+    )
     g = groups[0]
     assert len(g["completions"]) == 4 and len(g["rewards"]) == 4
     # an untrained model does not write "Answer: 7"; the reward is whatever is_correct says
@@ -83,12 +92,29 @@ def test_rollout_rewards_use_the_shared_checker(base):
 
 
 def test_rl_run_logs_reward_and_pass_at_k(base, tmp_path):
-    rows = [{"id": str(i), "prompt": f"What is {i}+1?", "answer": str(i + 1), "kind": "arithmetic",
-             "source": "test"} for i in range(6)]
-    atomic_write_parquet(tmp_path / "prompts" / "train" / "shard-00000.parquet",
-                         pa.Table.from_pylist(rows, schema=RL_PROMPT_SCHEMA))
+    rows = [
+        {
+            "id": str(i),
+            "prompt": f"What is {i}+1?",
+            "answer": str(i + 1),
+            "kind": "arithmetic",
+            "source": "test",
+        }
+        for i in range(6)
+    ]
+    atomic_write_parquet(
+        tmp_path / "prompts" / "train" / "shard-00000.parquet",
+        pa.Table.from_pylist(rows, schema=RL_PROMPT_SCHEMA),
+    )
     cfg = TrainConfig(steps=2, batch_size=2, lr=1e-4, warmup_steps=0, eval_every=0, progress=False)
-    out = rl(base, tmp_path / "prompts", tmp_path / "run", cfg, RLConfig(k=4, max_new_tokens=6), eval_prompts=3)
+    out = rl(
+        base,
+        tmp_path / "prompts",
+        tmp_path / "run",
+        cfg,
+        RLConfig(k=4, max_new_tokens=6),
+        eval_prompts=3,
+    )
     assert out["step"] == 2 and "val_reward" in out and "val_pass@4" in out
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert all("reward" in r and "pass@4" in r for r in recs if "loss" in r)

@@ -30,9 +30,19 @@ from trainer.sft import load_gpt, sft
 
 torch.set_num_threads(1)
 
-PHRASINGS = ["Is {} even or odd?", "Is {} odd or even?", "Tell me if {} is even or odd.", "{}: even or odd?",
-             "Even or odd: {}?", "Parity of {}?", "Say whether {} is even or odd.", "Is the number {} even or odd?"]
-SFT_STEPS = 140  # parity is half learned here: ~70% correct on held-out prompts (0.5 at 130, 0.83 at 150)
+PHRASINGS = [
+    "Is {} even or odd?",
+    "Is {} odd or even?",
+    "Tell me if {} is even or odd.",
+    "{}: even or odd?",
+    "Even or odd: {}?",
+    "Parity of {}?",
+    "Say whether {} is even or odd.",
+    "Is the number {} even or odd?",
+]
+SFT_STEPS = (
+    140  # parity is half learned here: ~70% correct on held-out prompts (0.5 at 130, 0.83 at 150)
+)
 RL_STEPS = 20
 EVAL_SEEDS = (0, 1)
 
@@ -41,8 +51,10 @@ def parity_prompts() -> tuple[list[dict], list[dict]]:
     """(train, held-out) RL prompt rows in RL_PROMPT_SCHEMA."""
     items = [(p.format(n), "even" if n % 2 == 0 else "odd") for n in range(10) for p in PHRASINGS]
     random.Random(0).shuffle(items)
-    rows = [{"id": str(i), "prompt": p, "answer": a, "kind": "parity", "source": "test"}
-            for i, (p, a) in enumerate(items)]
+    rows = [
+        {"id": str(i), "prompt": p, "answer": a, "kind": "parity", "source": "test"}
+        for i, (p, a) in enumerate(items)
+    ]
     return rows[16:], rows[:16]
 
 
@@ -57,27 +69,52 @@ def held_out_reward(run_dir, rows: list[dict], rl_cfg: RLConfig) -> float:
 def test_rl_raises_held_out_reward_on_a_verifiable_task(tmp_path):
     train, test = parity_prompts()
     base = tiny_checkpoint(tmp_path)  # pretrained 30 steps on the synthetic corpus
-    convs = [[{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": f"Answer: {r['answer']}"}]
-             for r in train]
+    convs = [
+        [
+            {"role": "user", "content": r["prompt"]},
+            {"role": "assistant", "content": f"Answer: {r['answer']}"},
+        ]
+        for r in train
+    ]
     write_conversations(tmp_path / "conv", convs)
-    sft(base, tmp_path / "conv", tmp_path / "sft",
-        TrainConfig(steps=SFT_STEPS, batch_size=16, lr=3e-3, warmup_steps=5, eval_every=0, progress=False))
+    sft(
+        base,
+        tmp_path / "conv",
+        tmp_path / "sft",
+        TrainConfig(
+            steps=SFT_STEPS, batch_size=16, lr=3e-3, warmup_steps=5, eval_every=0, progress=False
+        ),
+    )
 
     for split, rows in (("train", train), ("val", test)):
-        atomic_write_parquet(tmp_path / "prompts" / split / "shard-00000.parquet",
-                             pa.Table.from_pylist(rows, schema=RL_PROMPT_SCHEMA))
+        atomic_write_parquet(
+            tmp_path / "prompts" / split / "shard-00000.parquet",
+            pa.Table.from_pylist(rows, schema=RL_PROMPT_SCHEMA),
+        )
     rl_cfg = RLConfig(k=8, max_new_tokens=8)
     before = held_out_reward(tmp_path / "sft", test, rl_cfg)
     assert 0.55 <= before <= 0.85, f"starting policy should be partly right, got {before:.3f}"
 
-    out = rl(tmp_path / "sft", tmp_path / "prompts", tmp_path / "rl", rl_cfg=rl_cfg, eval_prompts=len(test),
-             cfg=TrainConfig(steps=RL_STEPS, batch_size=16, lr=3e-3, warmup_steps=5, eval_every=0, progress=False))
+    out = rl(
+        tmp_path / "sft",
+        tmp_path / "prompts",
+        tmp_path / "rl",
+        rl_cfg=rl_cfg,
+        eval_prompts=len(test),
+        cfg=TrainConfig(
+            steps=RL_STEPS, batch_size=16, lr=3e-3, warmup_steps=5, eval_every=0, progress=False
+        ),
+    )
     after = held_out_reward(tmp_path / "rl", test, rl_cfg)
     recs = [json.loads(x) for x in (tmp_path / "rl" / "metrics.jsonl").read_text().splitlines()]
     train_reward = [r["reward"] for r in recs if "reward" in r]
-    print(f"held-out reward {before:.3f} -> {after:.3f} after {RL_STEPS} RL steps; "
-          f"train reward first 5 steps {sum(train_reward[:5]) / 5:.3f}, last 5 {sum(train_reward[-5:]) / 5:.3f}")
+    print(
+        f"held-out reward {before:.3f} -> {after:.3f} after {RL_STEPS} RL steps; "
+        f"train reward first 5 steps {sum(train_reward[:5]) / 5:.3f}, last 5 {sum(train_reward[-5:]) / 5:.3f}"
+    )
 
     assert after >= 0.9 and after - before >= 0.15, (before, after)
     assert out["val_reward"] >= 0.9  # the run's own evaluation on DIR/val agrees
-    assert sum(train_reward[-5:]) / 5 > sum(train_reward[:5]) / 5 + 0.15  # and reward rose during training
+    assert (
+        sum(train_reward[-5:]) / 5 > sum(train_reward[:5]) / 5 + 0.15
+    )  # and reward rose during training

@@ -16,8 +16,10 @@ from trainer.sft import sft
 
 torch.set_num_threads(1)
 
-LONG = [{"role": "user", "content": "Tell me everything. " * 200},
-        {"role": "assistant", "content": "I don't know."}]
+LONG = [
+    {"role": "user", "content": "Tell me everything. " * 200},
+    {"role": "assistant", "content": "I don't know."},
+]
 
 
 def test_drop_overlong_keeps_exactly_the_conversations_that_fit(tmp_path):
@@ -32,7 +34,11 @@ def test_drop_overlong_keeps_exactly_the_conversations_that_fit(tmp_path):
 def test_sft_run_reports_left_out_conversations(tmp_path):
     base = tiny_checkpoint(tmp_path, steps=2, block_size=128)
     write_conversations(tmp_path / "convs", [TOOL_CONV, LONG, TOOL_CONV[1:]])
-    sft(base, tmp_path / "convs", tmp_path / "sft",
-        TrainConfig(steps=2, batch_size=2, eval_every=0, progress=False))
+    sft(
+        base,
+        tmp_path / "convs",
+        tmp_path / "sft",
+        TrainConfig(steps=2, batch_size=2, eval_every=0, progress=False),
+    )
     cfg = json.loads((tmp_path / "sft" / "config.json").read_text())
     assert cfg["conversations"] == 2 and cfg["dropped_too_long"] == 1

@@ -33,6 +33,7 @@ def python_tool() -> Tool:
 
     def run(code: str) -> str:
         return run_python(code, config=sandbox).tool_output()
+
     return run
 
 
@@ -46,6 +47,7 @@ def search_tool(index_dir: str) -> Tool:
 
     def run(query: str) -> str:
         return format_results(index.search(query, k=k), chars)
+
     return run
 
 
@@ -56,9 +58,16 @@ def default_tools(search_index: str | None = None) -> dict[str, Tool]:
     return tools
 
 
-def assistant_turn(lm: LocalModel, messages: list[dict], tools: dict[str, Tool], max_tokens: int = 256,
-                   temperature: float = 0.0, top_k: int | None = None, seed: int | None = None,
-                   max_calls: int = 4) -> list[dict]:
+def assistant_turn(
+    lm: LocalModel,
+    messages: list[dict],
+    tools: dict[str, Tool],
+    max_tokens: int = 256,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int | None = None,
+    max_calls: int = 4,
+) -> list[dict]:
     """Generate the next assistant turn, running tool calls; returns the new messages
     (assistant / tool / assistant ...) in the shape ``render_conversation`` trains on."""
     tok = lm.tok
@@ -67,7 +76,9 @@ def assistant_turn(lm: LocalModel, messages: list[dict], tools: dict[str, Tool],
     stops = (tok.special(IM_END), tok.eot_id, *call_ends)
     new: list[dict] = []
     for call in range(max_calls + 1):
-        out = lm.generate(ids, max_tokens, temperature, top_k, None if seed is None else seed + call, stops)
+        out = lm.generate(
+            ids, max_tokens, temperature, top_k, None if seed is None else seed + call, stops
+        )
         ids = ids + out
         last = out[-1] if out else None
         if last in call_ends and call < max_calls:
@@ -86,8 +97,13 @@ def assistant_turn(lm: LocalModel, messages: list[dict], tools: dict[str, Tool],
     return new  # unreachable: the last iteration always returns
 
 
-def repl(lm: LocalModel, tools: dict[str, Tool], read: Callable[[str], str] = input,
-         write: Callable[[str], None] = print, **gen) -> list[dict]:
+def repl(
+    lm: LocalModel,
+    tools: dict[str, Tool],
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+    **gen,
+) -> list[dict]:
     """Read user lines until EOF or /quit (/reset clears the history); print each reply."""
     history: list[dict] = []
     while True:

@@ -50,7 +50,11 @@ def tokenizer_from_ref(ref: dict) -> Tokenizer:
 
 
 def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -93,8 +97,10 @@ def guard_run_dir(run_dir: str | Path, resume: bool, overwrite: bool) -> None:
         raise ValueError("--resume and --overwrite contradict each other: choose one")
     if exists(run_dir) and not resume and not overwrite:
         step = load(run_dir).get("step", "?")
-        raise RunDirExists(f"{run_dir} already holds a checkpoint (step {step}): pass --resume to "
-                           "continue it or --overwrite to start over")
+        raise RunDirExists(
+            f"{run_dir} already holds a checkpoint (step {step}): pass --resume to "
+            "continue it or --overwrite to start over"
+        )
 
 
 def load_gpt(init: str | Path, device) -> tuple[GPT, dict]:

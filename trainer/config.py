@@ -76,7 +76,9 @@ def warn_if_head_dominates(cfg: ModelConfig, tokenizer: str = "the tokenizer") -
             f"the transformer ({head:,} vs {body:,} parameters), so most compute goes to the "
             "softmax; for a model this small train a BPE with a small vocabulary "
             "(`tokenmill tokenizer train --vocab-size 8192`) or use a larger preset",
-            TrainerWarning, stacklevel=2)
+            TrainerWarning,
+            stacklevel=2,
+        )
     return ratio
 
 
@@ -84,7 +86,9 @@ class TrainConfig(StrictModel):
     """One training run (pretrain, SFT, RL or reward model); defaults suit the tiny preset."""
 
     steps: int = Field(200, description="optimizer steps in the whole run (sets the LR schedule)")
-    stop_at: int | None = Field(None, description="stop (and checkpoint) after this step; resume later")
+    stop_at: int | None = Field(
+        None, description="stop (and checkpoint) after this step; resume later"
+    )
     batch_size: int = Field(8, description="sequences per micro-batch")
     grad_accum: int = Field(1, description="micro-batches per optimizer step")
     lr: float = Field(3e-3, description="peak learning rate")
@@ -95,7 +99,9 @@ class TrainConfig(StrictModel):
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = Field(1.0, description="max global grad norm (0 = off)")
-    eval_every: int = Field(50, description="validation loss / bits-per-byte every N steps (0 = end only)")
+    eval_every: int = Field(
+        50, description="validation loss / bits-per-byte every N steps (0 = end only)"
+    )
     eval_batches: int = Field(8, description="validation micro-batches per evaluation")
     ckpt_every: int = Field(100, description="checkpoint every N steps (and always at the end)")
     seed: int = Field(1337, description="data order, init and sampling")
@@ -111,15 +117,24 @@ class RLConfig(StrictModel):
     max_new_tokens: int = Field(64, description="answer length cap")
     temperature: float = Field(1.0, description="sampling temperature of the rollouts")
     top_k: int | None = Field(None, description="top-k of the rollouts (None = full distribution)")
-    normalize_std: bool = Field(False, description="divide advantages by the group std (GRPO) as well")
+    normalize_std: bool = Field(
+        False, description="divide advantages by the group std (GRPO) as well"
+    )
 
 
 #: Per-mode defaults that differ from ``TrainConfig``'s (the CLI and the flows read these).
 MODE_DEFAULTS: dict[str, dict] = {
     "pretrain": {},
     "sft": {"steps": 100, "lr": 1e-3, "warmup_steps": 5},
-    "rl": {"steps": 50, "batch_size": 4, "lr": 1e-4, "warmup_steps": 0, "eval_every": 25,
-           "ckpt_every": 50, "compile": False},
+    "rl": {
+        "steps": 50,
+        "batch_size": 4,
+        "lr": 1e-4,
+        "warmup_steps": 0,
+        "eval_every": 25,
+        "ckpt_every": 50,
+        "compile": False,
+    },
     "reward": {"steps": 100, "lr": 1e-3, "warmup_steps": 5},
     "dpo": {"steps": 100, "lr": 1e-4, "warmup_steps": 5},
 }
@@ -133,5 +148,6 @@ def train_config(mode: str, **overrides) -> TrainConfig:
 
 
 #: Settings that may change when a run resumes (they do not change what is computed).
-RESUMABLE_CHANGES = frozenset({"stop_at", "eval_every", "eval_batches", "ckpt_every", "device",
-                               "compile", "progress"})
+RESUMABLE_CHANGES = frozenset(
+    {"stop_at", "eval_every", "eval_batches", "ckpt_every", "device", "compile", "progress"}
+)

@@ -75,8 +75,16 @@ class BatchSource:
 class PackedTokens(BatchSource):
     """Fixed windows of packed documents; ``loop=False`` stops after one pass (validation)."""
 
-    def __init__(self, files: list[Path], batch_size: int, seq_len: int, eot_id: int,
-                 seed: int = 0, loop: bool = True, shuffle: bool = True):
+    def __init__(
+        self,
+        files: list[Path],
+        batch_size: int,
+        seq_len: int,
+        eot_id: int,
+        seed: int = 0,
+        loop: bool = True,
+        shuffle: bool = True,
+    ):
         if not files:
             raise FileNotFoundError("no token shards")
         self.files, self.B, self.T, self.eot = list(files), batch_size, seq_len, eot_id
@@ -86,8 +94,12 @@ class PackedTokens(BatchSource):
         self._docs: list[np.ndarray] | None = None
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "shard_pos": self.shard_pos, "row_pos": self.row_pos,
-                "buffer": self.buffer.tolist()}
+        return {
+            "epoch": self.epoch,
+            "shard_pos": self.shard_pos,
+            "row_pos": self.row_pos,
+            "buffer": self.buffer.tolist(),
+        }
 
     def load_state_dict(self, s: dict) -> None:
         self.epoch, self.shard_pos, self.row_pos = s["epoch"], s["shard_pos"], s["row_pos"]
@@ -95,15 +107,22 @@ class PackedTokens(BatchSource):
         self._docs = None
 
     def _load_shard(self) -> list[np.ndarray]:
-        order = (np.random.default_rng([self.seed, self.epoch]).permutation(len(self.files))
-                 if self.shuffle else np.arange(len(self.files)))
-        col = pq.read_table(self.files[order[self.shard_pos]], columns=["input_ids"]).column("input_ids")
+        order = (
+            np.random.default_rng([self.seed, self.epoch]).permutation(len(self.files))
+            if self.shuffle
+            else np.arange(len(self.files))
+        )
+        col = pq.read_table(self.files[order[self.shard_pos]], columns=["input_ids"]).column(
+            "input_ids"
+        )
         arr = col.combine_chunks()
         flat = arr.values.to_numpy(zero_copy_only=False).astype(np.int64)
         off = arr.offsets.to_numpy()
-        docs = [flat[off[i]:off[i + 1]] for i in range(len(arr))]
+        docs = [flat[off[i] : off[i + 1]] for i in range(len(arr))]
         if self.shuffle:
-            perm = np.random.default_rng([self.seed, self.epoch, self.shard_pos]).permutation(len(docs))
+            perm = np.random.default_rng([self.seed, self.epoch, self.shard_pos]).permutation(
+                len(docs)
+            )
             docs = [docs[i] for i in perm]
         return docs
 
@@ -140,7 +159,7 @@ class PackedTokens(BatchSource):
         self.buffer = np.zeros(0, dtype=np.int64)
         n = min(self.B, len(buf) // (self.T + 1))
         if n:
-            rows = torch.from_numpy(buf[:n * (self.T + 1)]).view(n, self.T + 1)
+            rows = torch.from_numpy(buf[: n * (self.T + 1)]).view(n, self.T + 1)
         elif len(buf) >= 2:
             rows = torch.from_numpy(buf)[None]
         else:
@@ -173,7 +192,7 @@ class ShuffledRows(BatchSource):
                     raise StopIteration
                 self.epoch, self.pos = self.epoch + 1, 0
             perm = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.rows))
-            take = perm[self.pos:self.pos + self.B - len(out)]
+            take = perm[self.pos : self.pos + self.B - len(out)]
             out.extend(self.rows[i] for i in take)
             self.pos += len(take)
         return out
@@ -186,8 +205,9 @@ def read_rows(directory: str | Path, split: str, columns: list[str]) -> list[dic
     return rows
 
 
-def pad_supervised(seqs: list[tuple[list[int], list[int]]], pad_id: int,
-                   pad_to: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_supervised(
+    seqs: list[tuple[list[int], list[int]]], pad_id: int, pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, mask) pairs -> inputs and next-token targets; unsupervised/padding targets = -100."""
     L = pad_to or max(len(ids) for ids, _ in seqs) - 1
     x = torch.full((len(seqs), L), pad_id, dtype=torch.long)
@@ -213,8 +233,16 @@ def drop_overlong(rows: list[dict], tok: Tokenizer, max_tokens: int) -> tuple[li
 class ConversationBatches(ShuffledRows):
     """SFT batches: (inputs, targets) with loss on assistant tokens only."""
 
-    def __init__(self, rows: list[dict], tok: Tokenizer, batch_size: int, seq_len: int,
-                 seed: int = 0, loop: bool = True, pad_to_block: bool = False):
+    def __init__(
+        self,
+        rows: list[dict],
+        tok: Tokenizer,
+        batch_size: int,
+        seq_len: int,
+        seed: int = 0,
+        loop: bool = True,
+        pad_to_block: bool = False,
+    ):
         super().__init__(rows, batch_size, seed, loop)
         self.tok, self.T, self.pad_to_block = tok, seq_len, pad_to_block
 
@@ -236,8 +264,15 @@ def render_reply(tok: Tokenizer, prompt: str, reply: str, max_tokens: int) -> li
 class PairBatches(ShuffledRows):
     """Preference pairs -> padded chosen and rejected ids with their lengths."""
 
-    def __init__(self, rows: list[dict], tok: Tokenizer, batch_size: int, seq_len: int,
-                 seed: int = 0, loop: bool = True):
+    def __init__(
+        self,
+        rows: list[dict],
+        tok: Tokenizer,
+        batch_size: int,
+        seq_len: int,
+        seed: int = 0,
+        loop: bool = True,
+    ):
         super().__init__(rows, batch_size, seed, loop)
         self.tok, self.T = tok, seq_len
 
@@ -245,7 +280,7 @@ class PairBatches(ShuffledRows):
         L = max(len(s) for s in seqs)
         x = torch.full((len(seqs), L), self.tok.eot_id, dtype=torch.long)
         for i, s in enumerate(seqs):
-            x[i, :len(s)] = torch.tensor(s, dtype=torch.long)
+            x[i, : len(s)] = torch.tensor(s, dtype=torch.long)
         return x, torch.tensor([len(s) for s in seqs], dtype=torch.long)
 
     def next_batch(self):

@@ -31,14 +31,24 @@ COLUMNS = ["prompt", "chosen", "rejected"]
 
 def render_pair_side(tok, prompt: str, reply: str, max_tokens: int) -> tuple[list[int], list[int]]:
     """(ids, loss mask) of one (prompt, reply) exchange; an overlong one keeps its end (the reply)."""
-    r = render_conversation([{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}], tok)
+    r = render_conversation(
+        [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}], tok
+    )
     return r.input_ids[-max_tokens:], r.loss_mask[-max_tokens:]
 
 
 class DPOBatches(ShuffledRows):
     """Pairs -> (chosen inputs, chosen targets, rejected inputs, rejected targets)."""
 
-    def __init__(self, rows: list[dict], tok, batch_size: int, block_size: int, seed: int = 0, loop: bool = True):
+    def __init__(
+        self,
+        rows: list[dict],
+        tok,
+        batch_size: int,
+        block_size: int,
+        seed: int = 0,
+        loop: bool = True,
+    ):
         super().__init__(rows, batch_size, seed, loop)
         self.tok, self.T = tok, block_size
 
@@ -54,8 +64,12 @@ class DPOBatches(ShuffledRows):
 def sequence_logps(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Sum of log p(target) over supervised positions, per sequence."""
     logits = model(x)
-    logp = -F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=IGNORE,
-                            reduction="none").view(y.shape)
+    logp = -F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)),
+        y.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="none",
+    ).view(y.shape)
     return (logp * (y != IGNORE)).sum(-1)
 
 
@@ -65,8 +79,12 @@ def dpo_terms(policy, reference, batch, device, beta: float) -> dict:
     with torch.no_grad():
         rc, rr = sequence_logps(reference, xc, yc), sequence_logps(reference, xr, yr)
     logits = beta * ((pc - rc) - (pr - rr))
-    return {"loss": -F.logsigmoid(logits).mean(), "reward_acc": (logits > 0).float().mean(),
-            "margin": (pc - pr).mean(), "tokens": int((yc != IGNORE).sum() + (yr != IGNORE).sum())}
+    return {
+        "loss": -F.logsigmoid(logits).mean(),
+        "reward_acc": (logits > 0).float().mean(),
+        "margin": (pc - pr).mean(),
+        "tokens": int((yc != IGNORE).sum() + (yr != IGNORE).sum()),
+    }
 
 
 @torch.no_grad()
@@ -82,11 +100,22 @@ def evaluate_pairs(policy, reference, batches, env: Env, beta: float) -> dict:
         loss += float(t["loss"]) * b
         acc += float(t["reward_acc"]) * b
         margin += float(t["margin"]) * b
-    return {"val_dpo_loss": loss / max(1, n), "val_reward_acc": acc / max(1, n), "val_margin": margin / max(1, n)}
+    return {
+        "val_dpo_loss": loss / max(1, n),
+        "val_reward_acc": acc / max(1, n),
+        "val_margin": margin / max(1, n),
+    }
 
 
-def dpo(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, beta: float = 0.1,
-        resume: bool = False, overwrite: bool = False) -> dict:
+def dpo(
+    init: str | Path,
+    data: str | Path,
+    out: str | Path,
+    cfg: TrainConfig,
+    beta: float = 0.1,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """DPO-train the model of checkpoint ``init`` (the reference is a frozen copy of it) on the
     pairs in ``data`` (``DIR/train`` + optional ``DIR/val``; without val the train pairs are scored)."""
     if beta <= 0:
@@ -100,21 +129,42 @@ def dpo(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig, b
     tok = ckpt.tokenizer_from_ref(state["tokenizer"])
     rows = read_rows(data, "train", COLUMNS)
     if not rows:
-        raise ValueError(f"{data}: no preference pairs (expected DIR/train/*.parquet with {COLUMNS})")
+        raise ValueError(
+            f"{data}: no preference pairs (expected DIR/train/*.parquet with {COLUMNS})"
+        )
     val_rows = read_rows(data, "val", COLUMNS) or rows
     T = model.cfg.block_size
     loader = DPOBatches(rows, tok, cfg.batch_size, T, seed=cfg.seed)
-    before = evaluate_pairs(model, reference, DPOBatches(val_rows, tok, cfg.batch_size, T, loop=False), env, beta)
+    before = evaluate_pairs(
+        model, reference, DPOBatches(val_rows, tok, cfg.batch_size, T, loop=False), env, beta
+    )
 
     def step_fn(fwd, batch):
         t = dpo_terms(fwd, reference, batch, env.device, beta)
-        return t["loss"], {"tokens": t["tokens"], "reward_acc": float(t["reward_acc"].detach()),
-                           "margin": float(t["margin"].detach())}
+        return t["loss"], {
+            "tokens": t["tokens"],
+            "reward_acc": float(t["reward_acc"].detach()),
+            "margin": float(t["margin"].detach()),
+        }
 
     def evaluate(m):
-        return evaluate_pairs(m, reference, DPOBatches(val_rows, tok, cfg.batch_size, T, loop=False), env, beta)
+        return evaluate_pairs(
+            m, reference, DPOBatches(val_rows, tok, cfg.batch_size, T, loop=False), env, beta
+        )
 
-    result = fit(run_dir=out, kind="dpo", cfg=cfg, env=env, model=model, model_cfg=model.cfg, data=loader,
-                 step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
-                 overwrite=overwrite, extra={"init": str(init), "data": str(data), "beta": beta})
+    result = fit(
+        run_dir=out,
+        kind="dpo",
+        cfg=cfg,
+        env=env,
+        model=model,
+        model_cfg=model.cfg,
+        data=loader,
+        step_fn=step_fn,
+        evaluate=evaluate,
+        tokenizer=state["tokenizer"],
+        resume=resume,
+        overwrite=overwrite,
+        extra={"init": str(init), "data": str(data), "beta": beta},
+    )
     return {**result, **{f"initial_{k}": v for k, v in before.items()}}

@@ -55,15 +55,22 @@ def check_resumable(run_dir: Path, state: dict, kind: str, cfg: TrainConfig) -> 
     """A resumed run must continue the same computation: same mode and the same settings (except
     the ones in ``RESUMABLE_CHANGES``); otherwise refuse, naming what differs."""
     if state.get("kind") != kind:
-        raise ValueError(f"{run_dir} holds a {state.get('kind')} checkpoint; cannot resume it as {kind} "
-                         "(use another --out, or --overwrite)")
+        raise ValueError(
+            f"{run_dir} holds a {state.get('kind')} checkpoint; cannot resume it as {kind} "
+            "(use another --out, or --overwrite)"
+        )
     saved = state.get("train_config") or {}
-    diff = sorted(k for k, v in cfg.model_dump().items()
-                  if k not in RESUMABLE_CHANGES and k in saved and saved[k] != v)
+    diff = sorted(
+        k
+        for k, v in cfg.model_dump().items()
+        if k not in RESUMABLE_CHANGES and k in saved and saved[k] != v
+    )
     if diff:
         what = ", ".join(f"{k}: {saved[k]!r} -> {getattr(cfg, k)!r}" for k in diff)
-        raise ValueError(f"{run_dir}: cannot resume with different settings ({what}); use the "
-                         "checkpoint's settings, another --out, or --overwrite")
+        raise ValueError(
+            f"{run_dir}: cannot resume with different settings ({what}); use the "
+            "checkpoint's settings, another --out, or --overwrite"
+        )
 
 
 def _progress(enabled: bool):
@@ -75,14 +82,32 @@ def _progress(enabled: bool):
         TimeRemainingColumn,
     )
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not enabled)
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
 
 
-def fit(*, run_dir: str | Path, kind: str, cfg: TrainConfig, env: Env, model: torch.nn.Module,
-        model_cfg: ModelConfig, data, step_fn: Callable, evaluate: Callable[[torch.nn.Module], dict],
-        tokenizer: dict, resume: bool = False, overwrite: bool = False,
-        extra: dict | None = None) -> dict:
+def fit(
+    *,
+    run_dir: str | Path,
+    kind: str,
+    cfg: TrainConfig,
+    env: Env,
+    model: torch.nn.Module,
+    model_cfg: ModelConfig,
+    data,
+    step_fn: Callable,
+    evaluate: Callable[[torch.nn.Module], dict],
+    tokenizer: dict,
+    resume: bool = False,
+    overwrite: bool = False,
+    extra: dict | None = None,
+) -> dict:
     """Train ``model`` to ``cfg.steps`` (or ``cfg.stop_at``); returns the last evaluation.
     An existing checkpoint needs ``resume`` (same settings) or ``overwrite`` (deleted first)."""
     run_dir = Path(run_dir)
@@ -101,17 +126,37 @@ def fit(*, run_dir: str | Path, kind: str, cfg: TrainConfig, env: Env, model: to
         ckpt.set_rng_state(state["rng"])
         step, resumed = state["step"], True
     log = MetricsLog(run_dir, resume_step=step if resumed else None)
-    (run_dir / "config.json").write_text(json.dumps(
-        {"kind": kind, "train": cfg.model_dump(), "model": model_cfg.model_dump(), "tokenizer": tokenizer["name"],
-         **(extra or {})}, indent=2))
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "kind": kind,
+                "train": cfg.model_dump(),
+                "model": model_cfg.model_dump(),
+                "tokenizer": tokenizer["name"],
+                **(extra or {}),
+            },
+            indent=2,
+        )
+    )
     fwd = torch.compile(model) if env.cuda and cfg.compile else model
     end = min(cfg.steps, cfg.stop_at or cfg.steps)
 
     def save() -> None:
-        ckpt.save(run_dir / ckpt.CKPT_NAME, {
-            "kind": kind, "step": step, "model_config": model_cfg.model_dump(), "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "data": data.state_dict(), "rng": ckpt.rng_state(),
-            "train_config": cfg.model_dump(), "tokenizer": tokenizer, "extra": extra or {}})
+        ckpt.save(
+            run_dir / ckpt.CKPT_NAME,
+            {
+                "kind": kind,
+                "step": step,
+                "model_config": model_cfg.model_dump(),
+                "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
+                "data": data.state_dict(),
+                "rng": ckpt.rng_state(),
+                "train_config": cfg.model_dump(),
+                "tokenizer": tokenizer,
+                "extra": extra or {},
+            },
+        )
 
     last_eval: dict = {}
     with _progress(cfg.progress) as bar:
@@ -130,21 +175,36 @@ def fit(*, run_dir: str | Path, kind: str, cfg: TrainConfig, env: Env, model: to
                 (loss / cfg.grad_accum).backward()
                 loss_sum += loss.item()
                 tokens += int(info.pop("tokens", 0))
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else None
+            norm = (
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                if cfg.grad_clip > 0
+                else None
+            )
             opt.step()
             opt.zero_grad(set_to_none=True)
             step += 1
             dt = time.perf_counter() - t0
-            rec = {"step": step, "loss": loss_sum / cfg.grad_accum, "lr": lr, "tokens_per_s": tokens / dt,
-                   **{k: float(v) for k, v in info.items()}}
+            rec = {
+                "step": step,
+                "loss": loss_sum / cfg.grad_accum,
+                "lr": lr,
+                "tokens_per_s": tokens / dt,
+                **{k: float(v) for k, v in info.items()},
+            }
             if norm is not None:
                 rec["grad_norm"] = float(norm)
             log.log(**rec)
-            bar.update(task, completed=step, info=f"loss {rec['loss']:.3f} | {rec['tokens_per_s']:,.0f} tok/s")
+            bar.update(
+                task,
+                completed=step,
+                info=f"loss {rec['loss']:.3f} | {rec['tokens_per_s']:,.0f} tok/s",
+            )
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.steps:
                 last_eval = evaluate(model)
                 log.log(step=step, **last_eval)
-                bar.console.print(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items()))
+                bar.console.print(
+                    f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_eval.items())
+                )
             if step % cfg.ckpt_every == 0 or step == end:
                 save()
     plot(run_dir, keys=("loss", *[k for k in last_eval if k.startswith("val_loss")]))

@@ -16,8 +16,11 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            keep = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
+            keep = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= resume_step
+            ]
             self.path.write_text("".join(ln + "\n" for ln in keep))
 
     def log(self, **record) -> None:
@@ -44,7 +47,9 @@ def plot(run_dir: str | Path, keys: tuple[str, ...] = ("loss", "val_loss")) -> P
     for key in keys:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
-            ax.plot(*zip(*pts, strict=True), label=key, marker="o" if key.startswith("val") else None)
+            ax.plot(
+                *zip(*pts, strict=True), label=key, marker="o" if key.startswith("val") else None
+            )
             plotted = True
     ax.set_xlabel("step")
     ax.set_title(run_dir.name)

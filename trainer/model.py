@@ -41,22 +41,33 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd, bias=False)
         self.proj = nn.Linear(cfg.n_embd, cfg.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         mask, causal = None, True
         if cache is not None:
             p = cache.pos
-            cache.k[layer, :, :, p:p + T] = k
-            cache.v[layer, :, :, p:p + T] = v
-            k, v = cache.k[layer, :, :, :p + T], cache.v[layer, :, :, :p + T]
+            cache.k[layer, :, :, p : p + T] = k
+            cache.v[layer, :, :, p : p + T] = v
+            k, v = cache.k[layer, :, :, : p + T], cache.v[layer, :, :, : p + T]
             if p > 0:  # queries at p..p+T-1 see keys 0..their own position
                 causal = False
                 if T > 1:
-                    mask = torch.arange(p + T, device=x.device)[None] <= torch.arange(p, p + T, device=x.device)[:, None]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                    mask = (
+                        torch.arange(p + T, device=x.device)[None]
+                        <= torch.arange(p, p + T, device=x.device)[:, None]
+                    )
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=causal and mask is None,
+            dropout_p=self.dropout if self.training else 0.0,
+        )
         return self.proj(y.transpose(1, 2).contiguous().view(B, T, C))
 
 
@@ -79,7 +90,9 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), cache, layer))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -97,7 +110,9 @@ class GPT(nn.Module):
     def reset_parameters(self) -> None:
         for name, p in self.named_parameters():
             if p.dim() == 2:
-                std = 0.02 / math.sqrt(2 * self.cfg.n_layer) if name.endswith("proj.weight") else 0.02
+                std = (
+                    0.02 / math.sqrt(2 * self.cfg.n_layer) if name.endswith("proj.weight") else 0.02
+                )
                 nn.init.normal_(p, mean=0.0, std=std)
             else:
                 nn.init.ones_(p)
@@ -109,7 +124,9 @@ class GPT(nn.Module):
         T = idx.size(1)
         start = cache.pos if cache is not None else 0
         if start + T > self.cfg.block_size:
-            raise ValueError(f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}")
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds block_size {self.cfg.block_size}"
+            )
         pos = torch.arange(start, start + T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)
         for i, block in enumerate(self.blocks):
@@ -118,14 +135,23 @@ class GPT(nn.Module):
             cache.pos += T
         return self.ln_f(x)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None, reduction: str = "mean"):
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        reduction: str = "mean",
+    ):
         """Logits (B, T, V), and the cross-entropy if ``targets`` is given (-100 = ignored)."""
         logits = F.linear(self.hidden(idx, cache), self.wte.weight)
         if targets is None:
             return logits
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                               ignore_index=-100, reduction=reduction)
+        loss = F.cross_entropy(
+            logits.float().view(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=-100,
+            reduction=reduction,
+        )
         return logits, loss
 
 

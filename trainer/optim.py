@@ -9,7 +9,9 @@ import torch
 from trainer.config import TrainConfig
 
 
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def make_optimizer(
+    model: torch.nn.Module, cfg: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
     """Weight decay applies to 2-D weights (matmuls, embeddings) only, never to norms or biases."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [

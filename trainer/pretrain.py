@@ -16,9 +16,16 @@ from trainer.model import GPT
 __all__ = ["byte_lengths", "evaluate_lm", "pretrain"]  # the helpers live in trainer.evaluate
 
 
-def pretrain(data: str | Path, out: str | Path, cfg: TrainConfig, preset: str = "tiny",
-             tokenizer: str | None = None, model_overrides: dict | None = None,
-             resume: bool = False, overwrite: bool = False) -> dict:
+def pretrain(
+    data: str | Path,
+    out: str | Path,
+    cfg: TrainConfig,
+    preset: str = "tiny",
+    tokenizer: str | None = None,
+    model_overrides: dict | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train a GPT from scratch on ``data`` (a token-shard directory); see ``trainer.loop.fit``.
     An existing checkpoint in ``out`` needs ``resume`` or ``overwrite`` (never silently replaced)."""
     from pipelines.tokenizer import load_tokenizer
@@ -51,6 +58,18 @@ def pretrain(data: str | Path, out: str | Path, cfg: TrainConfig, preset: str = 
         val = PackedTokens(val_files, cfg.batch_size, T, tok.eot_id, loop=False, shuffle=False)
         return evaluate_lm(m, val, cfg.eval_batches, lens, env)
 
-    return fit(run_dir=out, kind="pretrain", cfg=cfg, env=env, model=model, model_cfg=mcfg, data=loader,
-               step_fn=step_fn, evaluate=evaluate, tokenizer=ckpt.tokenizer_ref(tok_name), resume=resume, overwrite=overwrite,
-               extra={"data": str(data), "preset": preset})
+    return fit(
+        run_dir=out,
+        kind="pretrain",
+        cfg=cfg,
+        env=env,
+        model=model,
+        model_cfg=mcfg,
+        data=loader,
+        step_fn=step_fn,
+        evaluate=evaluate,
+        tokenizer=ckpt.tokenizer_ref(tok_name),
+        resume=resume,
+        overwrite=overwrite,
+        extra={"data": str(data), "preset": preset},
+    )

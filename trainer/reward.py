@@ -37,8 +37,14 @@ def pair_accuracy(model: RewardModel, batches, env: Env) -> dict:
     return {"val_loss": loss / max(1, total), "val_pair_acc": right / max(1, total)}
 
 
-def train_reward(init: str | Path, data: str | Path, out: str | Path, cfg: TrainConfig,
-                 resume: bool = False, overwrite: bool = False) -> dict:
+def train_reward(
+    init: str | Path,
+    data: str | Path,
+    out: str | Path,
+    cfg: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Train a reward model initialised from the LM checkpoint ``init`` on pairs in ``data``
     (``DIR/train`` + optional ``DIR/val``; without a val split the train pairs are scored)."""
     env = setup(cfg.device)
@@ -55,14 +61,29 @@ def train_reward(init: str | Path, data: str | Path, out: str | Path, cfg: Train
     def step_fn(fwd, batch):
         rc, rr = pair_scores(fwd, batch, env.device)
         loss = -F.logsigmoid((rc - rr).float()).mean()
-        return loss, {"tokens": int(batch[1].sum() + batch[3].sum()), "pair_acc": float((rc > rr).float().mean())}
+        return loss, {
+            "tokens": int(batch[1].sum() + batch[3].sum()),
+            "pair_acc": float((rc > rr).float().mean()),
+        }
 
     def evaluate(m):
         return pair_accuracy(m, PairBatches(val_rows, tok, cfg.batch_size, T, loop=False), env)
 
-    return fit(run_dir=out, kind="reward", cfg=cfg, env=env, model=model, model_cfg=gpt.cfg, data=loader,
-               step_fn=step_fn, evaluate=evaluate, tokenizer=state["tokenizer"], resume=resume,
-               overwrite=overwrite, extra={"init": str(init), "data": str(data)})
+    return fit(
+        run_dir=out,
+        kind="reward",
+        cfg=cfg,
+        env=env,
+        model=model,
+        model_cfg=gpt.cfg,
+        data=loader,
+        step_fn=step_fn,
+        evaluate=evaluate,
+        tokenizer=state["tokenizer"],
+        resume=resume,
+        overwrite=overwrite,
+        extra={"init": str(init), "data": str(data)},
+    )
 
 
 def load_reward_model(path: str | Path, device: str = "cpu") -> tuple[RewardModel, object]:
@@ -95,11 +116,11 @@ class RewardScorer:
         T = self.model.gpt.cfg.block_size
         out: list[float] = []
         for i in range(0, len(replies), self.batch_size):
-            seqs = [render_reply(self.tok, prompt, r, T) for r in replies[i:i + self.batch_size]]
+            seqs = [render_reply(self.tok, prompt, r, T) for r in replies[i : i + self.batch_size]]
             L = max(len(s) for s in seqs)
             x = torch.full((len(seqs), L), self.tok.eot_id, dtype=torch.long)
             for j, s in enumerate(seqs):
-                x[j, :len(s)] = torch.tensor(s, dtype=torch.long)
+                x[j, : len(s)] = torch.tensor(s, dtype=torch.long)
             lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
             out.extend(self.model(x.to(self.device), lengths.to(self.device)).float().tolist())
         return out

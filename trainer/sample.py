@@ -13,8 +13,9 @@ import torch
 from trainer.model import GPT, KVCache
 
 
-def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = None,
-                  top_p: float = 1.0) -> torch.Tensor:
+def filter_logits(
+    logits: torch.Tensor, temperature: float, top_k: int | None = None, top_p: float = 1.0
+) -> torch.Tensor:
     """Logits (B, V) scaled by ``1/temperature`` (> 0) with everything outside the ``top_k`` most
     likely ids and outside the smallest set of probability >= ``top_p`` (nucleus) set to -inf;
     the most likely id always survives."""
@@ -31,8 +32,13 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None = 
     return logits
 
 
-def pick(logits: torch.Tensor, temperature: float, top_k: int | None,
-         generator: torch.Generator | None, top_p: float = 1.0) -> torch.Tensor:
+def pick(
+    logits: torch.Tensor,
+    temperature: float,
+    top_k: int | None,
+    generator: torch.Generator | None,
+    top_p: float = 1.0,
+) -> torch.Tensor:
     """Next ids (B,) from last-position logits (B, V)."""
     if temperature <= 0:
         return logits.argmax(dim=-1)
@@ -44,15 +50,23 @@ def allowed_ids(tok, vocab_size: int) -> torch.Tensor:
     """True for the ids a model may emit: real tokens (non-empty bytes) and the special tokens."""
     lengths = tok.token_byte_lengths()
     mask = torch.zeros(vocab_size, dtype=torch.bool)
-    mask[:len(lengths)] = torch.from_numpy(lengths > 0)
+    mask[: len(lengths)] = torch.from_numpy(lengths > 0)
     mask[list(tok.special_ids.values())] = True
     return mask
 
 
 @torch.no_grad()
-def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64, temperature: float = 0.0,
-             top_k: int | None = None, stop_ids: Iterable[int] = (), generator: torch.Generator | None = None,
-             allowed: torch.Tensor | None = None) -> list[list[int]]:
+def generate(
+    model: GPT,
+    prompt_ids: list[int],
+    n: int = 1,
+    max_tokens: int = 64,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    stop_ids: Iterable[int] = (),
+    generator: torch.Generator | None = None,
+    allowed: torch.Tensor | None = None,
+) -> list[list[int]]:
     """``n`` continuations of one prompt. Each stops after its first stop id (which it includes)
     or after ``max_tokens``. ``allowed`` (bool per id, see ``allowed_ids``) masks ids that cannot
     be decoded: embedding padding and holes in the tokenizer's id space.
@@ -65,7 +79,7 @@ def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64
     cfg = model.cfg
     device = model.wte.weight.device
     stops = set(stop_ids)
-    prompt = list(prompt_ids)[-(cfg.block_size - 1):] or [0]
+    prompt = list(prompt_ids)[-(cfg.block_size - 1) :] or [0]
     seqs = torch.tensor([prompt] * n, dtype=torch.long, device=device)
     cache = KVCache(cfg, n, device, model.wte.weight.dtype)
     logits = model(seqs, cache=cache)[:, -1]
@@ -84,7 +98,7 @@ def generate(model: GPT, prompt_ids: list[int], n: int = 1, max_tokens: int = 64
         seqs = torch.cat([seqs, nxt[:, None]], dim=1)
         if cache.pos >= cfg.block_size:
             cache = KVCache(cfg, n, device, model.wte.weight.dtype)
-            logits = model(seqs[:, -(cfg.block_size // 2):], cache=cache)[:, -1]
+            logits = model(seqs[:, -(cfg.block_size // 2) :], cache=cache)[:, -1]
         else:
             logits = model(nxt[:, None], cache=cache)[:, -1]
     model.train(was_training)

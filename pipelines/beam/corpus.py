@@ -77,8 +77,12 @@ class TokenmillOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--cc_rounds", type=int, default=None,
-                            help=f"dedup connected-components rounds (default {CC_ROUNDS})")
+        parser.add_argument(
+            "--cc_rounds",
+            type=int,
+            default=None,
+            help=f"dedup connected-components rounds (default {CC_ROUNDS})",
+        )
 
 
 # ----------------------------------------------------------------------------------- fineweb
@@ -199,11 +203,19 @@ class ShardKeysDoFn(beam.DoFn):
         for band in range(self.mh.bands):
             cols = {"key": pa.array(keys[:, band], pa.uint64()), "id": id_col}
             if keep_sig:
-                sig = np.concatenate(sig_parts) if sig_parts else np.zeros((0, self.mh.num_perm), np.uint64)
+                sig = (
+                    np.concatenate(sig_parts)
+                    if sig_parts
+                    else np.zeros((0, self.mh.num_perm), np.uint64)
+                )
                 cols["sig"] = pa.array([r.tobytes() for r in sig], pa.binary())
             table = pa.table(cols)
-            table = table.take(pa.compute.sort_indices(table, [("key", "ascending"), ("id", "ascending")]))
-            fs.write_parquet(_bucket_file(self.work, band, shard), table, row_group_size=BUCKET_ROW_GROUP)
+            table = table.take(
+                pa.compute.sort_indices(table, [("key", "ascending"), ("id", "ascending")])
+            )
+            fs.write_parquet(
+                _bucket_file(self.work, band, shard), table, row_group_size=BUCKET_ROW_GROUP
+            )
         yield beam.pvalue.TaggedOutput(BANDS, shard)
 
 
@@ -267,8 +279,12 @@ def _bucket_edges(task, shards: list[str], work: str, config: DedupConfig):
                 members.append(i)
         if len(members) < 2:
             continue
-        msigs = np.stack([np.frombuffer(sigs[i], dtype=np.uint64) for i in members]) if sigs else None
-        for i, j in dd.link_bucket(np.arange(len(members)), msigs, config.min_similarity, config.rows):
+        msigs = (
+            np.stack([np.frombuffer(sigs[i], dtype=np.uint64) for i in members]) if sigs else None
+        )
+        for i, j in dd.link_bucket(
+            np.arange(len(members)), msigs, config.min_similarity, config.rows
+        ):
             a, b = ids[members[i]], ids[members[j]]
             yield (a, b) if a < b else (b, a)
 
@@ -329,7 +345,8 @@ def _star_leaf(item, rounds: int):
     if len(centres) > 1 or (centres and any(kind == "centre" for kind, _ in roles)):
         raise NotConvergedError(
             f"dedup connected components did not converge in {rounds} rounds (node {node!r}); "
-            "re-run with a larger --cc_rounds (CLI: --beam-option=--cc_rounds=N)")
+            "re-run with a larger --cc_rounds (CLI: --beam-option=--cc_rounds=N)"
+        )
     if centres:
         yield node, centres.pop()
 
@@ -337,12 +354,24 @@ def _star_leaf(item, rounds: int):
 def components(edges, rounds: int):
     """Undirected (a, b) edges -> (id, smallest id of its component) for every non-smallest id."""
     for r in range(rounds):
-        edges = (edges | f"LS{r} both ways" >> beam.FlatMap(_both_ways)
-                 | f"LS{r} group" >> beam.GroupByKey() | f"LS{r}" >> beam.FlatMap(_large_star))
-        edges = (edges | f"SS{r} both ways" >> beam.FlatMap(_both_ways)
-                 | f"SS{r} group" >> beam.GroupByKey() | f"SS{r}" >> beam.FlatMap(_small_star))
-    return (edges | "Star roles" >> beam.FlatMap(_star_roles) | "Group roles" >> beam.GroupByKey()
-            | "Leaves" >> beam.FlatMap(_star_leaf, rounds))
+        edges = (
+            edges
+            | f"LS{r} both ways" >> beam.FlatMap(_both_ways)
+            | f"LS{r} group" >> beam.GroupByKey()
+            | f"LS{r}" >> beam.FlatMap(_large_star)
+        )
+        edges = (
+            edges
+            | f"SS{r} both ways" >> beam.FlatMap(_both_ways)
+            | f"SS{r} group" >> beam.GroupByKey()
+            | f"SS{r}" >> beam.FlatMap(_small_star)
+        )
+    return (
+        edges
+        | "Star roles" >> beam.FlatMap(_star_roles)
+        | "Group roles" >> beam.GroupByKey()
+        | "Leaves" >> beam.FlatMap(_star_leaf, rounds)
+    )
 
 
 def _mark(item):
@@ -381,8 +410,12 @@ class WriteDedupShardDoFn(beam.DoFn):
         fs.write_parquet(fs.join(self.out, "removed", f"{shard}.parquet"), gone)
         st = StageStats(dd.STAGE, len(table), len(kept), Counter(gone.column("reason").to_pylist()))
         yield beam.pvalue.TaggedOutput(STATS, {dd.STAGE: st})
-        pieces = [tk.tokenize_rows(b.column(0).to_pylist(), b.column(1).to_pylist(), self.tok, self.config)
-                  for b in kept.select(["id", "text"]).to_batches(max_chunksize=self.config.batch_docs)]
+        pieces = [
+            tk.tokenize_rows(
+                b.column(0).to_pylist(), b.column(1).to_pylist(), self.tok, self.config
+            )
+            for b in kept.select(["id", "text"]).to_batches(max_chunksize=self.config.batch_docs)
+        ]
         runs = tk.sort_rows(pa.concat_tables(pieces)) if pieces else tk.RUN_SCHEMA.empty_table()
         run_path = fs.join(self.tok_out, "_work", "runs", f"{shard}.parquet")
         fs.write_parquet(run_path, runs, compression="lz4", row_group_size=RUN_ROW_GROUP)
@@ -416,8 +449,9 @@ def _write_token_shard(item, runs: list[str], out: str) -> tuple[str, dict] | No
             groups = _key_row_groups(pf, key_col, n, shard)
             if groups:
                 t = pf.read_row_groups(groups)
-                sel = (tk.shard_of(t.column("key").to_numpy(), n) == shard) & \
-                      (t.column("val").to_numpy(zero_copy_only=False).astype(bool) == want_val)
+                sel = (tk.shard_of(t.column("key").to_numpy(), n) == shard) & (
+                    t.column("val").to_numpy(zero_copy_only=False).astype(bool) == want_val
+                )
                 if sel.any():
                     parts.append(t.filter(pa.array(sel)))
     if not parts:
@@ -440,75 +474,135 @@ def _write_manifest(entries: list, out: str, config: TokenizeConfig) -> None:
         shards.setdefault(split, []).append(ShardEntry(**e))
     manifest = tk.make_manifest(config, info, ref, shards)
     n = sum(s.documents for s in manifest.splits.values())
-    fs.write_json(fs.join(out, "stats.json"), {
-        "stages": stats_to_json({tk.STAGE: StageStats(tk.STAGE, n, n)}),
-        "tokens": {s: v.tokens for s, v in manifest.splits.items()}})
+    fs.write_json(
+        fs.join(out, "stats.json"),
+        {
+            "stages": stats_to_json({tk.STAGE: StageStats(tk.STAGE, n, n)}),
+            "tokens": {s: v.tokens for s, v in manifest.splits.items()},
+        },
+    )
     fs.write_bytes(fs.join(out, "manifest.json"), manifest.model_dump_json(indent=2).encode())
 
 
 # ------------------------------------------------------------------------------------ graph
 
 
-def build(p: beam.Pipeline, files: list[str], output: str, fw: FinewebConfig, dc: DedupConfig,
-          tc: TokenizeConfig, cc_rounds: int = CC_ROUNDS) -> None:
+def build(
+    p: beam.Pipeline,
+    files: list[str],
+    output: str,
+    fw: FinewebConfig,
+    dc: DedupConfig,
+    tc: TokenizeConfig,
+    cc_rounds: int = CC_ROUNDS,
+) -> None:
     """Add the whole corpus pipeline to ``p``."""
     from pipelines.fineweb import STAGES
 
     fwo = fs.join(output, "fineweb")
-    res = (p | "Files" >> beam.Create(files) | "Spread files" >> beam.Reshuffle()
-           | "FineWeb" >> beam.ParDo(FinewebShardDoFn(fw, fwo)).with_outputs(STATS, main="kept"))
-    (res[STATS] | "FineWeb stats" >> beam.CombineGlobally(MergeStats())
-     | "Write FineWeb stats" >> beam.Map(_write_stage_stats, fs.join(fwo, "stats.json"), STAGES,
-                                         {"inputs": files, "engine": "beam"}))
+    res = (
+        p
+        | "Files" >> beam.Create(files)
+        | "Spread files" >> beam.Reshuffle()
+        | "FineWeb" >> beam.ParDo(FinewebShardDoFn(fw, fwo)).with_outputs(STATS, main="kept")
+    )
+    (
+        res[STATS]
+        | "FineWeb stats" >> beam.CombineGlobally(MergeStats())
+        | "Write FineWeb stats"
+        >> beam.Map(
+            _write_stage_stats,
+            fs.join(fwo, "stats.json"),
+            STAGES,
+            {"inputs": files, "engine": "beam"},
+        )
+    )
 
     dedup_and_tokenize(res.kept, output, dc, tc, cc_rounds)
 
 
-def dedup_and_tokenize(shards, output: str, dc: DedupConfig, tc: TokenizeConfig,
-                       cc_rounds: int = CC_ROUNDS) -> None:
+def dedup_and_tokenize(
+    shards, output: str, dc: DedupConfig, tc: TokenizeConfig, cc_rounds: int = CC_ROUNDS
+) -> None:
     """Dedup + tokenize of ``shards`` ((shard name, documents file) elements) into
     OUT/dedup and OUT/tokenize. Only ids, band keys, edges, marks and counters are shuffled;
     documents and tokens are read from and written to files by the worker that owns them."""
     ddo, tko = fs.join(output, "dedup"), fs.join(output, "tokenize")
     work = fs.join(ddo, "_work")
-    recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc, work)).with_outputs(BANDS, main="ids")
-    ids = (recs.ids | "Group ids" >> beam.GroupByKey()
-           | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="loc"))
+    recs = shards | "Dedup keys" >> beam.ParDo(ShardKeysDoFn(dc, work)).with_outputs(
+        BANDS, main="ids"
+    )
+    ids = (
+        recs.ids
+        | "Group ids" >> beam.GroupByKey()
+        | "Resolve ids" >> beam.ParDo(ResolveIdsDoFn()).with_outputs(SAME_ID, main="loc")
+    )
     n_docs = recs.ids | "Count docs" >> beam.combiners.Count.Globally()
-    edges = (shards.pipeline | "Bucket start" >> beam.Create([None])
-             | "Bucket tasks" >> beam.FlatMap(_bucket_tasks, beam.pvalue.AsSingleton(n_docs), dc.bands)
-             | "Spread bucket tasks" >> beam.Reshuffle()
-             | "Link" >> beam.FlatMap(_bucket_edges, beam.pvalue.AsList(recs[BANDS]), work, dc)
-             | "Distinct edges" >> beam.Distinct())  # a pair usually collides in several bands
+    edges = (
+        shards.pipeline
+        | "Bucket start" >> beam.Create([None])
+        | "Bucket tasks" >> beam.FlatMap(_bucket_tasks, beam.pvalue.AsSingleton(n_docs), dc.bands)
+        | "Spread bucket tasks" >> beam.Reshuffle()
+        | "Link" >> beam.FlatMap(_bucket_edges, beam.pvalue.AsList(recs[BANDS]), work, dc)
+        | "Distinct edges" >> beam.Distinct()
+    )  # a pair usually collides in several bands
     dup = components(edges, cc_rounds)
-    marks = ({"loc": ids.loc, "dup": dup} | "Join clusters" >> beam.CoGroupByKey()
-             | "Mark" >> beam.FlatMap(_mark))
+    marks = (
+        {"loc": ids.loc, "dup": dup}
+        | "Join clusters" >> beam.CoGroupByKey()
+        | "Mark" >> beam.FlatMap(_mark)
+    )
     all_marks = (marks, ids[SAME_ID]) | "All marks" >> beam.Flatten()
-    written = ({"file": shards, "marks": all_marks} | "Marks by shard" >> beam.CoGroupByKey()
-               | "Write dedup + runs" >> beam.ParDo(WriteDedupShardDoFn(ddo, tko, tc)).with_outputs(
-                   STATS, TOKENS, main="runs"))
-    (written[STATS] | "Dedup stats" >> beam.CombineGlobally(MergeStats())
-     | "Write dedup stats" >> beam.Map(_write_stage_stats, fs.join(ddo, "stats.json"), [dd.STAGE], {}))
+    written = (
+        {"file": shards, "marks": all_marks}
+        | "Marks by shard" >> beam.CoGroupByKey()
+        | "Write dedup + runs"
+        >> beam.ParDo(WriteDedupShardDoFn(ddo, tko, tc)).with_outputs(STATS, TOKENS, main="runs")
+    )
+    (
+        written[STATS]
+        | "Dedup stats" >> beam.CombineGlobally(MergeStats())
+        | "Write dedup stats"
+        >> beam.Map(_write_stage_stats, fs.join(ddo, "stats.json"), [dd.STAGE], {})
+    )
 
     # tokenize pass 2: per-split totals -> key ranges -> one task per output shard
     totals = written[TOKENS] | "Sum split tokens" >> beam.CombinePerKey(sum)
     runs = beam.pvalue.AsList(written.runs)  # one file name per input shard
-    entries = (shards.pipeline | "One" >> beam.Create([None])
-               | "Output shards" >> beam.FlatMap(_output_shards, beam.pvalue.AsDict(totals), tc.shard_tokens)
-               | "Spread shards" >> beam.Reshuffle()
-               | "Write shards" >> beam.Map(_write_token_shard, runs, tko))
-    (entries | "Shard list" >> beam.combiners.ToList()  # one small entry per shard file
-     | "Write manifest" >> beam.Map(_write_manifest, tko, tc))
+    entries = (
+        shards.pipeline
+        | "One" >> beam.Create([None])
+        | "Output shards"
+        >> beam.FlatMap(_output_shards, beam.pvalue.AsDict(totals), tc.shard_tokens)
+        | "Spread shards" >> beam.Reshuffle()
+        | "Write shards" >> beam.Map(_write_token_shard, runs, tko)
+    )
+    (
+        entries
+        | "Shard list" >> beam.combiners.ToList()  # one small entry per shard file
+        | "Write manifest" >> beam.Map(_write_manifest, tko, tc)
+    )
 
 
 def _run_record(files: list[str], fw: FinewebConfig, dc: DedupConfig, tc: TokenizeConfig) -> dict:
-    return {"engine": "beam", "inputs": files, "fineweb": fw.model_dump(mode="json"),
-            "dedup": dc.model_dump(mode="json"), "tokenize": tc.model_dump(mode="json")}
+    return {
+        "engine": "beam",
+        "inputs": files,
+        "fineweb": fw.model_dump(mode="json"),
+        "dedup": dc.model_dump(mode="json"),
+        "tokenize": tc.model_dump(mode="json"),
+    }
 
 
-def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: DedupConfig | None = None,
-        tc: TokenizeConfig | None = None, beam_args: list[str] | None = None,
-        cc_rounds: int | None = None) -> dict:
+def run(
+    inputs: list[str],
+    output: str,
+    fw: FinewebConfig | None = None,
+    dc: DedupConfig | None = None,
+    tc: TokenizeConfig | None = None,
+    beam_args: list[str] | None = None,
+    cc_rounds: int | None = None,
+) -> dict:
     """Run the Beam pipeline; returns OUT/stats.json (every stage's stats + the run's config).
 
     A finished output made with the same inputs and settings is returned as is; an output made
@@ -522,7 +616,9 @@ def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: Ded
 
     fw, dc, tc = fw or FinewebConfig(), dc or DedupConfig(), tc or TokenizeConfig()
     args = list(beam_args or [])
-    runner_name = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "FnApiRunner")
+    runner_name = next(
+        (a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "FnApiRunner"
+    )
     args = [a for a in args if not a.startswith("--runner=")]
     options = PipelineOptions(args)
     FileSystems.set_options(options)  # e.g. --s3_endpoint_url for the driver's own reads/writes
@@ -536,8 +632,10 @@ def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: Ded
     dry_run = str(options.view_as(TestOptions).dry_run).lower() in ("true", "1")
     if not dry_run and fs.exists(run_file):
         if fs.read_json(run_file) != record:
-            raise ValueError(f"{output} holds a Beam run with other inputs or settings "
-                             f"(see {run_file}); use a new --output or delete it")
+            raise ValueError(
+                f"{output} holds a Beam run with other inputs or settings "
+                f"(see {run_file}); use a new --output or delete it"
+            )
         if fs.exists(fs.join(output, "stats.json")):
             return fs.read_json(fs.join(output, "stats.json"))
     if not dry_run:
@@ -552,14 +650,21 @@ def run(inputs: list[str], output: str, fw: FinewebConfig | None = None, dc: Ded
         build(p, files, output, fw, dc, tc, cc_rounds)
     if dry_run:
         return {"dry_run": True, "runner": runner_name}
-    parts = [stats_from_json(fs.read_json(fs.join(output, s, "stats.json"))["stages"])
-             for s in ("fineweb", "dedup", "tokenize")]
+    parts = [
+        stats_from_json(fs.read_json(fs.join(output, s, "stats.json"))["stages"])
+        for s in ("fineweb", "dedup", "tokenize")
+    ]
     stats = merge_stats(parts)
     for st in stats.values():
         st.check_conservation()
     ordered = {s: stats[s] for s in [*STAGES, dd.STAGE, tk.STAGE] if s in stats}
     tokens = fs.read_json(fs.join(output, "tokenize", "stats.json"))["tokens"]
-    payload = {"stages": stats_to_json(ordered), "engine": "beam", "runner": runner_name,
-               "tokens": tokens, "config": record}
+    payload = {
+        "stages": stats_to_json(ordered),
+        "engine": "beam",
+        "runner": runner_name,
+        "tokens": tokens,
+        "config": record,
+    }
     fs.write_json(fs.join(output, "stats.json"), payload)
     return payload

@@ -86,17 +86,25 @@ class ExactDedup(beam.PTransform):
 
     def expand(self, shards):
         keys = shards | "Keys" >> beam.FlatMap(_shard_keys)
-        url_lost = (keys | "Only with URL" >> beam.Filter(lambda r: r["url_key"] is not None)
-                    | "By URL" >> beam.Map(lambda r: (r["url_key"], r))
-                    | "Group URL" >> beam.GroupByKey()
-                    | "URL losers" >> beam.FlatMap(_url_losers, self.config.url))
-        text_lost = ({"key": keys | "By id" >> beam.Map(lambda r: (r["id"], r)), "lost": url_lost}
-                     | "Join lost" >> beam.CoGroupByKey()
-                     | "Survivors" >> beam.FlatMap(_survivor)
-                     | "Group text" >> beam.GroupByKey()
-                     | "Text losers" >> beam.FlatMap(_text_losers, self.config.text))
-        lost = ((url_lost, text_lost) | "All losers" >> beam.Flatten()
-                | "By shard" >> beam.Map(lambda kv: (kv[1][0], (kv[0], kv[1][1], kv[1][2]))))
+        url_lost = (
+            keys
+            | "Only with URL" >> beam.Filter(lambda r: r["url_key"] is not None)
+            | "By URL" >> beam.Map(lambda r: (r["url_key"], r))
+            | "Group URL" >> beam.GroupByKey()
+            | "URL losers" >> beam.FlatMap(_url_losers, self.config.url)
+        )
+        text_lost = (
+            {"key": keys | "By id" >> beam.Map(lambda r: (r["id"], r)), "lost": url_lost}
+            | "Join lost" >> beam.CoGroupByKey()
+            | "Survivors" >> beam.FlatMap(_survivor)
+            | "Group text" >> beam.GroupByKey()
+            | "Text losers" >> beam.FlatMap(_text_losers, self.config.text)
+        )
+        lost = (
+            (url_lost, text_lost)
+            | "All losers" >> beam.Flatten()
+            | "By shard" >> beam.Map(lambda kv: (kv[1][0], (kv[0], kv[1][1], kv[1][2])))
+        )
         out = self.output
 
         def filter_one(item):
@@ -105,9 +113,11 @@ class ExactDedup(beam.PTransform):
             dups = {i: (reason, keep) for i, reason, keep in grouped["lost"]}
             return ss.filter_shard(ed.STAGE, shard, Path(out), lambda t, _s: ed.apply(t, dups))
 
-        return ({"shard": shards | "Shard by name" >> beam.Map(lambda s: (s.name, s)), "lost": lost}
-                | "Join shards" >> beam.CoGroupByKey()
-                | "Filter" >> beam.Map(filter_one))
+        return (
+            {"shard": shards | "Shard by name" >> beam.Map(lambda s: (s.name, s)), "lost": lost}
+            | "Join shards" >> beam.CoGroupByKey()
+            | "Filter" >> beam.Map(filter_one)
+        )
 
 
 # ------------------------------------------------------------------------------- line dedup
@@ -128,10 +138,13 @@ class LineDedup(beam.PTransform):
         import numpy as np
 
         cfg, out = self.config, self.output
-        frequent = (shards | "Count units" >> beam.FlatMap(_shard_counts, cfg)
-                    | "Sum" >> beam.CombinePerKey(sum)
-                    | "Frequent" >> beam.Filter(lambda kv: kv[1] > cfg.max_docs)
-                    | "Hashes" >> beam.Keys())
+        frequent = (
+            shards
+            | "Count units" >> beam.FlatMap(_shard_counts, cfg)
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "Frequent" >> beam.Filter(lambda kv: kv[1] > cfg.max_docs)
+            | "Hashes" >> beam.Keys()
+        )
 
         def filter_one(shard, hashes):
             freq = np.array(sorted(hashes), dtype=np.uint64)
@@ -161,8 +174,14 @@ class _FilterDoFn(beam.DoFn):
 # ------------------------------------------------------------------------------- driver
 
 
-def run(stage: str, inputs: str, output: str, config, beam_args: list[str] | None = None,
-        overwrite: bool = False) -> dict:
+def run(
+    stage: str,
+    inputs: str,
+    output: str,
+    config,
+    beam_args: list[str] | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Run one stage on Beam (FnApiRunner unless ``--runner=`` says otherwise); returns the
     stats.json the local driver would write."""
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -170,7 +189,9 @@ def run(stage: str, inputs: str, output: str, config, beam_args: list[str] | Non
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; Beam runs {STAGES}")
     args = list(beam_args or [])
-    runner_name = next((a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "FnApiRunner")
+    runner_name = next(
+        (a.split("=", 1)[1] for a in args if a.startswith("--runner=")), "FnApiRunner"
+    )
     args = [a for a in args if not a.startswith("--runner=")]
     if runner_name in ("FnApiRunner", "DirectRunner"):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner

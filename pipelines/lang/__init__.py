@@ -48,7 +48,9 @@ def load_language_settings(language: str, directory: str | None = None) -> Langu
         if path.is_file():
             settings = _load_file(str(path))
             if settings.language != language:
-                raise ValueError(f"{path} holds settings for {settings.language!r}, not {language!r}")
+                raise ValueError(
+                    f"{path} holds settings for {settings.language!r}, not {language!r}"
+                )
             return settings
     for folder in ([Path(directory)] if directory else []) + [HERE]:
         path = folder / f"{DEFAULT}.yaml"
@@ -64,13 +66,19 @@ class LanguageResolver:
         self.config = config
         if config.language_settings_dir and not Path(config.language_settings_dir).is_dir():
             raise FileNotFoundError(
-                f"quality.language_settings_dir is not a directory: {config.language_settings_dir}")
+                f"quality.language_settings_dir is not a directory: {config.language_settings_dir}"
+            )
         self.english = LanguageSettings(
-            language="en", word_splitter="rules",
-            source="QualityConfig (FineWeb English recipe)" if config.per_language
+            language="en",
+            word_splitter="rules",
+            source="QualityConfig (FineWeb English recipe)"
+            if config.per_language
             else "QualityConfig (per_language=false: every language)",
-            gopher_repetition=config.gopher_repetition, gopher_quality=config.gopher_quality,
-            c4=config.c4, fineweb=config.fineweb)
+            gopher_repetition=config.gopher_repetition,
+            gopher_quality=config.gopher_quality,
+            c4=config.c4,
+            fineweb=config.fineweb,
+        )
         self._cache: dict[str, LanguageSettings] = {}
         self.reset()
 
@@ -101,6 +109,10 @@ class LanguageResolver:
         out = {}
         for language, n in sorted(self.docs.items()):
             s = self.settings(language)
-            out[language] = {"documents": n, "settings": s.source, "settings_language": s.language,
-                             "word_splitter": s.word_splitter}
+            out[language] = {
+                "documents": n,
+                "settings": s.source,
+                "settings_language": s.language,
+                "word_splitter": s.word_splitter,
+            }
         return out

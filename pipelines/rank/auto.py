@@ -16,16 +16,20 @@ import re
 from pipelines.llm import request_seeds
 from pipelines.verify import is_correct
 
-JUDGE_PROMPT = ("You compare two responses to the same user prompt. Judge helpfulness, correctness and "
-                "clarity.\n\nPrompt:\n{prompt}\n\nResponse A:\n{a}\n\nResponse B:\n{b}\n\n"
-                "Which response is better? Reply with exactly \"A\" or \"B\".")
+JUDGE_PROMPT = (
+    "You compare two responses to the same user prompt. Judge helpfulness, correctness and "
+    "clarity.\n\nPrompt:\n{prompt}\n\nResponse A:\n{a}\n\nResponse B:\n{b}\n\n"
+    'Which response is better? Reply with exactly "A" or "B".'
+)
 _VERDICT = re.compile(r"\b(A|B)\b")
 
 
 def verifier_ranking(s: dict) -> list[list[str]]:
     """[[correct ids], [incorrect ids]] (empty groups left out)."""
     if s.get("answer") is None:
-        raise ValueError(f"set {s['id']}: no reference answer: the verifier cannot rank it (use the judge)")
+        raise ValueError(
+            f"set {s['id']}: no reference answer: the verifier cannot rank it (use the judge)"
+        )
     good = [r["id"] for r in s["responses"] if is_correct(r["text"], s["answer"])]
     bad = [r["id"] for r in s["responses"] if not is_correct(r["text"], s["answer"])]
     return [g for g in (good, bad) if g]
@@ -43,9 +47,15 @@ def judge_rankings(llm, sets: list[dict], seed: int = 0) -> tuple[list[list[list
         for i, j in itertools.combinations(range(len(s["responses"])), 2):
             ri, rj = s["responses"][i]["text"], s["responses"][j]["text"]
             jobs.append((si, i, j))
-            prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(prompt=s["prompt"], a=ri, b=rj)}])
-            prompts.append([{"role": "user", "content": JUDGE_PROMPT.format(prompt=s["prompt"], a=rj, b=ri)}])
-    verdicts = llm.chat(prompts, temperature=0.0, max_tokens=4, seed=request_seeds(seed, len(prompts), "judge"))
+            prompts.append(
+                [{"role": "user", "content": JUDGE_PROMPT.format(prompt=s["prompt"], a=ri, b=rj)}]
+            )
+            prompts.append(
+                [{"role": "user", "content": JUDGE_PROMPT.format(prompt=s["prompt"], a=rj, b=ri)}]
+            )
+    verdicts = llm.chat(
+        prompts, temperature=0.0, max_tokens=4, seed=request_seeds(seed, len(prompts), "judge")
+    )
     wins = [[0.0] * len(s["responses"]) for s in sets]
     fig = {"comparisons": len(jobs), "consistent": 0, "position_flips": 0, "unparsed": 0}
     for (si, i, j), first, second in zip(jobs, verdicts[0::2], verdicts[1::2], strict=True):

@@ -61,9 +61,14 @@ def agreement(rankings: list[dict]) -> dict:
                 same = (da > 0) == (db > 0)
                 agree += same
                 per_pair_agree[key] += same
-    return {"sets_with_several_rankings": sets, "compared_pairs": total,
-            "pairwise_agreement": round(agree / total, 4) if total else None,
-            "by_annotator_pair": {k: round(per_pair_agree[k] / n, 4) for k, n in sorted(per_pair.items())}}
+    return {
+        "sets_with_several_rankings": sets,
+        "compared_pairs": total,
+        "pairwise_agreement": round(agree / total, 4) if total else None,
+        "by_annotator_pair": {
+            k: round(per_pair_agree[k] / n, 4) for k, n in sorted(per_pair.items())
+        },
+    }
 
 
 def _split(set_id: str, val_fraction: float) -> str:
@@ -71,8 +76,9 @@ def _split(set_id: str, val_fraction: float) -> str:
     return "val" if h < val_fraction else "train"
 
 
-def export_pairs(store, output: str | Path, annotators: list[str] | None = None,
-                 val_fraction: float = 0.0) -> dict:
+def export_pairs(
+    store, output: str | Path, annotators: list[str] | None = None, val_fraction: float = 0.0
+) -> dict:
     """Write ``OUT/train`` (+ ``OUT/val``) pairs (RANKED_PAIR_SCHEMA) and ``OUT/stats.json``."""
     sets = {s["id"]: s for s in store.sets()}
     all_rankings = store.rankings()
@@ -80,8 +86,10 @@ def export_pairs(store, output: str | Path, annotators: list[str] | None = None,
     if annotators:
         unknown = sorted(set(annotators) - {r["annotator"] for r in all_rankings})
         if unknown:
-            raise ValueError(f"no rankings by {unknown}; annotators in the database: "
-                             f"{sorted({r['annotator'] for r in all_rankings})}")
+            raise ValueError(
+                f"no rankings by {unknown}; annotators in the database: "
+                f"{sorted({r['annotator'] for r in all_rankings})}"
+            )
     rows: dict[str, list[dict]] = {"train": [], "val": []}
     ties = identical = 0
     for rk in chosen_rankings:
@@ -91,21 +99,39 @@ def export_pairs(store, output: str | Path, annotators: list[str] | None = None,
         pairs, same = implied_pairs(s, rk["ranking"])
         identical += same
         for c, r, gc, gr in pairs:
-            rows[_split(s["id"], val_fraction)].append({
-                "id": stable_id("ranked", rk["annotator"], s["id"], c, r), "prompt": s["prompt"],
-                "chosen": text[c], "rejected": text[r], "source": f"ranked:{rk['annotator']}",
-                "annotator": rk["annotator"], "set_id": s["id"], "chosen_rank": gc, "rejected_rank": gr})
+            rows[_split(s["id"], val_fraction)].append(
+                {
+                    "id": stable_id("ranked", rk["annotator"], s["id"], c, r),
+                    "prompt": s["prompt"],
+                    "chosen": text[c],
+                    "rejected": text[r],
+                    "source": f"ranked:{rk['annotator']}",
+                    "annotator": rk["annotator"],
+                    "set_id": s["id"],
+                    "chosen_rank": gc,
+                    "rejected_rank": gr,
+                }
+            )
     out = Path(output)
     write_rows(out / "train" / "part-00000.parquet", rows["train"], RANKED_PAIR_SCHEMA)
     if rows["val"]:
         write_rows(out / "val" / "part-00000.parquet", rows["val"], RANKED_PAIR_SCHEMA)
     else:  # a val split left by an earlier export with other settings would be read as this one's
         (out / "val" / "part-00000.parquet").unlink(missing_ok=True)
-    stats = {"generator": "rank-export", "database": store.url, "sets": len(sets),
-             "rankings": len(chosen_rankings), "pairs": len(rows["train"]) + len(rows["val"]),
-             "train": len(rows["train"]), "val": len(rows["val"]), "ties_dropped": ties,
-             "identical_text_dropped": identical,
-             "by_annotator": dict(Counter(r["annotator"] for r in rows["train"] + rows["val"])),
-             "agreement": agreement(all_rankings), "annotators_filter": annotators, "val_fraction": val_fraction}
+    stats = {
+        "generator": "rank-export",
+        "database": store.url,
+        "sets": len(sets),
+        "rankings": len(chosen_rankings),
+        "pairs": len(rows["train"]) + len(rows["val"]),
+        "train": len(rows["train"]),
+        "val": len(rows["val"]),
+        "ties_dropped": ties,
+        "identical_text_dropped": identical,
+        "by_annotator": dict(Counter(r["annotator"] for r in rows["train"] + rows["val"])),
+        "agreement": agreement(all_rankings),
+        "annotators_filter": annotators,
+        "val_fraction": val_fraction,
+    }
     write_stats(out, stats)
     return stats

@@ -48,7 +48,9 @@ def make_app(store: RankStore):
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError):
-        where = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
+        where = "; ".join(
+            f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
         return JSONResponse({"detail": f"bad request: {where}"}, status_code=400)
 
     @app.get("/", response_class=HTMLResponse)

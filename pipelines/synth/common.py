@@ -29,12 +29,23 @@ def stable_id(*parts: object) -> str:
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:20]
 
 
-def conversation(messages: list[dict], kind: str, source: str, doc_id: str | None = None,
-                 meta: dict | None = None) -> dict:
+def conversation(
+    messages: list[dict],
+    kind: str,
+    source: str,
+    doc_id: str | None = None,
+    meta: dict | None = None,
+) -> dict:
     """One row of CONVERSATION_SCHEMA (id = hash of kind, source and messages)."""
     msgs = [{"role": m["role"], "content": m["content"]} for m in messages]
-    return {"id": stable_id(kind, source, msgs), "messages": msgs, "kind": kind, "source": source,
-            "doc_id": doc_id, "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True)}
+    return {
+        "id": stable_id(kind, source, msgs),
+        "messages": msgs,
+        "kind": kind,
+        "source": source,
+        "doc_id": doc_id,
+        "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
+    }
 
 
 def normalize_prompt(text: str) -> str:
@@ -65,17 +76,20 @@ def dedup_conversations(rows: Iterable[dict]) -> tuple[list[dict], int]:
 
 
 def write_rows(path: Path, rows: list[dict], schema: pa.Schema = CONVERSATION_SCHEMA) -> None:
-    table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema)
+    table = pa.Table.from_pylist(
+        [{f.name: r.get(f.name) for f in schema} for r in rows], schema=schema
+    )
     atomic_write_parquet(path, table)
 
 
-def write_conversations(out_dir: str | Path, rows: list[dict], shard_rows: int = 50_000,
-                        subdir: str = "data") -> list[Path]:
+def write_conversations(
+    out_dir: str | Path, rows: list[dict], shard_rows: int = 50_000, subdir: str = "data"
+) -> list[Path]:
     """``out_dir/<subdir>/part-NNNNN.parquet`` in the conversation schema (at least one shard)."""
     paths = []
     for n, start in enumerate(range(0, max(len(rows), 1), shard_rows)):
         path = Path(out_dir) / subdir / f"part-{n:05d}.parquet"
-        write_rows(path, rows[start:start + shard_rows])
+        write_rows(path, rows[start : start + shard_rows])
         paths.append(path)
     for old in set((Path(out_dir) / subdir).glob("part-*.parquet")) - set(paths):
         old.unlink()  # shards of an earlier, larger run would otherwise be read as part of this one
@@ -88,7 +102,9 @@ def read_conversations(directory: str | Path) -> list[dict]:
     if (d / "data").is_dir():
         files = parquet_files(d / "data")
     elif (d / "train").is_dir():
-        files = parquet_files(d / "train") + (parquet_files(d / "val") if (d / "val").is_dir() else [])
+        files = parquet_files(d / "train") + (
+            parquet_files(d / "val") if (d / "val").is_dir() else []
+        )
     else:
         files = parquet_files(d)
     return list(iter_parquet_rows(files))
@@ -120,9 +136,13 @@ def conversation_stats(rows: list[dict]) -> dict:
         "conversations": len(rows),
         "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items())),
         "by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
-        "tokens": {"tokenizer": "cl100k_base", "total": sum(lengths),
-                   "mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
-                   "max": max(lengths, default=0), "histogram": length_histogram(lengths)},
+        "tokens": {
+            "tokenizer": "cl100k_base",
+            "total": sum(lengths),
+            "mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
+            "max": max(lengths, default=0),
+            "histogram": length_histogram(lengths),
+        },
     }
 
 

@@ -18,7 +18,9 @@ from pipelines import ngram_index
 
 class DecontamConfig(BaseModel):
     n: int = Field(8, ge=1, description="n-gram length in words")
-    threshold: float = Field(0.5, gt=0, le=1, description="fraction of a text's n-grams that flags it")
+    threshold: float = Field(
+        0.5, gt=0, le=1, description="fraction of a text's n-grams that flags it"
+    )
 
 
 def ngrams(text: str, n: int) -> set[tuple[str, ...]]:

@@ -21,9 +21,20 @@ from pathlib import Path
 
 from pipelines.synth.common import conversation
 
-ROLE_MAP = {"human": "user", "user": "user", "prompter": "user", "gpt": "assistant", "assistant": "assistant",
-            "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "model": "assistant",
-            "system": "system", "tool": "tool", "function": "tool"}
+ROLE_MAP = {
+    "human": "user",
+    "user": "user",
+    "prompter": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bard": "assistant",
+    "bing": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "tool": "tool",
+    "function": "tool",
+}
 
 
 #: How many ``file:line`` error locations a report keeps (the count is always complete).
@@ -85,7 +96,9 @@ def _valid(messages: list[dict]) -> str | None:
     return None
 
 
-def _emit(messages: list[dict], source: str, report: ImportReport, out: list[dict], meta: dict) -> None:
+def _emit(
+    messages: list[dict], source: str, report: ImportReport, out: list[dict], meta: dict
+) -> None:
     why = _valid(messages)
     if why:
         report.skipped[why] += 1
@@ -94,7 +107,9 @@ def _emit(messages: list[dict], source: str, report: ImportReport, out: list[dic
     report.imported += 1
 
 
-def import_openai_jsonl(path: str | Path, source: str | None = None) -> tuple[list[dict], ImportReport]:
+def import_openai_jsonl(
+    path: str | Path, source: str | None = None
+) -> tuple[list[dict], ImportReport]:
     """OpenAI ``messages`` JSONL, tool calls included (``tool_calls`` + ``tool`` messages)."""
     from pipelines.chat import OpenAIFormatError, from_openai_messages
 
@@ -105,8 +120,12 @@ def import_openai_jsonl(path: str | Path, source: str | None = None) -> tuple[li
         if not isinstance(raw, list):
             report.error(f"{path}:{line}", "no_messages", "no `messages` list")
             continue
-        raw = [{**m, "role": ROLE_MAP.get(str(m.get("role")), m.get("role"))} if isinstance(m, dict) else m
-               for m in raw]
+        raw = [
+            {**m, "role": ROLE_MAP.get(str(m.get("role")), m.get("role"))}
+            if isinstance(m, dict)
+            else m
+            for m in raw
+        ]
         try:
             msgs = from_openai_messages(raw)
         except OpenAIFormatError as e:
@@ -124,9 +143,21 @@ def import_sharegpt(path: str | Path, source: str | None = None) -> tuple[list[d
         if not isinstance(raw, list):
             report.error(f"{path}:{i}", "no_conversations", "no `conversations` list")
             continue
-        msgs = [{"role": ROLE_MAP.get(str(m.get("from", "")).lower(), str(m.get("from"))), "content": m.get("value")}
-                for m in raw if isinstance(m, dict)]
-        _emit(msgs, source or f"sharegpt:{Path(path).name}", report, out, {"line": i, "id": rec.get("id")})
+        msgs = [
+            {
+                "role": ROLE_MAP.get(str(m.get("from", "")).lower(), str(m.get("from"))),
+                "content": m.get("value"),
+            }
+            for m in raw
+            if isinstance(m, dict)
+        ]
+        _emit(
+            msgs,
+            source or f"sharegpt:{Path(path).name}",
+            report,
+            out,
+            {"line": i, "id": rec.get("id")},
+        )
     return out, report
 
 
@@ -134,17 +165,25 @@ def _quality(node: dict) -> tuple:
     """Sort key of a reply: rank ascending (missing = worst), then score descending."""
     rank = node.get("rank")
     labels = node.get("labels") or {}
-    score = node.get("score", labels.get("quality", {}).get("value") if isinstance(labels.get("quality"), dict)
-                     else labels.get("quality"))
-    return (rank if isinstance(rank, (int, float)) else float("inf"),
-            -(score if isinstance(score, (int, float)) else float("-inf")))
+    score = node.get(
+        "score",
+        labels.get("quality", {}).get("value")
+        if isinstance(labels.get("quality"), dict)
+        else labels.get("quality"),
+    )
+    return (
+        rank if isinstance(rank, (int, float)) else float("inf"),
+        -(score if isinstance(score, (int, float)) else float("-inf")),
+    )
 
 
 def best_path(root: dict, children_key: str = "replies") -> list[dict]:
     """Nodes from ``root`` to a leaf, taking the best-ranked reply at every level."""
     path, node = [root], root
     while True:
-        kids = [k for k in node.get(children_key) or [] if isinstance(k, dict) and not k.get("deleted")]
+        kids = [
+            k for k in node.get(children_key) or [] if isinstance(k, dict) and not k.get("deleted")
+        ]
         if not kids:
             return path
         node = min(enumerate(kids), key=lambda ik: (_quality(ik[1]), ik[0]))[1]
@@ -170,12 +209,18 @@ def import_oasst(path: str | Path, source: str | None = None) -> tuple[list[dict
     for tree in trees:
         report.read += 1
         nodes = best_path(tree, "replies" if "replies" in tree else "children")
-        msgs = [{"role": ROLE_MAP.get(str(n.get("role")), str(n.get("role"))), "content": n.get("text")} for n in nodes]
+        msgs = [
+            {"role": ROLE_MAP.get(str(n.get("role")), str(n.get("role"))), "content": n.get("text")}
+            for n in nodes
+        ]
         while msgs and msgs[-1]["role"] != "assistant":  # a tree may end on an unanswered prompt
             msgs.pop()
             nodes = nodes[:-1]
-        meta = {"tree": tree.get("message_tree_id") or tree.get("message_id"),
-                "path": [n.get("message_id") for n in nodes], "lang": tree.get("lang")}
+        meta = {
+            "tree": tree.get("message_tree_id") or tree.get("message_id"),
+            "path": [n.get("message_id") for n in nodes],
+            "lang": tree.get("lang"),
+        }
         _emit(msgs, source or f"oasst:{Path(path).name}", report, out, meta)
     return out, report
 

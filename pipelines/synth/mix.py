@@ -37,10 +37,14 @@ class MixConfig(StrictModel):
     output: str
     inputs: list[MixInput]
     seed: int = 0
-    decontaminate: list[str] = Field(default_factory=list,
-                                     description="RL/eval prompt dirs (DIR/test/*.parquet or *.parquet with `prompt`)")
+    decontaminate: list[str] = Field(
+        default_factory=list,
+        description="RL/eval prompt dirs (DIR/test/*.parquet or *.parquet with `prompt`)",
+    )
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
-    val_fraction: float = Field(0.02, ge=0, lt=1, description="share held out as DIR/val (at least 1 row)")
+    val_fraction: float = Field(
+        0.02, ge=0, lt=1, description="share held out as DIR/val (at least 1 row)"
+    )
 
 
 def _test_prompts(path: str) -> list[str]:
@@ -62,18 +66,33 @@ def run_mix(cfg: MixConfig) -> dict:
     removed = 0
     if cfg.decontaminate:
         index = NgramIndex([p for d in cfg.decontaminate for p in _test_prompts(d)], cfg.decontam)
-        kept = [r for r in rows if not any(index.contaminated(m["content"]) for m in r["messages"]
-                                           if m["role"] == "user")]
+        kept = [
+            r
+            for r in rows
+            if not any(
+                index.contaminated(m["content"]) for m in r["messages"] if m["role"] == "user"
+            )
+        ]
         removed, rows = len(rows) - len(kept), kept
     rng.shuffle(rows)
     n_val = max(1, round(len(rows) * cfg.val_fraction)) if cfg.val_fraction and len(rows) > 1 else 0
     write_conversations(cfg.output, rows[n_val:], subdir="train")
     write_conversations(cfg.output, rows[:n_val], subdir="val")
-    stats = {"generator": "mix", "seed": cfg.seed, **conversation_stats(rows), "inputs": per_input,
-             "train": len(rows) - n_val, "val": n_val,
-             "duplicates_dropped": dropped,
-             "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
-                                 "against": cfg.decontaminate, "removed": removed}}
+    stats = {
+        "generator": "mix",
+        "seed": cfg.seed,
+        **conversation_stats(rows),
+        "inputs": per_input,
+        "train": len(rows) - n_val,
+        "val": n_val,
+        "duplicates_dropped": dropped,
+        "decontamination": {
+            "n": cfg.decontam.n,
+            "threshold": cfg.decontam.threshold,
+            "against": cfg.decontaminate,
+            "removed": removed,
+        },
+    }
     stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats

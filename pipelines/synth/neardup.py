@@ -18,7 +18,9 @@ from pipelines.minhash import MinHasher, estimated_jaccard
 class NearDuplicateFilter:
     """Streams texts; ``add(text)`` is False when ``text`` is a near duplicate of one kept earlier."""
 
-    def __init__(self, threshold: float = 0.7, ngram: int = 3, bands: int = 14, rows: int = 8, seed: int = 1):
+    def __init__(
+        self, threshold: float = 0.7, ngram: int = 3, bands: int = 14, rows: int = 8, seed: int = 1
+    ):
         self.threshold = threshold
         self.hasher = MinHasher(ngram=ngram, bands=bands, rows=rows, seed=seed)
         self._buckets: dict[tuple[int, int], list[int]] = defaultdict(list)

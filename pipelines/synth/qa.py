@@ -31,24 +31,146 @@ from pipelines.io import documents_dir, iter_parquet_rows, parquet_files
 _SENT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _YEAR_RE = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 _NUM_RE = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d{2,})(?:\.\d+)?(?![\w,]|\.\d)")
-_NAME_RE = re.compile(r"\b([A-ZÀ-Ý][a-zà-ÿ]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-ZÀ-Ý][a-zA-Zà-ÿ]+){0,3})\b")
+_NAME_RE = re.compile(
+    r"\b([A-ZÀ-Ý][a-zà-ÿ]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-ZÀ-Ý][a-zA-Zà-ÿ]+){0,3})\b"
+)
 _BULLET_RE = re.compile(r"^(?:[-*•·>]+|\d+[.)])\s+")
-_STOP_NAMES = {"The", "This", "That", "These", "Those", "It", "He", "She", "They", "We", "I", "You", "In", "On",
-               "At", "For", "And", "But", "Or", "If", "When", "While", "After", "Before", "A", "An", "My", "Our",
-               "His", "Her", "Their", "Its", "As", "By", "From", "With", "To", "Of", "Mr", "Ms", "Dr"}
-_STOP_NAMES |= {"Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January",
-                "February", "March", "April", "May", "June", "July", "August", "September", "October",
-                "November", "December", "English", "However", "Also", "Then", "There", "Here", "What", "Why"}
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec")
+_STOP_NAMES = {
+    "The",
+    "This",
+    "That",
+    "These",
+    "Those",
+    "It",
+    "He",
+    "She",
+    "They",
+    "We",
+    "I",
+    "You",
+    "In",
+    "On",
+    "At",
+    "For",
+    "And",
+    "But",
+    "Or",
+    "If",
+    "When",
+    "While",
+    "After",
+    "Before",
+    "A",
+    "An",
+    "My",
+    "Our",
+    "His",
+    "Her",
+    "Their",
+    "Its",
+    "As",
+    "By",
+    "From",
+    "With",
+    "To",
+    "Of",
+    "Mr",
+    "Ms",
+    "Dr",
+}
+_STOP_NAMES |= {
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "English",
+    "However",
+    "Also",
+    "Then",
+    "There",
+    "Here",
+    "What",
+    "Why",
+}
+_MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+)
 #: Words right before a four-digit number that make it a year.
-YEAR_CUES = frozenset({"in", "since", "by", "from", "until", "till", "to", "during", "after", "before", "around",
-                       "circa", "c", "year", "early", "late", "mid", "spring", "summer", "autumn", "fall",
-                       "winter", "of", "between", "and", *_MONTHS})
+YEAR_CUES = frozenset(
+    {
+        "in",
+        "since",
+        "by",
+        "from",
+        "until",
+        "till",
+        "to",
+        "during",
+        "after",
+        "before",
+        "around",
+        "circa",
+        "c",
+        "year",
+        "early",
+        "late",
+        "mid",
+        "spring",
+        "summer",
+        "autumn",
+        "fall",
+        "winter",
+        "of",
+        "between",
+        "and",
+        *_MONTHS,
+    }
+)
 TYPE_WORD = {"year": "year", "number": "number", "name": "name"}
 #: Question wording that points at a text the probed model never sees.
-_REFERS_TO_TEXT = re.compile(r"\b(?:the|this|that|above|given|following)\s+(?:text|passage|article|page|snippet|"
-                             r"document|excerpt|paragraph|source)\b|\baccording to the\b", re.I)
+_REFERS_TO_TEXT = re.compile(
+    r"\b(?:the|this|that|above|given|following)\s+(?:text|passage|article|page|snippet|"
+    r"document|excerpt|paragraph|source)\b|\baccording to the\b",
+    re.I,
+)
 
 
 @dataclass
@@ -107,19 +229,27 @@ def span_match(answer: str, reference: str) -> bool:
 def _is_year(sentence: str, start: int) -> bool:
     """A four-digit number is a year only after a year cue word (or a day-month date)."""
     before = re.findall(r"[A-Za-z]+|\d+", sentence[:start])
-    return bool(before) and (before[-1].lower() in YEAR_CUES or (before[-1].isdigit() and len(before) > 1
-                                                                and before[-2].lower() in _MONTHS))
+    return bool(before) and (
+        before[-1].lower() in YEAR_CUES
+        or (before[-1].isdigit() and len(before) > 1 and before[-2].lower() in _MONTHS)
+    )
 
 
 def _spans(sentence: str) -> list[tuple[str, str]]:
-    out = [(m.group(0), "year") for m in _YEAR_RE.finditer(sentence) if _is_year(sentence, m.start())]
+    out = [
+        (m.group(0), "year") for m in _YEAR_RE.finditer(sentence) if _is_year(sentence, m.start())
+    ]
     years = {s for s, _ in out}
     out += [(m.group(0), "number") for m in _NUM_RE.finditer(sentence) if m.group(0) not in years]
     for m in _NAME_RE.finditer(sentence):
-        name, before = m.group(1), sentence[:m.start(1)].rstrip()
+        name, before = m.group(1), sentence[: m.start(1)].rstrip()
         # a capital after a lowercase word or a comma marks a name, not a sentence start
-        if before and (before[-1].islower() or before[-1] in ",(") and name.split()[0] not in _STOP_NAMES \
-                and len(name) > 3:
+        if (
+            before
+            and (before[-1].islower() or before[-1] in ",(")
+            and name.split()[0] not in _STOP_NAMES
+            and len(name) > 3
+        ):
             out.append((name, "name"))
     return out
 
@@ -137,8 +267,10 @@ def _host(url: str) -> str:
 
 def cloze_question(sentence: str, span: str, answer_type: str, url: str) -> str:
     cloze = sentence.replace(span, "____", 1)
-    return (f"A page on {_host(url)} contains this sentence: \"{cloze}\" "
-            f"Which {TYPE_WORD[answer_type]} fills the blank?")
+    return (
+        f'A page on {_host(url)} contains this sentence: "{cloze}" '
+        f"Which {TYPE_WORD[answer_type]} fills the blank?"
+    )
 
 
 def snippet_around(sentences: list[str], i: int, max_chars: int = 600) -> str:
@@ -155,8 +287,12 @@ def snippet_around(sentences: list[str], i: int, max_chars: int = 600) -> str:
             return " ".join(parts)
 
 
-def rule_questions(docs: list[dict], seed: int, per_doc: int = 3,
-                   types: tuple[str, ...] = ("year", "number", "name")) -> list[QAItem]:
+def rule_questions(
+    docs: list[dict],
+    seed: int,
+    per_doc: int = 3,
+    types: tuple[str, ...] = ("year", "number", "name"),
+) -> list[QAItem]:
     """Up to ``per_doc`` span questions per document, deterministic for ``seed``."""
     out: list[QAItem] = []
     seen: set[str] = set()
@@ -184,23 +320,31 @@ def rule_questions(docs: list[dict], seed: int, per_doc: int = 3,
                 continue
             seen.add(q)
             used_sentences.add(i)
-            out.append(QAItem(q, span, kind, sents[i], snippet_around(sents, i), doc["id"], doc["url"]))
+            out.append(
+                QAItem(q, span, kind, sents[i], snippet_around(sents, i), doc["id"], doc["url"])
+            )
     return out
 
 
 _LLM_QA_RE = re.compile(r"Question:\s*(.+?)\s*\n\s*Answer:\s*(.+?)\s*$", re.S | re.I)
 
-WRITER_PROMPT = ("Read the text below. Write one natural factual question that a curious person could ask a "
-                 "knowledgeable assistant WITHOUT seeing this text: self-contained (name the subject "
-                 "explicitly; never refer to 'the text', 'the passage' or 'the article'), and answered by a "
-                 "short span copied exactly from the text (a name, a number, a date, a place). Reply in two "
-                 "lines:\nQuestion: ...\nAnswer: ...\n\nText: {snippet}")
-ANSWERABLE_PROMPT = ("Text: {snippet}\n\nQuestion: {q}\nProposed answer: {a}\n\nIs this a clear, standalone "
-                     "factual question that the text answers, and is the proposed answer the correct answer "
-                     "according to the text? Reply with yes or no.")
+WRITER_PROMPT = (
+    "Read the text below. Write one natural factual question that a curious person could ask a "
+    "knowledgeable assistant WITHOUT seeing this text: self-contained (name the subject "
+    "explicitly; never refer to 'the text', 'the passage' or 'the article'), and answered by a "
+    "short span copied exactly from the text (a name, a number, a date, a place). Reply in two "
+    "lines:\nQuestion: ...\nAnswer: ...\n\nText: {snippet}"
+)
+ANSWERABLE_PROMPT = (
+    "Text: {snippet}\n\nQuestion: {q}\nProposed answer: {a}\n\nIs this a clear, standalone "
+    "factual question that the text answers, and is the proposed answer the correct answer "
+    "according to the text? Reply with yes or no."
+)
 
 
-def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1, judge=None) -> tuple[list[QAItem], Counter]:
+def llm_questions(
+    llm, docs: list[dict], seed: int, per_doc: int = 1, judge=None
+) -> tuple[list[QAItem], Counter]:
     """Natural questions written by ``llm`` from snippets, checked; returns (kept, rejections by reason).
     ``judge`` (default: ``llm``) confirms each question is answerable from its snippet."""
     from pipelines.llm import request_seeds
@@ -215,8 +359,16 @@ def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1, judge=None
             snippet = snippet_around(sents, i)
             items.append((doc, sents[i], snippet))
             prompts.append([{"role": "user", "content": WRITER_PROMPT.format(snippet=snippet)}])
-    answers = llm.chat(prompts, temperature=0.0, max_tokens=128,
-                       seed=request_seeds(seed, len(prompts), "llmqa")) if prompts else []
+    answers = (
+        llm.chat(
+            prompts,
+            temperature=0.0,
+            max_tokens=128,
+            seed=request_seeds(seed, len(prompts), "llmqa"),
+        )
+        if prompts
+        else []
+    )
     rejected: Counter = Counter()
     cands = []
     for (doc, sentence, snippet), text in zip(items, answers, strict=True):
@@ -234,11 +386,39 @@ def llm_questions(llm, docs: list[dict], seed: int, per_doc: int = 1, judge=None
         elif not q.endswith("?"):
             rejected["not_a_question"] += 1
         else:
-            cands.append(QAItem(q, a, "llm", sentence, snippet, doc["id"], doc["url"], writer=f"llm:{stable_id(q)[:6]}"))
+            cands.append(
+                QAItem(
+                    q,
+                    a,
+                    "llm",
+                    sentence,
+                    snippet,
+                    doc["id"],
+                    doc["url"],
+                    writer=f"llm:{stable_id(q)[:6]}",
+                )
+            )
     judge = judge or llm
-    verdicts = judge.chat([[{"role": "user", "content": ANSWERABLE_PROMPT.format(snippet=it.snippet, q=it.question,
-                                                                                 a=it.answer)}] for it in cands],
-                          temperature=0.0, max_tokens=4, seed=seed) if cands else []
+    verdicts = (
+        judge.chat(
+            [
+                [
+                    {
+                        "role": "user",
+                        "content": ANSWERABLE_PROMPT.format(
+                            snippet=it.snippet, q=it.question, a=it.answer
+                        ),
+                    }
+                ]
+                for it in cands
+            ],
+            temperature=0.0,
+            max_tokens=4,
+            seed=seed,
+        )
+        if cands
+        else []
+    )
     out = []
     for it, v in zip(cands, verdicts, strict=True):
         if v.strip().lower().startswith("yes"):

@@ -36,7 +36,9 @@ from pipelines.verify import format_answer, is_correct
 from schemas.conversations import PREFERENCE_SCHEMA, RL_PROMPT_SCHEMA
 from schemas.strict import StrictModel
 
-ANSWER_INSTRUCTION = "Show your work, then give the final answer on the last line as \"Answer: <value>\"."
+ANSWER_INSTRUCTION = (
+    'Show your work, then give the final answer on the last line as "Answer: <value>".'
+)
 
 
 class RLConfig(StrictModel):
@@ -46,8 +48,12 @@ class RLConfig(StrictModel):
     counting: int = 200
     equations: int = 400
     test_fraction: float = Field(0.1, ge=0, lt=1)
-    instruction: str = Field(ANSWER_INSTRUCTION, description="appended to every prompt ('' for none)")
-    decontaminate: list[str] = Field(default_factory=list, description="conversation datasets to check test prompts against")
+    instruction: str = Field(
+        ANSWER_INSTRUCTION, description="appended to every prompt ('' for none)"
+    )
+    decontaminate: list[str] = Field(
+        default_factory=list, description="conversation datasets to check test prompts against"
+    )
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)
 
 
@@ -64,13 +70,25 @@ def strip_instruction(prompt: str, instruction: str = ANSWER_INSTRUCTION) -> str
 
 def rl_prompts(cfg: RLConfig) -> list[dict]:
     rows = []
-    for kind, n in (("word_problem", cfg.word_problems), ("counting", cfg.counting), ("equation", cfg.equations)):
+    for kind, n in (
+        ("word_problem", cfg.word_problems),
+        ("counting", cfg.counting),
+        ("equation", cfg.equations),
+    ):
         for p in problems(kind, n, cfg.seed, namespace="rl:"):
             if not is_correct(p.solution, p.answer):
                 raise AssertionError(f"self-check failed: {p.prompt!r}")
             prompt = f"{p.prompt} {cfg.instruction}".strip()
-            rows.append({"id": stable_id("rl", prompt), "prompt": prompt, "answer": p.answer, "kind": p.kind,
-                         "source": "synthetic:tasks", "solution": p.solution})
+            rows.append(
+                {
+                    "id": stable_id("rl", prompt),
+                    "prompt": prompt,
+                    "answer": p.answer,
+                    "kind": p.kind,
+                    "source": "synthetic:tasks",
+                    "solution": p.solution,
+                }
+            )
     return rows
 
 
@@ -87,15 +105,30 @@ def run_rl(cfg: RLConfig) -> dict:
     for d in cfg.decontaminate:
         reference += ["\n".join(m["content"] for m in c["messages"]) for c in read_conversations(d)]
     index = NgramIndex([strip_instruction(t, cfg.instruction) for t in reference], cfg.decontam)
-    clean = [r for r in test if not index.contaminated(strip_instruction(r["prompt"], cfg.instruction))]
+    clean = [
+        r for r in test if not index.contaminated(strip_instruction(r["prompt"], cfg.instruction))
+    ]
     out = Path(cfg.output)
     write_rows(out / "train" / "part-00000.parquet", train, RL_PROMPT_SCHEMA)
     write_rows(out / "test" / "part-00000.parquet", clean, RL_PROMPT_SCHEMA)
-    stats = {"generator": "rl", "seed": cfg.seed, "prompts": len(rows), "duplicates_dropped": len(rows) - len(unique),
-             "train": len(train), "test": len(clean),
-             "by_kind": {"train": dict(Counter(r["kind"] for r in train)), "test": dict(Counter(r["kind"] for r in clean))},
-             "decontamination": {"n": cfg.decontam.n, "threshold": cfg.decontam.threshold,
-                                 "against": ["train", *cfg.decontaminate], "test_removed": len(test) - len(clean)}}
+    stats = {
+        "generator": "rl",
+        "seed": cfg.seed,
+        "prompts": len(rows),
+        "duplicates_dropped": len(rows) - len(unique),
+        "train": len(train),
+        "test": len(clean),
+        "by_kind": {
+            "train": dict(Counter(r["kind"] for r in train)),
+            "test": dict(Counter(r["kind"] for r in clean)),
+        },
+        "decontamination": {
+            "n": cfg.decontam.n,
+            "threshold": cfg.decontam.threshold,
+            "against": ["train", *cfg.decontaminate],
+            "test_removed": len(test) - len(clean),
+        },
+    }
     stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(out, stats)
     return stats
@@ -103,7 +136,9 @@ def run_rl(cfg: RLConfig) -> dict:
 
 class PrefsConfig(StrictModel):
     output: str
-    prompts: str | None = Field(None, description="an `rl` output dir (uses its train split); default: fresh prompts")
+    prompts: str | None = Field(
+        None, description="an `rl` output dir (uses its train split); default: fresh prompts"
+    )
     seed: int = 0
     n_prompts: int = 300
     samples: int = Field(4, ge=2, description="answers sampled per prompt (LLM mode)")
@@ -127,7 +162,7 @@ def _corrupt(row: dict, rng: random.Random) -> tuple[str, str]:
     value = _wrong(last.group(0), rng)
     if is_correct(format_answer(value), row["answer"]):
         value = _wrong(value, rng)
-    slipped = steps[k][:last.start()] + value + steps[k][last.end():]
+    slipped = steps[k][: last.start()] + value + steps[k][last.end() :]
     # the slipped number is taken as the result: the work stops there and reports it
     return "\n".join(steps[:k] + [slipped, format_answer(value)]), "slip_in_step"
 
@@ -144,15 +179,24 @@ def run_prefs(cfg: PrefsConfig) -> dict:
     from pipelines.io import iter_parquet_rows, parquet_files
 
     if cfg.prompts and cfg.llm is None:
-        raise ValueError("synthetic pairs need worked solutions: omit `prompts` (fresh prompts) or give an `llm`")
+        raise ValueError(
+            "synthetic pairs need worked solutions: omit `prompts` (fresh prompts) or give an `llm`"
+        )
     if cfg.prompts:
-        rows = list(iter_parquet_rows(parquet_files(Path(cfg.prompts) / "train")))[:cfg.n_prompts]
+        rows = list(iter_parquet_rows(parquet_files(Path(cfg.prompts) / "train")))[: cfg.n_prompts]
         for r in rows:
             r.setdefault("solution", None)
     else:
         per = max(1, cfg.n_prompts // 3)
-        rows = rl_prompts(RLConfig(output=cfg.output, seed=cfg.seed, word_problems=per, counting=per,
-                                   equations=cfg.n_prompts - 2 * per))
+        rows = rl_prompts(
+            RLConfig(
+                output=cfg.output,
+                seed=cfg.seed,
+                word_problems=per,
+                counting=per,
+                equations=cfg.n_prompts - 2 * per,
+            )
+        )
     rng = random.Random(f"prefs:{cfg.seed}")
     pairs, figures = [], {"prompts": len(rows)}
     if cfg.llm is None:
@@ -161,14 +205,26 @@ def run_prefs(cfg: PrefsConfig) -> dict:
                 continue
             rejected, how = _corrupt(r, rng)
             assert is_correct(r["solution"], r["answer"]) and not is_correct(rejected, r["answer"])
-            pairs.append({"id": stable_id("prefs", r["prompt"]), "prompt": r["prompt"], "chosen": r["solution"],
-                          "rejected": rejected, "source": f"synthetic:{how}"})
+            pairs.append(
+                {
+                    "id": stable_id("prefs", r["prompt"]),
+                    "prompt": r["prompt"],
+                    "chosen": r["solution"],
+                    "rejected": rejected,
+                    "source": f"synthetic:{how}",
+                }
+            )
         figures["mode"] = "synthetic"
         figures["corruptions"] = dict(sorted(Counter(p["source"] for p in pairs).items()))
     else:
         llm = make_llm(cfg.llm)
-        samples = llm.sample([[{"role": "user", "content": r["prompt"]}] for r in rows], n=cfg.samples,
-                             temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
+        samples = llm.sample(
+            [[{"role": "user", "content": r["prompt"]}] for r in rows],
+            n=cfg.samples,
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            seed=cfg.seed,
+        )
         all_right = all_wrong = 0
         for r, outs in zip(rows, samples, strict=True):
             good = [o for o in outs if is_correct(o, r["answer"])]
@@ -179,12 +235,36 @@ def run_prefs(cfg: PrefsConfig) -> dict:
             if not bad:
                 all_right += 1
                 continue
-            pairs.append({"id": stable_id("prefs", r["prompt"], good[0], bad[0]), "prompt": r["prompt"],
-                          "chosen": good[0], "rejected": bad[0], "source": "sampled:verifier"})
+            pairs.append(
+                {
+                    "id": stable_id("prefs", r["prompt"], good[0], bad[0]),
+                    "prompt": r["prompt"],
+                    "chosen": good[0],
+                    "rejected": bad[0],
+                    "source": "sampled:verifier",
+                }
+            )
         n = sum(len(s) for s in samples)
-        figures.update({"mode": "sampled", "samples": n, "sample_accuracy": round(
-            sum(is_correct(o, r["answer"]) for r, outs in zip(rows, samples, strict=True) for o in outs) / n, 4) if n else 0,
-            "prompts_all_correct": all_right, "prompts_all_wrong": all_wrong, "llm_requests": llm.requests})
+        figures.update(
+            {
+                "mode": "sampled",
+                "samples": n,
+                "sample_accuracy": round(
+                    sum(
+                        is_correct(o, r["answer"])
+                        for r, outs in zip(rows, samples, strict=True)
+                        for o in outs
+                    )
+                    / n,
+                    4,
+                )
+                if n
+                else 0,
+                "prompts_all_correct": all_right,
+                "prompts_all_wrong": all_wrong,
+                "llm_requests": llm.requests,
+            }
+        )
     write_rows(Path(cfg.output) / "train" / "part-00000.parquet", pairs, PREFERENCE_SCHEMA)
     stats = {"generator": "prefs", "seed": cfg.seed, "pairs": len(pairs), **figures}
     stats["config"] = cfg.model_dump(mode="json")  # what made this output

@@ -32,7 +32,9 @@ class SamplesConfig(StrictModel):
     k: int = Field(5, ge=2, le=16, description="responses per prompt")
     n_prompts: int | None = Field(None, ge=1, description="use the first N prompts (None: all)")
     seed: int = 0
-    temperature: float = Field(1.0, gt=0, description="sampling temperature (> 0: k different responses)")
+    temperature: float = Field(
+        1.0, gt=0, description="sampling temperature (> 0: k different responses)"
+    )
     max_tokens: int = Field(256, ge=1)
 
 
@@ -43,7 +45,9 @@ def prompt_files(directory: str | Path) -> list[Path]:
         files = parquet_files(d / sub) if (d / sub).is_dir() else []
         if files:
             return files
-    raise FileNotFoundError(f"{directory}: no Parquet files under train/, data/ or the directory itself")
+    raise FileNotFoundError(
+        f"{directory}: no Parquet files under train/, data/ or the directory itself"
+    )
 
 
 def load_prompts(directory: str | Path, limit: int | None = None) -> list[dict]:
@@ -71,27 +75,58 @@ def run_samples(cfg: SamplesConfig) -> dict:
     seeds = request_seeds(cfg.seed, len(prompts) * cfg.k, "samples")
     convs = [[{"role": "user", "content": p["prompt"]}] for p in prompts for _ in range(cfg.k)]
     texts = llm.chat(convs, temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=seeds)
-    source = (f"checkpoint:{cfg.llm.checkpoint}" if cfg.llm.backend == "local"
-              else f"endpoint:{cfg.llm.base_url}#{cfg.llm.model}")
+    source = (
+        f"checkpoint:{cfg.llm.checkpoint}"
+        if cfg.llm.backend == "local"
+        else f"endpoint:{cfg.llm.base_url}#{cfg.llm.model}"
+    )
     rows, identical, empty = [], 0, 0
     for i, p in enumerate(prompts):
-        outs = [t.strip() for t in texts[i * cfg.k:(i + 1) * cfg.k]]
+        outs = [t.strip() for t in texts[i * cfg.k : (i + 1) * cfg.k]]
         empty += sum(not t for t in outs)
         # the id names everything that made the responses: other settings, other set
-        set_id = stable_id("samples", p["prompt"], source, cfg.seed, cfg.k, cfg.temperature, cfg.max_tokens)
+        set_id = stable_id(
+            "samples", p["prompt"], source, cfg.seed, cfg.k, cfg.temperature, cfg.max_tokens
+        )
         responses = [{"id": f"{set_id}-{j}", "text": t} for j, t in enumerate(outs)]
         identical += len(set(outs)) < len(outs)
-        rows.append({"id": set_id, "prompt": p["prompt"], "answer": p["answer"], "responses": responses,
-                     "source": source, "meta": json.dumps({"k": cfg.k, "temperature": cfg.temperature,
-                                                           "max_tokens": cfg.max_tokens, "seed": cfg.seed})})
+        rows.append(
+            {
+                "id": set_id,
+                "prompt": p["prompt"],
+                "answer": p["answer"],
+                "responses": responses,
+                "source": source,
+                "meta": json.dumps(
+                    {
+                        "k": cfg.k,
+                        "temperature": cfg.temperature,
+                        "max_tokens": cfg.max_tokens,
+                        "seed": cfg.seed,
+                    }
+                ),
+            }
+        )
     write_rows(Path(cfg.output) / "data" / "part-00000.parquet", rows, SAMPLES_SCHEMA)
     if identical:
-        print(f"warning: {identical} of {len(rows)} prompts got some identical responses "
-              "(rankings treat identical texts as ties)", file=sys.stderr)
-    stats = {"generator": "samples", "seed": cfg.seed, "prompts": len(rows), "k": cfg.k,
-             "responses": len(rows) * cfg.k, "empty_responses": empty, "prompts_with_identical_responses": identical,
-             "llm_requests": llm.requests, "llm_cache_hits": llm.cache_hits, "source": source,
-             "config": cfg.model_dump(mode="json")}
+        print(
+            f"warning: {identical} of {len(rows)} prompts got some identical responses "
+            "(rankings treat identical texts as ties)",
+            file=sys.stderr,
+        )
+    stats = {
+        "generator": "samples",
+        "seed": cfg.seed,
+        "prompts": len(rows),
+        "k": cfg.k,
+        "responses": len(rows) * cfg.k,
+        "empty_responses": empty,
+        "prompts_with_identical_responses": identical,
+        "llm_requests": llm.requests,
+        "llm_cache_hits": llm.cache_hits,
+        "source": source,
+        "config": cfg.model_dump(mode="json"),
+    }
     write_stats(Path(cfg.output), stats)
     return stats
 
@@ -100,5 +135,7 @@ def read_samples(directory: str | Path) -> list[dict]:
     """Rows of a `samples` output (SAMPLES_SCHEMA)."""
     files = parquet_files(Path(directory) / "data")
     if not files:
-        raise FileNotFoundError(f"{directory}: no data/*.parquet (make it with `tokenmill synth samples`)")
+        raise FileNotFoundError(
+            f"{directory}: no data/*.parquet (make it with `tokenmill synth samples`)"
+        )
     return list(iter_parquet_rows(files))

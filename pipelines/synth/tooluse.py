@@ -57,27 +57,42 @@ from schemas.strict import StrictModel
 class ToolUseConfig(StrictModel):
     output: str
     documents: str | None = Field(None, description="corpus dir; required for search traces")
-    index: str | None = Field(None, description="existing search index dir (default: build DIR/index)")
+    index: str | None = Field(
+        None, description="existing search index dir (default: build DIR/index)"
+    )
     search_config: SearchConfig = Field(default_factory=SearchConfig)
     seed: int = 0
     documents_limit: int | None = 1000
     questions_per_doc: int = 2
-    search: int = Field(200, description="max search traces (one search, or search -> refine -> search)")
+    search: int = Field(
+        200, description="max search traces (one search, or search -> refine -> search)"
+    )
     python: int = Field(200, description="python traces")
-    python_fix: int = Field(50, description="python error-recovery traces (fail, read the error, fix, rerun)")
+    python_fix: int = Field(
+        50, description="python error-recovery traces (fail, read the error, fix, rerun)"
+    )
     search_python: int = Field(50, description="max search-then-python traces (needs documents)")
-    broad_first: float = Field(0.5, ge=0, le=1, description="share of searches that start with a broad "
-                               "two-word query (refined when its results lack the answer)")
-    reference_year: int = Field(2025, description="'how many years before <year>' in search+python traces")
+    broad_first: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of searches that start with a broad "
+        "two-word query (refined when its results lack the answer)",
+    )
+    reference_year: int = Field(
+        2025, description="'how many years before <year>' in search+python traces"
+    )
     top_k: int = Field(3, description="passages returned per search")
     result_chars: int = Field(700, description="characters of each passage injected as the result")
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
 
 
-_STOP = frozenset("""a an the of in on at to for from by with and or but is are was were be been being this that these
+_STOP = frozenset(
+    """a an the of in on at to for from by with and or but is are was were be been being this that these
 those it its as which who whom what when where why how do does did has have had not no can could will would should
 may might also than then there here their they them he she his her we our you your i my me about into over after
-before under between during while such so if page contains sentence fills blank year number name""".split())
+before under between during while such so if page contains sentence fills blank year number name""".split()
+)
 
 
 def keywords(text: str, exclude: str = "") -> list[str]:
@@ -99,7 +114,9 @@ def user_query(item: QAItem, n_words: int, specific: bool = True) -> str:
     with ``specific=False`` the most general ones (how people often start a search)."""
     words = keywords(item.sentence, exclude=item.answer)
     if specific:
-        order = sorted(range(len(words)), key=lambda i: (not words[i][:1].isupper(), -len(words[i]), i))
+        order = sorted(
+            range(len(words)), key=lambda i: (not words[i][:1].isupper(), -len(words[i]), i)
+        )
     else:
         order = sorted(range(len(words)), key=lambda i: (words[i][:1].isupper(), len(words[i]), i))
     ranked = order[:n_words]
@@ -113,20 +130,28 @@ def search_query(item: QAItem) -> str:
 
 def _search(index: SearchIndex, query: str, item: QAItem, cfg: ToolUseConfig):
     hits = index.search(query, k=cfg.top_k)
-    containing = [h for h in hits if span_match(h.text[:cfg.result_chars], item.answer)]
+    containing = [h for h in hits if span_match(h.text[: cfg.result_chars], item.answer)]
     return hits, clean_tool_output(format_results(hits, cfg.result_chars)), containing
 
 
-def search_steps(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[list[dict] | None, dict, str]:
+def search_steps(
+    item: QAItem, index: SearchIndex, cfg: ToolUseConfig
+) -> tuple[list[dict] | None, dict, str]:
     """The assistant/tool messages of a search (one query, or a refined second one) that ends
     with the answer in the tool output; (None, {}, why) when the answer is never retrieved."""
     broad = random.Random(f"broad:{item.question}").random() < cfg.broad_first
-    q1, q2 = user_query(item, 2, specific=False) if broad else user_query(item, 4), user_query(item, 9)
+    q1, q2 = (
+        user_query(item, 2, specific=False) if broad else user_query(item, 4),
+        user_query(item, 9),
+    )
     for q in (q1, q2):
         if not q or span_match(q, item.answer):
             return None, {}, "answer_in_query" if q else "no_keywords"
     hits, result, containing = _search(index, q1, item, cfg)
-    steps = [{"role": "assistant", "content": tool_call("search", q1)}, {"role": "tool", "content": result}]
+    steps = [
+        {"role": "assistant", "content": tool_call("search", q1)},
+        {"role": "tool", "content": result},
+    ]
     queries = [q1]
     if not containing:
         if q2 == q1:
@@ -134,13 +159,26 @@ def search_steps(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[
         hits, result, containing = _search(index, q2, item, cfg)
         if not containing:
             return None, {}, "answer_not_retrieved"
-        steps += [{"role": "assistant", "content": "These results do not mention it. Let me search with more "
-                   "specific words.\n" + tool_call("search", q2)}, {"role": "tool", "content": result}]
+        steps += [
+            {
+                "role": "assistant",
+                "content": "These results do not mention it. Let me search with more "
+                "specific words.\n" + tool_call("search", q2),
+            },
+            {"role": "tool", "content": result},
+        ]
         queries.append(q2)
-    assert span_match(result, item.answer)  # the grounding guarantee: the answer is in the tool output
+    assert span_match(
+        result, item.answer
+    )  # the grounding guarantee: the answer is in the tool output
     rank = hits.index(containing[0]) + 1
-    info = {"queries": queries, "answer_doc_id": containing[0].doc_id, "rank": rank,
-            "hit_doc_ids": [h.doc_id for h in hits], "same_doc": containing[0].doc_id == item.doc_id}
+    info = {
+        "queries": queries,
+        "answer_doc_id": containing[0].doc_id,
+        "rank": rank,
+        "hit_doc_ids": [h.doc_id for h in hits],
+        "same_doc": containing[0].doc_id == item.doc_id,
+    }
     return steps, info, "ok"
 
 
@@ -150,16 +188,31 @@ def search_trace(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[
         return None, why
     what = item.answer_type if item.answer_type != "llm" else "answer"
     answer = f"According to search result [{info['rank']}], the {what} is {item.answer}."
-    msgs = [{"role": "user", "content": item.question}, *steps, {"role": "assistant", "content": answer}]
+    msgs = [
+        {"role": "user", "content": item.question},
+        *steps,
+        {"role": "assistant", "content": answer},
+    ]
     source = "tool:search" if len(info["queries"]) == 1 else "tool:search-refine"
-    meta = {"tool": "search", "query": info["queries"][-1], "queries": info["queries"], "reference": item.answer,
-            "answer_doc_id": info["answer_doc_id"], "question_doc_id": item.doc_id, "same_doc": info["same_doc"],
-            "rank": info["rank"], "hit_doc_ids": info["hit_doc_ids"], "snippet": item.snippet,
-            "calls": len(info["queries"])}
+    meta = {
+        "tool": "search",
+        "query": info["queries"][-1],
+        "queries": info["queries"],
+        "reference": item.answer,
+        "answer_doc_id": info["answer_doc_id"],
+        "question_doc_id": item.doc_id,
+        "same_doc": info["same_doc"],
+        "rank": info["rank"],
+        "hit_doc_ids": info["hit_doc_ids"],
+        "snippet": item.snippet,
+        "calls": len(info["queries"]),
+    }
     return conversation(msgs, "tool_use", source, info["answer_doc_id"], meta), "ok"
 
 
-def search_python_trace(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) -> tuple[dict | None, str]:
+def search_python_trace(
+    item: QAItem, index: SearchIndex, cfg: ToolUseConfig
+) -> tuple[dict | None, str]:
     """Search finds a year or number, Python computes with it: two tools, both results checked."""
     if item.answer_type not in ("year", "number"):
         return None, "not_numeric"
@@ -181,15 +234,31 @@ def search_python_trace(item: QAItem, index: SearchIndex, cfg: ToolUseConfig) ->
     res = run_python(code, config=cfg.sandbox)
     if not res.ok or res.output.strip() != expected:
         return None, "python_mismatch"
-    msgs = [{"role": "user", "content": f"{item.question} {ask}"}, *steps,
-            {"role": "assistant", "content": f"Search result [{info['rank']}] gives {item.answer}. Now the "
-             "calculation:\n" + tool_call("python", code)},
-            {"role": "tool", "content": clean_tool_output(res.output)},
-            {"role": "assistant", "content": f"The {item.answer_type} is {item.answer}, and the calculation gives "
-             f"{expected}.\n{format_answer(expected)}"}]
-    meta = {"tool": "search+python", "queries": info["queries"], "reference": item.answer, "computed": expected,
-            "answer_doc_id": info["answer_doc_id"], "question_doc_id": item.doc_id, "snippet": item.snippet,
-            "calls": len(info["queries"]) + 1}
+    msgs = [
+        {"role": "user", "content": f"{item.question} {ask}"},
+        *steps,
+        {
+            "role": "assistant",
+            "content": f"Search result [{info['rank']}] gives {item.answer}. Now the "
+            "calculation:\n" + tool_call("python", code),
+        },
+        {"role": "tool", "content": clean_tool_output(res.output)},
+        {
+            "role": "assistant",
+            "content": f"The {item.answer_type} is {item.answer}, and the calculation gives "
+            f"{expected}.\n{format_answer(expected)}",
+        },
+    ]
+    meta = {
+        "tool": "search+python",
+        "queries": info["queries"],
+        "reference": item.answer,
+        "computed": expected,
+        "answer_doc_id": info["answer_doc_id"],
+        "question_doc_id": item.doc_id,
+        "snippet": item.snippet,
+        "calls": len(info["queries"]) + 1,
+    }
     return conversation(msgs, "tool_use", "tool:search+python", info["answer_doc_id"], meta), "ok"
 
 
@@ -220,21 +289,37 @@ def python_trace(p: Problem, cfg: ToolUseConfig) -> tuple[dict | None, str]:
         return None, "sandbox_error"
     if out != p.answer:
         return None, "output_mismatch"
-    msgs = [{"role": "user", "content": p.prompt},
-            {"role": "assistant", "content": "Let me compute this exactly with Python.\n" + tool_call("python", p.code)},
-            {"role": "tool", "content": clean_tool_output(res.output)},
-            {"role": "assistant", "content": f"The program printed {out}.\n{format_answer(out)}"}]
-    return conversation(msgs, "tool_use", "tool:python", None, {"tool": "python", "reference": p.answer,
-                                                                 "task": p.kind}), "ok"
+    msgs = [
+        {"role": "user", "content": p.prompt},
+        {
+            "role": "assistant",
+            "content": "Let me compute this exactly with Python.\n" + tool_call("python", p.code),
+        },
+        {"role": "tool", "content": clean_tool_output(res.output)},
+        {"role": "assistant", "content": f"The program printed {out}.\n{format_answer(out)}"},
+    ]
+    return conversation(
+        msgs,
+        "tool_use",
+        "tool:python",
+        None,
+        {"tool": "python", "reference": p.answer, "task": p.kind},
+    ), "ok"
 
 
 _PRINT_RE = re.compile(r"^print\((.+)\)$")
 #: How a first attempt goes wrong, and what the assistant says after reading the error.
 BUGS = {
-    "name_error": ("value = {expr}\nprint(valeu)", "value = {expr}\nprint(value)",
-                   "I misspelt the variable name. Fixed:"),
-    "type_error": ("print(\"The result is \" + {expr})", "print({expr})",
-                   "I tried to add a number to a string. Printing the number alone:"),
+    "name_error": (
+        "value = {expr}\nprint(valeu)",
+        "value = {expr}\nprint(value)",
+        "I misspelt the variable name. Fixed:",
+    ),
+    "type_error": (
+        'print("The result is " + {expr})',
+        "print({expr})",
+        "I tried to add a number to a string. Printing the number alone:",
+    ),
     "syntax_error": ("print({expr}", "print({expr})", "A parenthesis is missing. Fixed:"),
 }
 
@@ -254,15 +339,33 @@ def python_fix_trace(p: Problem, bug: str, cfg: ToolUseConfig) -> tuple[dict | N
         return None, "fix_mismatch"
     # the exception line the code printed (what a person reads first), e.g. "NameError: ..."
     error_line = (bad.stderr.strip().splitlines() or [bad.error or "an error"])[-1]
-    msgs = [{"role": "user", "content": p.prompt},
-            {"role": "assistant", "content": "Let me compute this exactly with Python.\n" + tool_call("python", broken)},
-            {"role": "tool", "content": bad.tool_output()},
-            {"role": "assistant", "content": f"That failed with {error_line.split(':')[0]}. {remark}\n"
-             + tool_call("python", fixed)},
-            {"role": "tool", "content": good.tool_output()},
-            {"role": "assistant", "content": f"The program printed {good.output.strip()}.\n"
-             f"{format_answer(good.output.strip())}"}]
-    meta = {"tool": "python", "reference": p.answer, "task": p.kind, "bug": bug, "error": error_line, "calls": 2}
+    msgs = [
+        {"role": "user", "content": p.prompt},
+        {
+            "role": "assistant",
+            "content": "Let me compute this exactly with Python.\n" + tool_call("python", broken),
+        },
+        {"role": "tool", "content": bad.tool_output()},
+        {
+            "role": "assistant",
+            "content": f"That failed with {error_line.split(':')[0]}. {remark}\n"
+            + tool_call("python", fixed),
+        },
+        {"role": "tool", "content": good.tool_output()},
+        {
+            "role": "assistant",
+            "content": f"The program printed {good.output.strip()}.\n"
+            f"{format_answer(good.output.strip())}",
+        },
+    ]
+    meta = {
+        "tool": "python",
+        "reference": p.answer,
+        "task": p.kind,
+        "bug": bug,
+        "error": error_line,
+        "calls": 2,
+    }
     return conversation(msgs, "tool_use", "tool:python-fix", None, meta), "ok"
 
 
@@ -274,8 +377,13 @@ def write_openai(out_dir: str | Path, rows: list[dict]) -> Path:
     from pipelines.io import atomic_write_text
 
     path = Path(out_dir) / "openai" / "part-00000.jsonl"
-    lines = [json.dumps({"id": r["id"], "messages": to_openai_messages(r["messages"]), "tools": OPENAI_TOOLS},
-                        ensure_ascii=False) for r in rows]
+    lines = [
+        json.dumps(
+            {"id": r["id"], "messages": to_openai_messages(r["messages"]), "tools": OPENAI_TOOLS},
+            ensure_ascii=False,
+        )
+        for r in rows
+    ]
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
     return path
 
@@ -309,21 +417,38 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
             raise ValueError("search traces need `documents` (a corpus dir)")
         docs = load_documents(cfg.documents, cfg.documents_limit)
         index_dir = Path(cfg.index) if cfg.index else Path(cfg.output) / "index"
-        index = SearchIndex.load(index_dir) if (index_dir / "index.json").exists() else \
-            SearchIndex.build(docs, index_dir, cfg.search_config)
+        index = (
+            SearchIndex.load(index_dir)
+            if (index_dir / "index.json").exists()
+            else SearchIndex.build(docs, index_dir, cfg.search_config)
+        )
         items = rule_questions(docs, cfg.seed, cfg.questions_per_doc)
-        kept = _traces(items, lambda it: search_trace(it, index, cfg), cfg.search, "search",
-                       rows, outcomes)
-        figures["search"] = {"documents": len(docs), "passages": len(index), "questions": len(items),
-                             "traces": kept, "index": str(index_dir),
-                             "refined": sum(r["source"] == "tool:search-refine" for r in rows),
-                             "answer_in_question_doc": sum(1 for r in rows if '"same_doc": true' in r["meta"])}
-        _traces(items, lambda it: search_python_trace(it, index, cfg), cfg.search_python,
-                "search+python", rows, outcomes)
+        kept = _traces(
+            items, lambda it: search_trace(it, index, cfg), cfg.search, "search", rows, outcomes
+        )
+        figures["search"] = {
+            "documents": len(docs),
+            "passages": len(index),
+            "questions": len(items),
+            "traces": kept,
+            "index": str(index_dir),
+            "refined": sum(r["source"] == "tool:search-refine" for r in rows),
+            "answer_in_question_doc": sum(1 for r in rows if '"same_doc": true' in r["meta"]),
+        }
+        _traces(
+            items,
+            lambda it: search_python_trace(it, index, cfg),
+            cfg.search_python,
+            "search+python",
+            rows,
+            outcomes,
+        )
     rng = random.Random(f"tooluse:{cfg.seed}")
     seen: set[str] = set()
     tries = 0
-    while sum(1 for r in rows if r["source"] == "tool:python") < cfg.python and tries < cfg.python * 5:
+    while (
+        sum(1 for r in rows if r["source"] == "tool:python") < cfg.python and tries < cfg.python * 5
+    ):
         tries += 1
         p = python_problem(rng)
         if p.prompt in seen:
@@ -346,9 +471,19 @@ def run_tooluse(cfg: ToolUseConfig) -> dict:
     rows, dropped = dedup_conversations(rows)
     write_conversations(cfg.output, rows)
     write_openai(cfg.output, rows)
-    stats = {"generator": "tooluse", "seed": cfg.seed, **conversation_stats(rows),
-             "by_calls": dict(sorted(Counter(str(sum(m["role"] == "tool" for m in r["messages"])) for r in rows).items())),
-             "outcomes": dict(sorted(outcomes.items())), "duplicates_dropped": dropped, **figures}
+    stats = {
+        "generator": "tooluse",
+        "seed": cfg.seed,
+        **conversation_stats(rows),
+        "by_calls": dict(
+            sorted(
+                Counter(str(sum(m["role"] == "tool" for m in r["messages"])) for r in rows).items()
+            )
+        ),
+        "outcomes": dict(sorted(outcomes.items())),
+        "duplicates_dropped": dropped,
+        **figures,
+    }
     stats["config"] = cfg.model_dump(mode="json")  # what made this output
     write_stats(Path(cfg.output), stats)
     return stats
