@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipelines.card import DatasetSummary
+    from pipelines.card_summary import DatasetSummary
 
 PLOTS_DIR = "plots"
 

@@ -193,7 +193,8 @@ def push_dataset(
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
-    from pipelines.card import public_removed, publishable_files, scan_groups, write_card
+    from pipelines.card import public_removed, write_card
+    from pipelines.card_summary import publishable_files, scan_groups
 
     root = Path(root)
     if not root.is_dir():
