@@ -4,9 +4,10 @@
         [--workers 2] [--no-append]
 
 Runs ``python -m flows.cli fineweb`` as a subprocess (interpreter start, imports, Prefect, worker
-processes: what a user waits for) with ``PYTHONPATH=DIR`` (default: this checkout; give ``--code``/``--label`` twice, e.g. an
-older checkout made with ``git archive``, to measure before and after side by side: the runs
-alternate between them so both see the same machine load), on
+processes: what a user waits for) with ``PYTHONPATH=DIR`` (default: this checkout; give
+``--code``/``--label`` twice, e.g. an older checkout made with ``git archive``, to measure
+before and after side by side: the runs alternate between them so both see the same machine
+load), on
 
 - the demo sample (``pipelines.sample_pages.write_sample_warc``: the project's own pages), and
 - K symlinked copies of the real WARCs in ../shared/data/web (K x 144 records), where start-up

@@ -637,7 +637,9 @@ def main(argv: list[str] | None = None) -> dict:
         m = med[side]
         print(
             f"  {side:18s}: {m['wall_s']:6.1f} s  {m['docs_per_s']:6.2f} docs/s end to end, "
-            f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  peak RSS largest process {m['peak_proc_mib']:.0f} MiB, tree {m['peak_tree_mib']:.0f} MiB"
+            f"{m['pipeline_docs_per_s']:6.2f} docs/s in-pipeline  "
+            f"peak RSS largest process {m['peak_proc_mib']:.0f} MiB, "
+            f"tree {m['peak_tree_mib']:.0f} MiB"
         )
         print(
             f"  {'':18s}  CPU {m['cpu_s']:6.1f} s; fixed start-up ({n_startup}-document run) "
@@ -705,7 +707,8 @@ def append_results(s: dict, note: str) -> None:
         "imports, Prefect's temporary server / datatrove's executor, worker processes, models and blocklists), "
         "measured in every repeat; CPU = user + system seconds of the whole process tree",
         "",
-        "| side | wall s | docs/s end to end | start-up wall s | docs/s steady-state | CPU s | start-up CPU s | CPU ms/doc steady-state "
+        "| side | wall s | docs/s end to end | start-up wall s | docs/s steady-state | CPU s "
+        "| start-up CPU s | CPU ms/doc steady-state "
         "| in-pipeline s | docs/s in-pipeline | peak RSS largest process MiB | peak RSS process tree MiB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]

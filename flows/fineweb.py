@@ -16,10 +16,11 @@ builds and sets up its steps once (fastText model, blocklists) and reuses them f
 
 A shard whose ``stats/<shard>.json`` exists and carries the fingerprint of this run's settings is
 done: its task run only reads those stats, so a crashed run resumes (``OUT/run.json`` records the
-run; a re-run with other settings or inputs is refused, ``pipelines.runinfo``). At the end the per-shard stats are merged into ``OUT/stats.json`` (with the
-configuration that made them), published (INFO logs with the counts, a table and a markdown
-artifact, the CLI's rich table) and returned: the flow's result is its stats, persisted as JSON
-so ``state.result()`` works for deployment runs.
+run; a re-run with other settings or inputs is refused, ``pipelines.runinfo``). At the end the
+per-shard stats are merged into ``OUT/stats.json`` (with the configuration that made them),
+published (INFO logs with the counts, a table and a markdown artifact, the CLI's rich table)
+and returned: the flow's result is its stats, persisted as JSON so ``state.result()`` works for
+deployment runs.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Two model kinds, one interface (``QualityModel.scores(texts) -> float32 scores``
 
 - ``linear`` (default): multinomial logistic regression (scikit-learn) on hashed word 1-2-gram
   counts (``features``: no vocabulary to store, constant memory, same features for any text;
-  measured ~3x faster than scikit-learn's ``HashingVectorizer``). Saved as a compressed ``.npz`` (weights + settings as JSON): no pickle, so a
-  model file is data, never code.
+  measured ~3x faster than scikit-learn's ``HashingVectorizer``). Saved as a compressed
+  ``.npz`` (weights + settings as JSON): no pickle, so a model file is data, never code.
 - ``fasttext``: a supervised fastText model (``__label__0`` .. ``__label__5``). Scoring loads it
   with whichever ``fasttext`` module is installed (``fasttext-predict`` can predict); training
   needs a build that can train (``fasttext-numpy2-wheel``), which this environment does not

