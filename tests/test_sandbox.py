@@ -618,17 +618,26 @@ def test_environment_secrets_do_not_reach_the_code(monkeypatch):
     assert "HF_TOKEN" not in r.output and "AWS_" not in r.output
 
 
-def test_no_host_processes_or_system_files_are_visible():
-    r = attack("""
+def test_no_host_processes_or_system_files_are_visible(tmp_path):
+    """The sandbox has its own pid namespace and sees no host directories, except the read-only
+    path down to the Python installation it runs (a venv may live under /home or /tmp)."""
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host only")
+    r = attack(f"""
         import os
         print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
         print(sorted(os.listdir('/')))
-        print(os.path.exists('/sys'), os.path.exists('/home'), os.path.exists('/etc/shadow'))
+        print(os.path.exists('/sys'), os.path.exists('/etc/shadow'), os.path.exists({str(secret)!r}))
     """)
     assert r.ok, r.error
     pids, top, flags = r.output.splitlines()
     assert max(eval(pids)) < 10  # the sandbox's own pid namespace
-    assert "home" not in top and "tmp" not in top and "work" not in top
+    python_roots = {
+        Path(p).resolve().parts[1] for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)
+    }
+    for host_dir in ("home", "tmp", "work", "root", "srv", "mnt"):
+        if host_dir not in python_roots:
+            assert repr(host_dir) not in top, (host_dir, top)
     assert flags == "False False False"
 
 
