@@ -2,7 +2,7 @@
 
     python benchmarks/fineweb_vs_datatrove.py [--input DIR] [--workers 2] [--repeat 3]
         [--extract-timeout 5] [--copies K] [--payload-types http,libmagic] [--no-append]
-        [--multilingual [--min-records 2000]] [--languages en]
+        [--multilingual | --english-only [--min-records 2000]] [--languages en]
 
 ``--multilingual`` (issue 13): the input is ``multilingual-news.warc.gz`` alone (real news and blog
 pages, mostly German, also English and French), copied until there are at least ``--min-records``
@@ -10,6 +10,8 @@ records; decisions are compared on the first copy. ``--languages`` (both sides; 
 FineWeb's setting) picks what is kept: with ``en`` most pages are removed for their language,
 which tokenmill's pre-screen decides before trafilatura; other languages get FineWeb-2's
 per-language filters on both sides (see ``_datatrove_fineweb.py``).
+``--english-only``: the input is every WARC of ``--input`` but ``multilingual-news.warc.gz`` (the
+English-only sample: the Common Crawl and dolma pages), copied the same way.
 
 Each repeat runs, in alternating order so neither side always gets the warmer cache:
 
@@ -471,20 +473,33 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="input = multilingual-news.warc.gz of --input, copied to >= --min-records",
     )
+    ap.add_argument(
+        "--english-only",
+        action="store_true",
+        help="input = every WARC of --input but multilingual-news.warc.gz, copied to >= --min-records",
+    )
     ap.add_argument("--min-records", type=int, default=2000)
     ap.add_argument("--languages", default="en", help="languages both sides keep (comma-separated)")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.payload_types.split(",") if m.strip()]
     LANGUAGES[:] = [x for x in args.languages.split(",") if x]
     startup_source = args.input  # the start-up run takes one record from each of `workers` files
-    if args.multilingual:
-        src = args.input / "multilingual-news.warc.gz"
-        if not src.exists():
-            raise SystemExit(f"--multilingual needs {src}")
-        sel = (args.workdir or Path(tempfile.mkdtemp(prefix="fineweb-ml-"))) / "ml-source"
+    if args.multilingual and args.english_only:
+        raise SystemExit("--multilingual and --english-only exclude each other")
+    if args.multilingual or args.english_only:
+        ml = args.input / "multilingual-news.warc.gz"
+        if args.multilingual:
+            chosen = [ml] if ml.exists() else []
+        else:
+            chosen = [p for p in sorted(args.input.glob("*.warc.gz")) if p.name != ml.name]
+        if not chosen:
+            raise SystemExit(f"no WARC for this sample under {args.input}")
+        name = "ml-source" if args.multilingual else "en-source"
+        sel = (args.workdir or Path(tempfile.mkdtemp(prefix="fineweb-sample-"))) / name
         sel.mkdir(parents=True, exist_ok=True)
-        if not (sel / src.name).exists():
-            (sel / src.name).symlink_to(src.resolve())
+        for src in chosen:
+            if not (sel / src.name).exists():
+                (sel / src.name).symlink_to(src.resolve())
         args.input = sel
         n = len(response_ids(sel))
         args.copies = max(args.copies, -(-args.min_records // n))
@@ -601,6 +616,7 @@ def main(argv: list[str] | None = None) -> dict:
         "input": str(args.input),
         "documents": n_docs,
         "multilingual": args.multilingual,
+        "english_only": args.english_only,
         "languages": LANGUAGES,
         "distinct_documents": len(ids),
         "copies": args.copies,
@@ -696,7 +712,8 @@ def append_results(s: dict, note: str) -> None:
         f"\n## {s['date']} FineWeb pass: tokenmill vs datatrove 0.10.1 (`benchmarks/fineweb_vs_datatrove.py`)\n",
         f"- machine: {MACHINE}; other engineers' jobs running at the same time",
         f"- input: {s['input']} x {s['copies']} copies ({s['documents']} WARC response records), "
-        f"{'multilingual mode, ' if s.get('multilingual') else ''}languages kept: "
+        f"{'multilingual mode, ' if s.get('multilingual') else ''}"
+        f"{'English-only sample, ' if s.get('english_only') else ''}languages kept: "
         f"{','.join(s.get('languages') or ['en'])}, {s['workers']} workers, "
         f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "
         f"load average at the end {os.getloadavg()[0]:.1f}, "

@@ -6,17 +6,23 @@ Flow objects (deployable by entrypoint ``flows/fineweb.py:<object>``):
     stage_<name>_flow       name "stage-<name>"     one per per-document stage of ``pipelines.registry``
     STAGE_FLOWS             {stage name: flow object}; ``stage_flow(name, ...)`` calls one
 
-The flows only move data. Every input file is a shard and every shard is its own Prefect task
-run (``process-shard``, with the project's retry policy from ``flows/retry.py``), so the UI shows
-progress, failures and retries per shard. With ``workers`` > 1 the shard task runs are mapped onto
-Prefect's ``ProcessPoolTaskRunner`` with at most ``workers`` processes (the work is CPU-bound:
-threads would share one GIL); with one worker they run in this process, in the main thread
-(trafilatura's time limit then uses a signal instead of a sandbox process). Each worker process
-builds and sets up its steps once (fastText model, blocklists) and reuses them for its shards.
+The flows only move data. Every input file is a shard (its own outputs, stats and done marker).
+Shards are run by Prefect task runs (``process-shards``, with the project's retry policy from
+``flows/retry.py``), so the UI shows progress, failures and retries: a large input (a Common
+Crawl WARC) is a task run of its own (``shard-<name>``); small inputs are grouped into one task
+run (``shards-<first>+<k more>``, ``plan_batches``) because a task run costs ~40-90 ms of CPU
+in the worker and the API server, which on 13-document sample files was a third of the run.
+With ``workers`` > 1 the task runs are mapped onto Prefect's ``ProcessPoolTaskRunner`` with at
+most ``workers`` processes (the work is CPU-bound: threads would share one GIL); with one
+worker they run in this process, in the main thread (trafilatura's time limit then uses a
+signal instead of a sandbox process). Each worker process builds and sets up its steps once
+(fastText model, blocklists) and reuses them for its shards.
 
 A shard whose ``stats/<shard>.json`` exists and carries the fingerprint of this run's settings is
-done: its task run only reads those stats, so a crashed run resumes (``OUT/run.json`` records the
-run; a re-run with other settings or inputs is refused, ``pipelines.runinfo``). At the end the
+done: it is not run again (the flow reads its stats and logs how many were skipped; a task run
+retried after a crash skips the shards of its group that finished), so a crashed run resumes
+(``OUT/run.json`` records the run; a re-run with other settings or inputs is refused,
+``pipelines.runinfo``). At the end the
 per-shard stats are merged into ``OUT/stats.json`` (with the configuration that made them),
 published (INFO logs with the counts, a table and a markdown artifact, the CLI's rich table)
 and returned: the flow's result is its stats, persisted as JSON so ``state.result()`` works for
@@ -106,20 +112,18 @@ def cached_steps(config_json: str, stages: list[str] | None) -> list:
     return groups
 
 
-def _shard_run_name() -> str:
+def _shards_run_name() -> str:
     from prefect.runtime import task_run
 
-    return f"shard-{shard_name(task_run.parameters['input_path'])}"
+    paths = task_run.parameters["input_paths"]
+    first = shard_name(paths[0])
+    return f"shard-{first}" if len(paths) == 1 else f"shards-{first}+{len(paths) - 1}"
 
 
-# Transient failures (I/O, object-store timeouts) are retried; deterministic ones fail at once.
-@task(name="process-shard", task_run_name=_shard_run_name, cache_policy=NO_CACHE, **RETRY)
-def process_shard_task(
-    input_path: str, output: str, config_json: str, stages: list[str] | None
-) -> dict:
-    """One shard through the stages (``pipelines.fineweb.process_shard``); returns its
-    stats.json payload. A shard finished with these settings (its stats file carries their
-    fingerprint) is only read back; one made with other settings is redone."""
+def run_one_shard(input_path: str, output: str, config_json: str, stages: list[str] | None) -> dict:
+    """One shard through the stages (``pipelines.fineweb.process_shard``) unless it finished
+    with these settings (its stats file carries their fingerprint); returns its stats payload.
+    A shard made with other settings is redone."""
     done = stats_path(output, input_path)
     logger = run_logger()
     fp = fingerprint(
@@ -139,25 +143,68 @@ def process_shard_task(
     logger.info(
         "shard %s: %d documents in, %d kept, %d removed",
         payload["shard"],
-        next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0,
+        _docs_in(payload),
         payload["kept"],
         payload["removed"],
     )
     return payload
 
 
-def order_by_size(paths: list[str]) -> list[str]:
-    """Largest local input first, so the longest shard does not start last (outputs are per
-    shard: the order changes nothing else)."""
+# Transient failures (I/O, object-store timeouts) are retried; deterministic ones fail at once.
+# A retry re-runs only the shards of the group that have not finished.
+@task(name="process-shards", task_run_name=_shards_run_name, cache_policy=NO_CACHE, **RETRY)
+def process_shards_task(
+    input_paths: list[str], output: str, config_json: str, stages: list[str] | None
+) -> list[dict]:
+    """A group of shards (``plan_batches``), one after the other; their stats payloads."""
+    return [run_one_shard(p, output, config_json, stages) for p in input_paths]
 
-    def size(p: str) -> int:
-        local = p.removeprefix("file://")
-        try:
-            return Path(local).stat().st_size if "://" not in local else 0
-        except OSError:
-            return 0
 
-    return sorted(paths, key=size, reverse=True)
+def _docs_in(payload: dict) -> int:
+    return next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0
+
+
+#: a group of small inputs is closed once it holds this many bytes (compressed WARC / Parquet)
+BATCH_BYTES = 64 * 1024 * 1024
+#: ... or 1/(workers x this) of all pending bytes, whichever is smaller, so every worker still
+#: gets several groups and a slow one does not leave the others idle at the end
+GROUPS_PER_WORKER = 4
+
+
+def _local_size(path: str) -> int | None:
+    local = path.removeprefix("file://")
+    if "://" in local:
+        return None
+    try:
+        return Path(local).stat().st_size
+    except OSError:
+        return None
+
+
+def plan_batches(paths: list[str], workers: int) -> list[list[str]]:
+    """Group input files into task runs: largest first, a file of at least the target size (or of
+    unknown size: a remote object) alone, smaller ones packed together up to the target
+    (``min(BATCH_BYTES, pending bytes / (workers x GROUPS_PER_WORKER))``). Outputs are per
+    shard, so the grouping changes nothing but how many task runs there are."""
+    sizes = {p: _local_size(p) for p in paths}
+    total = sum(v for v in sizes.values() if v)
+    target = max(1, min(BATCH_BYTES, total // max(1, workers * GROUPS_PER_WORKER)))
+    batches: list[list[str]] = []
+    group: list[str] = []
+    group_bytes = 0
+    for p in sorted(paths, key=lambda q: -1 if sizes[q] is None else sizes[q], reverse=True):
+        size = sizes[p]
+        if size is None or size >= target:
+            batches.append([p])
+            continue
+        group.append(p)
+        group_bytes += size
+        if group_bytes >= target:
+            batches.append(group)
+            group, group_bytes = [], 0
+    if group:
+        batches.append(group)
+    return batches
 
 
 @contextlib.contextmanager
@@ -190,42 +237,50 @@ def run_shards(
     workers: int,
     title: str,
 ) -> list[dict]:
-    """One ``process-shard`` task run per input: in a bounded process pool, or in this process."""
+    """The pending shards as ``process-shards`` task runs (``plan_batches``): in a bounded
+    process pool, or in this process; finished shards are read back, not run."""
     from prefect.utilities.annotations import unmapped
 
     cfg = config.model_dump_json()
     fp = fingerprint(config, list(STAGES if stages is None else stages))
-    pending = order_by_size([p for p in files if not shard_is_current(stats_path(output, p), fp)])
-    procs = max(1, min(workers, len(pending)))
+    pending = [p for p in files if not shard_is_current(stats_path(output, p), fp)]
+    batches = plan_batches(pending, workers)
+    procs = max(1, min(workers, len(batches)))
     payloads: dict[str, dict] = {}
     with _Progress(len(files), title) as bar:
 
-        def done(path: str, payload: dict) -> None:
-            payloads[path] = payload
-            bar.docs_read(next(iter(payload["stages"].values()))["in"] if payload["stages"] else 0)
-            bar.shard_done()
+        def done(paths: list[str], results: list[dict]) -> None:
+            for path, payload in zip(paths, results, strict=True):
+                payloads[path] = payload
+                bar.docs_read(_docs_in(payload))
+                bar.shard_done()
 
-        for p in files:  # finished shards: a task run each, in this process (they only read stats)
-            if p not in pending:
-                done(p, process_shard_task(p, output, cfg, stages))
+        finished = [p for p in files if p not in set(pending)]
+        if finished:
+            run_logger().info(
+                "%d of %d shards finished earlier with these settings: skipped",
+                len(finished),
+                len(files),
+            )
+            done(finished, [json.loads(stats_path(output, p).read_text()) for p in finished])
         if procs == 1:
-            for p in pending:
-                done(p, process_shard_task(p, output, cfg, stages))
-        elif pending:
+            for batch in batches:
+                done(batch, process_shards_task(batch, output, cfg, stages))
+        elif batches:
             from prefect.futures import as_completed
             from prefect.task_runners import ProcessPoolTaskRunner
 
             with _workers_share_this_api(), ProcessPoolTaskRunner(max_workers=procs) as runner:
                 futures = runner.map(
-                    process_shard_task,
+                    process_shards_task,
                     {
-                        "input_path": pending,
+                        "input_paths": batches,
                         "output": unmapped(output),
                         "config_json": unmapped(cfg),
                         "stages": unmapped(stages),
                     },
                 )
-                by_id = {f.task_run_id: p for f, p in zip(futures, pending, strict=True)}
+                by_id = {f.task_run_id: b for f, b in zip(futures, batches, strict=True)}
                 for fut in as_completed(futures):
                     done(by_id[fut.task_run_id], fut.result())
     return [payloads[p] for p in files]

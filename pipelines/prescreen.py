@@ -23,6 +23,14 @@ trafilatura for ~95% of the pages the full path removes for their language.
 ``LangIdConfig.prescreen=False`` turns it off: every page is extracted, the decisions are
 datatrove's exactly.
 
+A page whose ``<html lang="...">`` declares one of the requested languages is not
+pre-screened (``counts["skipped_declared"]``): it goes straight to extraction and language ID,
+exactly as without the pre-screen, so skipping never changes a decision, and on a crawl of the
+requested language (33 of 36 English-only sample pages declare ``en``) the pre-screen costs ~2
+us a page instead of ~2 ms. A page that declares another language, or none, is pre-screened
+(declarations are often wrong: 2 of 58 pages declaring ``en`` here are German).
+``counts["judged"]`` counts the pages the pre-screen rendered and classified.
+
 The removed document carries the pre-screen's ``language``, ``language_score`` and, as its
 ``text``, the quick rendering the language was judged on (not the HTML), and is
 counted in the langid stage (its removal is langid's decision, taken early), so the chain of
@@ -31,12 +39,26 @@ stage counts stays ``kept(extract) == in(langid)``.
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from pipelines.base import Step
 from pipelines.langid import load_model
 from schemas.config import LangIdConfig
 
 #: characters of the quick rendering fastText classifies (see the module doc)
 QUICK_CHARS = 2000
+#: how far into the page the ``<html>`` tag is looked for (after a doctype and comments)
+DECLARED_CHARS = 4096
+_HTML_LANG = re.compile(
+    r"<html\b[^>]*?\s(?:xml:)?lang\s*=\s*[\"']?\s*([A-Za-z]{2,3})(?![A-Za-z])", re.IGNORECASE
+)
+
+
+def declared_language(html: str) -> str | None:
+    """The primary language subtag of ``<html lang=...>`` (``"en-US"`` -> ``"en"``), or None."""
+    m = _HTML_LANG.search(html, 0, DECLARED_CHARS)
+    return m.group(1).lower() if m else None
 
 
 def quick_text(html: str) -> str:
@@ -57,6 +79,10 @@ class PrescreenStep(Step):
         self.config = config or LangIdConfig()
         self.model = None
         self.languages = frozenset(self.config.languages)
+        self.counts: Counter = Counter()
+
+    def start_shard(self) -> None:
+        self.counts = Counter()  # per shard, like the other stats
 
     def setup(self) -> None:
         if self.model is not None:
@@ -83,6 +109,10 @@ class PrescreenStep(Step):
     def process(self, doc: dict) -> str | None:
         if not self.languages or not doc.get("text"):
             return None
+        if declared_language(doc["text"]) in self.languages:
+            self.counts["skipped_declared"] += 1
+            return None
+        self.counts["judged"] += 1
         got = self.predict(doc["text"])
         if got is None:
             return None

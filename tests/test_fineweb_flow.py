@@ -114,6 +114,63 @@ def test_prefect_flow_with_worker_processes(web_warcs, tmp_path, monkeypatch):
     assert not list(out.rglob("*.tmp"))
 
 
+def test_plan_batches_groups_small_files_and_keeps_big_ones_alone(tmp_path):
+    from flows.fineweb import BATCH_BYTES, plan_batches
+
+    def make(name: str, size: int) -> str:
+        p = tmp_path / name
+        with open(p, "wb") as f:
+            f.truncate(size)
+        return str(p)
+
+    small = [make(f"s{i}.warc.gz", 100_000) for i in range(40)]
+    big = [make(f"b{i}.warc.gz", BATCH_BYTES + 1) for i in range(3)]
+    remote = "s3://bucket/crawl.warc.gz"  # size unknown: a task run of its own
+    batches = plan_batches([*small, remote, *big], workers=2)
+    assert sorted(p for b in batches for p in b) == sorted([*small, remote, *big])
+    assert batches[:3] == [[b] for b in big] and [remote] in batches  # largest first
+    grouped = [b for b in batches if b[0] in small]
+    assert all(len(b) > 1 for b in grouped[:-1])
+    # 4 MB of small files, 2 workers: groups of ~1/8 of it so both workers stay busy to the end
+    only_small = plan_batches(small, workers=2)
+    assert len(only_small) == 8 and {len(b) for b in only_small} == {5}
+    assert plan_batches(small[:1], workers=4) == [small[:1]]
+    assert plan_batches([], workers=2) == []
+
+
+def test_grouped_shards_equal_one_task_run_each_and_resume(web_warcs, tmp_path, monkeypatch):
+    """Small files grouped into one task run give the outputs of one task run per file; a group
+    whose first shard finished before a crash redoes only the others."""
+    import flows.fineweb as ff
+
+    files = [str(p) for p in web_warcs if "multilingual" not in p.name]
+    monkeypatch.setattr(ff, "BATCH_BYTES", 1)  # every file alone
+    ff.fineweb_flow(files, str(tmp_path / "alone"), FinewebConfig(), workers=1)
+    monkeypatch.setattr(ff, "BATCH_BYTES", 10**12)
+    monkeypatch.setattr(ff, "GROUPS_PER_WORKER", 1)  # one group for everything
+    assert len(ff.plan_batches(files, 1)) == 1
+    out = tmp_path / "grouped"
+    ff.fineweb_flow(files, str(out), FinewebConfig(), workers=1)
+    first, *others = ff.plan_batches(files, 1)[0]
+    done_before = (out / "stats" / f"{shard_name(first)}.json").stat().st_mtime_ns
+    for f in others:  # the "crash" came after the group's first shard: the others are not done
+        (out / "stats" / f"{shard_name(f)}.json").unlink()
+        (out / "documents" / f"{shard_name(f)}.parquet").unlink()
+    ff.fineweb_flow(files, str(out), FinewebConfig(), workers=1)
+    assert (out / "stats" / f"{shard_name(first)}.json").stat().st_mtime_ns == done_before
+    for f in files:
+        name = f"{shard_name(f)}.parquet"
+        a = pq.read_table(tmp_path / "alone" / "documents" / name).to_pylist()
+        b = pq.read_table(out / "documents" / name).to_pylist()
+        assert [(d["id"], d["text"]) for d in a] == [(d["id"], d["text"]) for d in b]
+
+    def counts(stats_file: Path) -> dict:
+        st = json.loads(stats_file.read_text())["stages"]
+        return {k: (v["in"], v["kept"], v["removed_by_reason"]) for k, v in st.items()}
+
+    assert counts(out / "stats.json") == counts(tmp_path / "alone" / "stats.json")
+
+
 def test_cli_single_stage(web_warcs, tmp_path):
     """`tokenmill stage urlfilter` straight on a WARC: reads, then filters URLs only."""
     out = tmp_path / "urlfilter"

@@ -122,12 +122,55 @@ def test_prescreen_run_keeps_the_same_documents(en_runs):
     st = on_stats
     assert st["langid"].removed["langid:prescreen_not_in_languages"] == len(pre)
     assert st["extract"].kept == st["langid"].docs_in  # the stage chain still adds up
+    counts = json.loads(next((out / "stats").glob("*.json")).read_text())["step_counts"]
+    # pages declaring en skip the pre-screen; every other HTML page past the URL filter is judged
+    assert counts["prescreen"]["skipped_declared"] >= 20
+    assert counts["prescreen"]["judged"] + counts["prescreen"]["skipped_declared"] == (
+        st["urlfilter"].kept
+    )
     for s in st.values():
         s.check_conservation()
     step_s = json.loads(next((out / "stats").glob("*.json")).read_text())["step_seconds"]
     off_out = en_runs[False][3]
     off_s = json.loads(next((off_out / "stats").glob("*.json")).read_text())["step_seconds"]
     assert step_s["extract"] < off_s["extract"]  # trafilatura ran on far fewer pages
+
+
+def test_declared_language_is_read_from_the_html_tag():
+    from pipelines.prescreen import declared_language
+
+    assert declared_language('<!doctype html>\n<html lang="en-US" dir="ltr">') == "en"
+    assert declared_language("<HTML LANG=de>") == "de"
+    assert declared_language("<html class=x lang='fr_FR'>") == "fr"
+    assert declared_language('<html xml:lang="zh-Hans">') == "zh"
+    assert declared_language('<html data-lang="de" lang="en">') == "en"  # not data-lang
+    assert declared_language('<html lang="english">') is None  # not a language subtag
+    assert declared_language("<html><body lang=de>") is None  # only the html element
+    assert declared_language(" " * 5000 + '<html lang="de">') is None  # looked for near the top
+
+
+def test_declared_requested_language_skips_the_prescreen(web_warcs):
+    """A page declaring a requested language goes to the full path unjudged (never a decision
+    the full path would not take); one declaring another language, or none, is judged."""
+    from pipelines.read import read_warc
+
+    german = next(
+        d
+        for path in web_warcs
+        for d, why in read_warc(str(path))
+        if why is None and '<html lang="de' in d["text"][:4096]
+    )
+    step = PrescreenStep(LangIdConfig(languages=["en"]))
+    step.setup()
+    step.start_shard()
+    assert step.process(dict(german)) == "langid:prescreen_not_in_languages"
+    assert step.counts == {"judged": 1}
+    lying = dict(german, text=german["text"].replace('<html lang="de', '<html lang="en', 1))
+    assert step.process(lying) is None  # declares en: extracted, langid decides (removes it)
+    assert step.counts == {"judged": 1, "skipped_declared": 1}
+    assert PrescreenStep(LangIdConfig(languages=["de"])).process(dict(german)) is None
+    step.start_shard()
+    assert not step.counts
 
 
 def test_partition_by_language(web_dir, tmp_path):
