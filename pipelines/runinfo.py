@@ -60,7 +60,14 @@ def settings(config: BaseModel | dict | None, stages: list[str] | None = None) -
     """The output-relevant settings: the config without execution-only keys, plus the stages."""
     data = config.model_dump(mode="json") if isinstance(config, BaseModel) else dict(config or {})
     data = {k: v for k, v in data.items() if k not in EXECUTION_ONLY}
-    return {"config": data, "stages": list(stages) if stages is not None else None}
+    out = {"config": data, "stages": list(stages) if stages is not None else None}
+    quality = data.get("quality")
+    if isinstance(quality, dict) and quality.get("per_language"):
+        from pipelines.lang import settings_files_digest
+
+        # files the settings point at are settings too: an edited threshold is a new run
+        out["language_settings_files"] = settings_files_digest(quality.get("language_settings_dir"))
+    return out
 
 
 def fingerprint(config: BaseModel | dict | None, stages: list[str] | None = None) -> str:
@@ -182,6 +189,10 @@ def mismatch(old: dict, new: dict) -> str | None:
         return f"it is a {old.get('kind')!r} output, this is {new.get('kind')!r}"
     if old.get("stages") != new.get("stages"):
         return f"stages: {old.get('stages')} -> {new.get('stages')}"
+    if old.get("language_settings_files") != new.get("language_settings_files"):
+        a, b = old.get("language_settings_files") or {}, new.get("language_settings_files") or {}
+        changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+        return f"language settings files changed: {', '.join(changed[:3]) or 'none recorded'}"
     if old.get("fingerprint") != new.get("fingerprint"):
         return "settings differ: " + (
             _config_diff(old.get("config") or {}, new.get("config") or {}) or "config"

@@ -130,6 +130,32 @@ def test_language_settings_dir_overrides_and_checks(tmp_path):
         LanguageResolver(QualityConfig(language_settings_dir=str(tmp_path / "nope")))
 
 
+def test_edited_language_settings_file_is_a_new_run_not_a_stale_output(tmp_path):
+    """Thresholds live in files: editing one must redo the shards (their markers carry the
+    files' digest) and a re-run into the old output is refused naming the file."""
+    from pipelines.runinfo import OutputMismatchError, fingerprint, prepare_output
+
+    lang = tmp_path / "lang"
+    lang.mkdir()
+    (lang / "de.yaml").write_text("language: de\nsource: mine\nword_splitter: rules\n")
+    cfg = FinewebConfig(quality=QualityConfig(language_settings_dir=str(lang)))
+    inputs: list[str] = []
+    before = fingerprint(cfg, ["quality"])
+    prepare_output(tmp_path / "out", kind="fineweb", config=cfg, inputs=inputs, stages=["quality"])
+    # the same settings: accepted; also after reloading the same file in this process
+    prepare_output(tmp_path / "out", kind="fineweb", config=cfg, inputs=inputs, stages=["quality"])
+    assert LanguageResolver(cfg.quality).settings("de").source == "mine"
+    (lang / "de.yaml").write_text("language: de\nsource: edited\nword_splitter: rules\n")
+    assert fingerprint(cfg, ["quality"]) != before
+    with pytest.raises(OutputMismatchError, match="language settings files changed: .*de.yaml"):
+        prepare_output(
+            tmp_path / "out", kind="fineweb", config=cfg, inputs=inputs, stages=["quality"]
+        )
+    assert LanguageResolver(cfg.quality).settings("de").source == "edited"  # not a cached copy
+    off = FinewebConfig(quality=QualityConfig(per_language=False))
+    assert fingerprint(off) == fingerprint(off)  # no files read: no digest needed
+
+
 # --- words ----------------------------------------------------------------------------------------
 
 

@@ -31,8 +31,29 @@ def shipped_languages() -> list[str]:
     return sorted(p.stem for p in HERE.glob("*.yaml") if not p.stem.startswith("_"))
 
 
-@cache
+def settings_files_digest(directory: str | None = None) -> dict[str, str]:
+    """``{file: sha256[:16]}`` of every settings file a run may read (the shipped ones and those of
+    ``directory``): part of a run's fingerprint (``pipelines.runinfo.settings``), so editing a
+    language's thresholds makes a re-run redo its shards instead of reusing stale ones."""
+    import hashlib
+
+    out = {}
+    folders = [("pipelines/lang", HERE)]
+    if directory and Path(directory).is_dir():
+        folders.append((str(Path(directory).resolve()), Path(directory)))
+    for label, folder in folders:
+        for path in sorted(folder.glob("*.yaml")):
+            out[f"{label}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return out
+
+
 def _load_file(path: str) -> LanguageSettings:
+    st = Path(path).stat()  # an edited file is read again, even by a long-lived worker
+    return _load_file_version(path, st.st_mtime_ns, st.st_size)
+
+
+@cache
+def _load_file_version(path: str, mtime_ns: int, size: int) -> LanguageSettings:  # noqa: ARG001
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     try:
         return LanguageSettings.model_validate(data)
