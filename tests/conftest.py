@@ -43,3 +43,13 @@ def pytest_configure(config) -> None:
 
     if not os.environ.get("CI") and shutil.which("bwrap") is None:
         os.environ.setdefault("TOKENMILL_ALLOW_WEAK_SANDBOX", "1")
+
+
+def pytest_unconfigure(config) -> None:
+    """Prefect's local-mode temporary server is stopped by an atexit hook that logs "Stopping
+    temporary server" through a console handler bound to pytest's capture stream, closed by
+    then: drop that one message instead of printing a '--- Logging error ---' traceback after
+    the test summary (only logging errors at interpreter exit are affected)."""
+    import logging
+
+    logging.raiseExceptions = False
