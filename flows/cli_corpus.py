@@ -173,11 +173,14 @@ def pipeline(
     )
     from pipelines.storage import is_remote
 
-    if engine == "local" and not is_remote(output):  # refuse another run's OUT/fineweb in one line
+    if engine == "local" and not is_remote(output):  # refuse another run's OUT/* in one line
         from pipelines.fineweb import STAGES
         from pipelines.io import expand_inputs
-        from pipelines.runinfo import prepare_output
+        from pipelines.runinfo import check_settings, prepare_output
 
+        if not overwrite:  # the later stages too, before the FineWeb pass spends its time
+            check_settings(Path(output) / "dedup", kind="dedup", config=dc)
+            check_settings(Path(output) / "tokenize", kind="tokenize", config=tc)
         prepare_output(
             Path(output) / "fineweb",
             kind="fineweb",

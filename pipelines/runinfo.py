@@ -171,16 +171,40 @@ def prepare_output(
     if old is not None:
         why = mismatch(old, run)
         if why:
-            raise OutputMismatchError(
-                f"{out} was made by a different run ({why}): re-run with --overwrite to start "
-                "over, or choose another --output"
-            )
+            raise _different_run(out, why)
         return old
     from pipelines.io import atomic_write_text
 
     run["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     atomic_write_text(out / RUN_FILE, json.dumps(run, indent=2, sort_keys=True))
     return run
+
+
+def _different_run(out: Path, why: str) -> OutputMismatchError:
+    return OutputMismatchError(
+        f"{out} was made by a different run ({why}): re-run with --overwrite to start "
+        "over, or choose another --output"
+    )
+
+
+def check_settings(
+    output: str | Path,
+    *,
+    kind: str,
+    config: BaseModel | dict | None,
+    stages: list[str] | None = None,
+) -> None:
+    """Refuse (one line) an existing ``output`` made by another kind of run or with other
+    settings, before any work starts: a later stage of a chained run (the pipeline's dedup and
+    tokenize) is checked up front instead of failing inside the flow after the earlier stages
+    ran. Its inputs are checked by ``prepare_output`` once they exist."""
+    old = read_run(output)
+    if old is None:
+        return
+    new = {"kind": kind, "fingerprint": fingerprint(config, stages), **settings(config, stages)}
+    why = mismatch(old, {**new, "inputs": old.get("inputs")})
+    if why:
+        raise _different_run(Path(output), why)
 
 
 def mismatch(old: dict, new: dict) -> str | None:

@@ -199,6 +199,37 @@ def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
         assert json.loads((out / RUN_FILE).read_text())["fingerprint"] == fingerprint(b)
 
 
+def test_check_settings_refuses_before_any_work(tmp_path):
+    from pipelines.runinfo import check_settings
+
+    out = tmp_path / "dedup"
+    check_settings(out, kind="dedup", config=DedupConfig())  # nothing there yet: fine
+    prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[])
+    check_settings(out, kind="dedup", config=DedupConfig())  # the same settings: fine
+    with pytest.raises(OutputMismatchError, match=r"bands: 14 -> 7.*--overwrite"):
+        check_settings(out, kind="dedup", config=DedupConfig(bands=7))
+    with pytest.raises(OutputMismatchError, match="it is a 'dedup' output"):
+        check_settings(out, kind="tokenize", config=DedupConfig())
+
+
+def test_cli_pipeline_rerun_with_other_tokenize_settings_refuses_before_the_pass(tmp_path, sample):
+    """The chained pipeline checks OUT/dedup and OUT/tokenize up front: a re-run with another
+    seed is refused in one line before the FineWeb pass runs again (it used to fail inside the
+    flow, after the pass, with a traceback)."""
+    out = tmp_path / "corpus"
+    base = ["pipeline", "--input", str(sample), "--output", str(out), "--shard-tokens", "5000"]
+    first = _cli(base, tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    stats = out / "fineweb" / "stats.json"
+    before = stats.stat().st_mtime_ns
+    again = _cli([*base, "--seed", "5"], tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [again.stderr.strip()], again.stderr[-2000:]
+    assert "tokenize" in again.stderr and "seed: 0 -> 5" in again.stderr
+    assert "Traceback" not in again.stderr + again.stdout
+    assert stats.stat().st_mtime_ns == before
+
+
 def test_a_rerun_sweeps_temp_files_of_killed_writers(tmp_path, sample):
     out = tmp_path / "out"
     prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
