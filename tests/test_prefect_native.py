@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -144,13 +145,20 @@ def test_fineweb_deployment_then_dedup_by_event(server, web_warcs, tmp_path):
         assert reads == stats["stages"]["read"]["in"] > 100
         assert "top removal reasons" in by_type["markdown"].data
 
-        # INFO logs with the counts reached the server
-        logs = client.read_logs(
-            LogFilter(
-                flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]), level=LogFilterLevel(ge_=20)
+        # INFO logs with the counts reached the server (shipped in batches by the flow's process:
+        # they may land a moment after the run is COMPLETED)
+        deadline = time.monotonic() + 60
+        while True:
+            logs = client.read_logs(
+                LogFilter(
+                    flow_run_id=LogFilterFlowRunId(any_=[UUID(run_id)]),
+                    level=LogFilterLevel(ge_=20),
+                )
             )
-        )
-        text = "\n".join(lg.message for lg in logs)
+            text = "\n".join(lg.message for lg in logs)
+            if f"stage read in={reads}" in text or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert f"stage read in={reads}" in text
         assert f"kept={stats['stages']['pii']['kept']}" in text
         assert "documents in" in text  # per-shard lines from the task runs
