@@ -10,8 +10,8 @@ The flows only move data. Every input file is a shard (its own outputs, stats an
 Shards are run by Prefect task runs (``process-shards``, with the project's retry policy from
 ``flows/retry.py``), so the UI shows progress, failures and retries: a large input (a Common
 Crawl WARC) is a task run of its own (``shard-<name>``); small inputs are grouped into one task
-run (``shards-<first>+<k more>``, ``plan_batches``) because a task run costs ~40-90 ms of CPU
-in the worker and the API server, which on 13-document sample files was a third of the run.
+run (``shards-<first>+<k more>``, ``plan_batches``) because a task run costs ~70 ms of CPU in
+the worker and the API server, which on 13-document sample files was a sixth of the run's CPU.
 With ``workers`` > 1 the task runs are mapped onto Prefect's ``ProcessPoolTaskRunner`` with at
 most ``workers`` processes (the work is CPU-bound: threads would share one GIL); with one
 worker they run in this process, in the main thread (trafilatura's time limit then uses a
