@@ -401,7 +401,9 @@ def _limitations(s: DatasetSummary) -> list[str]:
     if s.family == "corpus":
         items = [
             "Heuristic filters (URL blocklists, Gopher/C4/FineWeb rules) remove good pages and keep bad "
-            "ones; they were tuned for English and are harsher on other languages.",
+            "ones. English gets FineWeb's thresholds and other languages FineWeb-2's per-language "
+            "ones; a language without its own settings gets language-independent defaults, "
+            "which are less tuned (the stats record which settings each language used).",
             "Language identification with fastText lid.176 is unreliable on short texts and mixed-language pages.",
             "MinHash deduplication finds near-duplicates within this dataset only, not against other corpora.",
             "Web text carries the biases, errors and offensive content of the pages it was crawled from.",

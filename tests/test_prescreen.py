@@ -187,6 +187,28 @@ def test_partition_by_language(web_dir, tmp_path):
     assert sum(map(len, parts.values())) == stats["pii"].kept
     assert not list((tmp_path / "documents").glob("*.parquet"))
 
+    # one language's partition is a corpus of its own: deduplicated, tokenized and carded alone
+    from flows.dedup import run_dedup
+    from flows.tokenize_flow import run_tokenize
+    from pipelines.card import write_card
+    from schemas.config import TokenizeConfig
+
+    de = tmp_path / "documents" / "de"
+    dedup = run_dedup(str(de), str(tmp_path / "dedup-de"), summary=False)
+    assert dedup["stages"]["dedup"]["in"] == len(parts["de"])
+    kept = pq.read_table(tmp_path / "dedup-de" / "documents").to_pylist()
+    assert kept and {r["language"] for r in kept} == {"de"}
+    tok = run_tokenize(
+        str(tmp_path / "dedup-de" / "documents"),
+        str(tmp_path / "tok-de"),
+        TokenizeConfig(shard_tokens=5000),
+        summary=False,
+    )
+    assert tok["stages"]["tokenize"]["in"] == len(kept)
+    write_card(tmp_path / "dedup-de", plots=False)
+    card = (tmp_path / "dedup-de" / "README.md").read_text()
+    assert "language:\n- de\n" in card and "multilinguality: monolingual" in card
+
 
 def test_per_language_langid_threshold(web_dir):
     from pipelines.extract import ExtractStep
