@@ -45,7 +45,7 @@ from flows.retry import RETRY
 from pipelines import registry
 from pipelines.fineweb import STAGES, build_stage_steps, process_shard, shard_name, stats_path
 from pipelines.io import expand_inputs
-from pipelines.runinfo import fingerprint, prepare_output, shard_is_current
+from pipelines.runinfo import current_marker, fingerprint, prepare_output
 from pipelines.stats import StageStats, merge_stats, stats_from_json, write_stats
 from schemas.config import FinewebConfig, as_config
 
@@ -120,26 +120,21 @@ def _shards_run_name() -> str:
     return f"shard-{first}" if len(paths) == 1 else f"shards-{first}+{len(paths) - 1}"
 
 
-def run_one_shard(input_path: str, output: str, config_json: str, stages: list[str] | None) -> dict:
+def run_one_shard(
+    input_path: str, output: str, config: FinewebConfig, stages: list[str] | None, fp: str
+) -> dict:
     """One shard through the stages (``pipelines.fineweb.process_shard``) unless it finished
-    with these settings (its stats file carries their fingerprint); returns its stats payload.
-    A shard made with other settings is redone."""
+    with these settings (``fp``, the fingerprint its stats file carries); returns its stats
+    payload. A shard made with other settings is redone."""
     done = stats_path(output, input_path)
     logger = run_logger()
-    fp = fingerprint(
-        FinewebConfig.model_validate_json(config_json), list(STAGES if stages is None else stages)
-    )
-    if shard_is_current(done, fp):
+    payload = current_marker(done, fp)
+    if payload is not None:
         logger.info("shard %s finished earlier: skipped", shard_name(input_path))
     else:
-        process_shard(
-            input_path,
-            output,
-            FinewebConfig.model_validate_json(config_json),
-            stages,
-            groups=cached_steps(config_json, stages),
-        )
-    payload = json.loads(done.read_text())
+        groups = cached_steps(config.model_dump_json(), stages)
+        process_shard(input_path, output, config, stages, groups=groups)
+        payload = json.loads(done.read_text())
     logger.info(
         "shard %s: %d documents in, %d kept, %d removed",
         payload["shard"],
@@ -157,7 +152,9 @@ def process_shards_task(
     input_paths: list[str], output: str, config_json: str, stages: list[str] | None
 ) -> list[dict]:
     """A group of shards (``plan_batches``), one after the other; their stats payloads."""
-    return [run_one_shard(p, output, config_json, stages) for p in input_paths]
+    config = FinewebConfig.model_validate_json(config_json)
+    fp = fingerprint(config, list(STAGES if stages is None else stages))
+    return [run_one_shard(p, output, config, stages, fp) for p in input_paths]
 
 
 def _docs_in(payload: dict) -> int:
@@ -243,7 +240,9 @@ def run_shards(
 
     cfg = config.model_dump_json()
     fp = fingerprint(config, list(STAGES if stages is None else stages))
-    pending = [p for p in files if not shard_is_current(stats_path(output, p), fp)]
+    finished = {p: current_marker(stats_path(output, p), fp) for p in files}
+    finished = {p: payload for p, payload in finished.items() if payload is not None}
+    pending = [p for p in files if p not in finished]
     batches = plan_batches(pending, workers)
     procs = max(1, min(workers, len(batches)))
     payloads: dict[str, dict] = {}
@@ -255,14 +254,13 @@ def run_shards(
                 bar.docs_read(_docs_in(payload))
                 bar.shard_done()
 
-        finished = [p for p in files if p not in set(pending)]
         if finished:
             run_logger().info(
                 "%d of %d shards finished earlier with these settings: skipped",
                 len(finished),
                 len(files),
             )
-            done(finished, [json.loads(stats_path(output, p).read_text()) for p in finished])
+            done(list(finished), list(finished.values()))
         if procs == 1:
             for batch in batches:
                 done(batch, process_shards_task(batch, output, cfg, stages))

@@ -30,7 +30,7 @@ from pipelines import registry
 from pipelines.base import Step, all_steps, close_steps, end_shard, start_shard
 from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
-from pipelines.runinfo import fingerprint, shard_is_current
+from pipelines.runinfo import current_marker, fingerprint
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
 from schemas.config import FinewebConfig
 from schemas.documents import (
@@ -218,8 +218,9 @@ def process_shard(
     stages = list(STAGES if stages is None else stages)
     done = stats_path(output_dir, input_path)
     fp = fingerprint(config, stages)
-    if shard_is_current(done, fp):  # finished with these settings (else: redone, never reused)
-        return stats_from_json(json.loads(done.read_text())["stages"])
+    finished = current_marker(done, fp)
+    if finished is not None:  # finished with these settings (else: redone, never reused)
+        return stats_from_json(finished["stages"])
     name = shard_name(input_path)
     out = Path(output_dir)
     clean_stale_temps(out, name)

@@ -232,12 +232,19 @@ def is_finished(output: str | Path) -> bool:
     return (out / RUN_FILE).is_file() and (out / "stats.json").is_file()
 
 
-def shard_is_current(marker: str | Path, fp: str) -> bool:
-    """Whether a shard's stats JSON exists and was made with settings fingerprint ``fp``."""
+def current_marker(marker: str | Path, fp: str) -> dict | None:
+    """A shard's stats JSON when it exists and was made with settings fingerprint ``fp``, else
+    None (read once: the caller that needs the stats gets them with the check)."""
     p = Path(marker)
     if not p.is_file():
-        return False
+        return None
     try:
-        return json.loads(p.read_text()).get("fingerprint") == fp
-    except (json.JSONDecodeError, AttributeError):
-        return False
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) and data.get("fingerprint") == fp else None
+
+
+def shard_is_current(marker: str | Path, fp: str) -> bool:
+    """Whether a shard's stats JSON exists and was made with settings fingerprint ``fp``."""
+    return current_marker(marker, fp) is not None
