@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.dedup import parallel
-from flows.report import normalize_path, publish
+from flows.report import STATS_RESULT, normalize_path, publish
 from flows.retry import RETRY
 from pipelines import classify as cl
 from pipelines import decontaminate as dc
@@ -131,10 +131,7 @@ def run_classify(
     return _report(stats, "classify", output, summary)
 
 
-_RESULT = {"validate_parameters": False, "persist_result": True, "result_serializer": "json"}
-
-
-@flow(name="exact_dedup", log_prints=False, **_RESULT)
+@flow(name="exact_dedup", log_prints=False, **STATS_RESULT)
 def exact_dedup_flow(
     input: str,
     output: str,
@@ -146,7 +143,7 @@ def exact_dedup_flow(
     return run_exact_dedup(input, output, config, workers, overwrite=overwrite)
 
 
-@flow(name="line_dedup", log_prints=False, **_RESULT)
+@flow(name="line_dedup", log_prints=False, **STATS_RESULT)
 def line_dedup_flow(
     input: str,
     output: str,
@@ -158,7 +155,7 @@ def line_dedup_flow(
     return run_line_dedup(input, output, config, workers, overwrite=overwrite)
 
 
-@flow(name="decontaminate", log_prints=False, **_RESULT)
+@flow(name="decontaminate", log_prints=False, **STATS_RESULT)
 def decontaminate_flow(
     input: str,
     output: str,
@@ -171,7 +168,7 @@ def decontaminate_flow(
     return run_decontaminate(input, output, config, workers, overwrite=overwrite)
 
 
-@flow(name="classify", log_prints=False, **_RESULT)
+@flow(name="classify", log_prints=False, **STATS_RESULT)
 def classify_flow(
     input: str,
     output: str,
@@ -184,7 +181,7 @@ def classify_flow(
     return run_classify(input, output, config, workers, overwrite=overwrite)
 
 
-@flow(name="quality-annotate", log_prints=False, **_RESULT)
+@flow(name="quality-annotate", log_prints=False, **STATS_RESULT)
 def annotate_flow(
     input: str,
     output: str,
@@ -206,7 +203,7 @@ def annotate_flow(
         client.close()
 
 
-@flow(name="quality-train", log_prints=False, **_RESULT)
+@flow(name="quality-train", log_prints=False, **STATS_RESULT)
 def train_flow(labels: list[str], output: str, config: QualityTrainConfig | None = None) -> dict:
     """Train the quality classifier; returns the held-out report."""
     from pipelines.annotate import load_labels

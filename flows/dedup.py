@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.passes import run_stage, task_pass
-from flows.report import normalize_path
+from flows.report import STATS_RESULT, normalize_path
 from pipelines import dedup as dd
 from pipelines.pool import parallel, processes  # noqa: F401 (parallel: kept importable here)
 from pipelines.runinfo import prepare_output
@@ -57,13 +57,7 @@ def run_dedup(
     )
 
 
-@flow(
-    name="dedup",
-    log_prints=False,
-    validate_parameters=False,
-    persist_result=True,
-    result_serializer="json",
-)
+@flow(name="dedup", log_prints=False, **STATS_RESULT)
 def dedup_flow(
     input: str | list[str], output: str, config: DedupConfig | None = None, workers: int = 1
 ) -> dict:

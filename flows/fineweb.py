@@ -40,7 +40,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.report import normalize_path, publish, run_logger
+from flows.report import STATS_RESULT, normalize_path, publish, run_logger
 from flows.retry import RETRY
 from pipelines import registry
 from pipelines.fineweb import STAGES, build_stage_steps, process_shard, shard_name, stats_path
@@ -356,10 +356,7 @@ def run_fineweb(
     }
 
 
-_RESULT = {"persist_result": True, "result_serializer": "json", "validate_parameters": False}
-
-
-@flow(name="fineweb", log_prints=False, **_RESULT)
+@flow(name="fineweb", log_prints=False, **STATS_RESULT)
 def fineweb_flow(
     inputs: list[str],
     output: str,
@@ -390,7 +387,7 @@ def _make_stage_flow(stage: registry.Stage):
 
     body.__name__ = body.__qualname__ = f"stage_{stage.name}_flow"
     body.__doc__ = stage.description
-    return flow(name=stage.flow_name, description=stage.description, **_RESULT)(body)
+    return flow(name=stage.flow_name, description=stage.description, **STATS_RESULT)(body)
 
 
 #: one flow per per-document stage of the registry, also as module attributes

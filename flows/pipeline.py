@@ -15,7 +15,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.report import link_stage_artifacts, publish
+from flows.report import STATS_RESULT, link_stage_artifacts, publish
 from pipelines.stats import merge_stats, stats_from_json, write_stats
 from schemas.config import DedupConfig, FinewebConfig, TokenizeConfig, as_config
 
@@ -112,13 +112,7 @@ def run_pipeline(
     }
 
 
-@flow(
-    name="corpus-pipeline",
-    log_prints=False,
-    validate_parameters=False,
-    persist_result=True,
-    result_serializer="json",
-)
+@flow(name="corpus-pipeline", log_prints=False, **STATS_RESULT)
 def corpus_pipeline_flow(
     inputs: list[str],
     output: str,

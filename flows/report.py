@@ -15,6 +15,10 @@ import re
 
 from pipelines.stats import StageStats, render_summary
 
+#: ``@flow`` options of every stage flow: its result is its stats, persisted as JSON so
+#: ``state.result()`` works for deployment runs; parameters are validated by the configs
+STATS_RESULT = {"validate_parameters": False, "persist_result": True, "result_serializer": "json"}
+
 
 def normalize_path(path: str) -> str:
     """Local paths lose ``..``: event-chained deployments pass ``<upstream output>/../<stage>``

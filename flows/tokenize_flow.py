@@ -16,7 +16,7 @@ from pathlib import Path
 from prefect import flow
 
 from flows.passes import run_stage, task_pass
-from flows.report import normalize_path
+from flows.report import STATS_RESULT, normalize_path
 from pipelines import tokenize as tk
 from pipelines.io import documents_dir, parquet_files
 from pipelines.pool import processes
@@ -54,13 +54,7 @@ def run_tokenize(
     )
 
 
-@flow(
-    name="tokenize",
-    log_prints=False,
-    validate_parameters=False,
-    persist_result=True,
-    result_serializer="json",
-)
+@flow(name="tokenize", log_prints=False, **STATS_RESULT)
 def tokenize_flow(
     input: str, output: str, config: TokenizeConfig | None = None, workers: int = 1
 ) -> dict:
