@@ -176,11 +176,11 @@ def pipeline(
     if engine == "local" and not is_remote(output):  # refuse another run's OUT/* in one line
         from pipelines.fineweb import STAGES
         from pipelines.io import expand_inputs
-        from pipelines.runinfo import check_settings, prepare_output
+        from pipelines.runinfo import prepare_output, refuse_other_settings
 
         if not overwrite:  # the later stages too, before the FineWeb pass spends its time
-            check_settings(Path(output) / "dedup", kind="dedup", config=dc)
-            check_settings(Path(output) / "tokenize", kind="tokenize", config=tc)
+            refuse_other_settings(Path(output) / "dedup", kind="dedup", config=dc)
+            refuse_other_settings(Path(output) / "tokenize", kind="tokenize", config=tc)
         prepare_output(
             Path(output) / "fineweb",
             kind="fineweb",

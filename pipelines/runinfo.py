@@ -187,7 +187,7 @@ def _different_run(out: Path, why: str) -> OutputMismatchError:
     )
 
 
-def check_settings(
+def refuse_other_settings(
     output: str | Path,
     *,
     kind: str,

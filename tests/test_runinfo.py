@@ -199,17 +199,17 @@ def test_dedup_and_tokenize_record_and_check_their_runs(tmp_path):
         assert json.loads((out / RUN_FILE).read_text())["fingerprint"] == fingerprint(b)
 
 
-def test_check_settings_refuses_before_any_work(tmp_path):
-    from pipelines.runinfo import check_settings
+def test_refuse_other_settings_before_any_work(tmp_path):
+    from pipelines.runinfo import refuse_other_settings
 
     out = tmp_path / "dedup"
-    check_settings(out, kind="dedup", config=DedupConfig())  # nothing there yet: fine
+    refuse_other_settings(out, kind="dedup", config=DedupConfig())  # nothing there yet: fine
     prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[])
-    check_settings(out, kind="dedup", config=DedupConfig())  # the same settings: fine
+    refuse_other_settings(out, kind="dedup", config=DedupConfig())  # the same settings: fine
     with pytest.raises(OutputMismatchError, match=r"bands: 14 -> 7.*--overwrite"):
-        check_settings(out, kind="dedup", config=DedupConfig(bands=7))
+        refuse_other_settings(out, kind="dedup", config=DedupConfig(bands=7))
     with pytest.raises(OutputMismatchError, match="it is a 'dedup' output"):
-        check_settings(out, kind="tokenize", config=DedupConfig())
+        refuse_other_settings(out, kind="tokenize", config=DedupConfig())
 
 
 def test_cli_pipeline_rerun_with_other_tokenize_settings_refuses_before_the_pass(tmp_path, sample):
