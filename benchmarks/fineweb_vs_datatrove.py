@@ -142,35 +142,17 @@ def _tree_cpu(proc: psutil.Process) -> float:
 
 
 def start_prefect_server(work: Path) -> subprocess.Popen:
-    """``prefect server start`` on a free port with its own PREFECT_HOME under ``work``: the way
-    users who watch runs in the UI (or run deployments) run tokenmill. Waits until healthy."""
-    import socket
-    import urllib.request
+    """``prefect server start`` on a free port with its own PREFECT_HOME under ``work``
+    (``tests.prefect_server.start_server``): the way users who watch runs in the UI (or run
+    deployments) run tokenmill. Waits until healthy."""
+    from tests.prefect_server import start_server
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     home = work / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PREFECT_HOME": str(home)}
-    log = open(work / "prefect-server.log", "w")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-         str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    for _ in range(240):
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError(f"prefect server did not start; see {work / 'prefect-server.log'}")
-    PREFECT_SERVER.update(proc=psutil.Process(proc.pid), url=url, home=str(home))
+    proc, env = start_server(home)
+    PREFECT_SERVER.update(
+        proc=psutil.Process(proc.pid), url=env["PREFECT_API_URL"], home=env["PREFECT_HOME"]
+    )
     return proc
 
 
@@ -597,10 +579,11 @@ def main(argv: list[str] | None = None) -> dict:
     startups: dict[str, list[dict]] = {"datatrove": [], "tokenmill": []}
     if args.prefect_server:
         import atexit
-        import signal
+
+        from tests.prefect_server import kill_group
 
         server = start_prefect_server(work)
-        atexit.register(lambda: os.killpg(server.pid, signal.SIGTERM))
+        atexit.register(kill_group, server)
         print(f"tokenmill runs against a running Prefect server: {PREFECT_SERVER['url']}")
     for r in range(args.repeat):
         order = sides if r % 2 == 0 else sides[::-1]

@@ -78,9 +78,10 @@ def wait_until(
         time.sleep(every)
 
 
-@contextlib.contextmanager
-def running_server(home: Path) -> Iterator[dict]:
-    """`prefect server start` on loopback with PREFECT_HOME=home; yields the env to talk to it."""
+def start_server(home: Path) -> tuple[subprocess.Popen, dict]:
+    """Start `prefect server start` on loopback with PREFECT_HOME=home and wait until it is
+    healthy; returns the process (its own session: stop it with ``kill_group``) and the env to
+    talk to it."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
@@ -111,13 +112,22 @@ def running_server(home: Path) -> Iterator[dict]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        try:
-            wait_until(
-                "a healthy prefect server", lambda: healthy(env), 240, log_path, alive=server
-            )
-            yield env
-        finally:
-            kill_group(server)
+    try:
+        wait_until("a healthy prefect server", lambda: healthy(env), 240, log_path, alive=server)
+    except BaseException:
+        kill_group(server)
+        raise
+    return server, env
+
+
+@contextlib.contextmanager
+def running_server(home: Path) -> Iterator[dict]:
+    """`prefect server start` on loopback with PREFECT_HOME=home; yields the env to talk to it."""
+    server, env = start_server(home)
+    try:
+        yield env
+    finally:
+        kill_group(server)
 
 
 def healthy(env: dict) -> bool:
