@@ -171,8 +171,10 @@ def pipeline(
     tc = TokenizeConfig(
         tokenizer=tokenizer, shard_tokens=shard_tokens, val_fraction=val_fraction, seed=seed
     )
+    from pipelines.fineweb import check_config_paths
     from pipelines.storage import is_remote
 
+    check_config_paths(fw)  # every engine: a missing path is one line before any work
     if engine == "local" and not is_remote(output):  # refuse another run's OUT/* in one line
         from pipelines.fineweb import STAGES
         from pipelines.io import expand_inputs

@@ -141,10 +141,11 @@ def _run(
     before Prefect starts) and check OUT against this run (``run.json``: another run's output
     is refused in one line, or deleted with ``--overwrite``), then run the flow in Prefect's
     own local mode or against the configured API."""
-    from pipelines.fineweb import STAGES
+    from pipelines.fineweb import STAGES, check_config_paths
     from pipelines.io import expand_inputs
     from pipelines.runinfo import prepare_output
 
+    check_config_paths(cfg)
     files = expand_inputs(list(inputs))
     if not files:
         raise FileNotFoundError(f"no input files match {list(inputs)}")

@@ -43,7 +43,14 @@ from prefect.cache_policies import NO_CACHE
 from flows.report import STATS_RESULT, normalize_path, publish, run_logger
 from flows.retry import RETRY
 from pipelines import registry
-from pipelines.fineweb import STAGES, build_stage_steps, process_shard, shard_name, stats_path
+from pipelines.fineweb import (
+    STAGES,
+    build_stage_steps,
+    check_config_paths,
+    process_shard,
+    shard_name,
+    stats_path,
+)
 from pipelines.io import expand_inputs
 from pipelines.runinfo import current_marker, fingerprint, prepare_output
 from pipelines.stats import StageStats, merge_stats, stats_from_json, write_stats
@@ -315,6 +322,7 @@ def run_fineweb(
     if isinstance(inputs, str):
         inputs = [inputs]
     output = normalize_path(output)
+    check_config_paths(config)
     files = expand_inputs([normalize_path(p) for p in inputs])
     if not files:
         raise FileNotFoundError(f"no input files match {list(inputs)}")

@@ -63,6 +63,24 @@ def build_stage_steps(
     return groups
 
 
+#: FinewebConfig fields that name a local file or directory the steps read
+CONFIG_PATHS = {
+    "urlfilter.blocklist_dir": ("urlfilter", "blocklist_dir", Path.is_dir),
+    "langid.model_path": ("langid", "model_path", Path.is_file),
+    "quality.language_settings_dir": ("quality", "language_settings_dir", Path.is_dir),
+}
+
+
+def check_config_paths(config: FinewebConfig) -> None:
+    """Refuse a configured path that does not exist in one line naming its key, before a run
+    records itself or starts workers (the steps would only find out in their ``setup()``)."""
+    for key, (section, field, exists) in CONFIG_PATHS.items():
+        value = getattr(getattr(config, section), field)
+        if value and not exists(Path(value)):
+            kind = "directory" if exists is Path.is_dir else "file"
+            raise FileNotFoundError(f"{key}: no such {kind}: {value}")
+
+
 def first_removal(
     doc: dict,
     groups: list[tuple[str, list[Step]]],

@@ -230,6 +230,36 @@ def test_cli_pipeline_rerun_with_other_tokenize_settings_refuses_before_the_pass
     assert stats.stat().st_mtime_ns == before
 
 
+def test_a_configured_path_that_does_not_exist_is_one_line_before_any_output(tmp_path, sample):
+    from pipelines.fineweb import CONFIG_PATHS, check_config_paths
+
+    for key in CONFIG_PATHS:
+        section, field = key.split(".")
+        cfg = FinewebConfig()
+        setattr(getattr(cfg, section), field, str(tmp_path / "nope"))
+        with pytest.raises(FileNotFoundError, match=f"{key}: no such .*nope"):
+            check_config_paths(cfg)
+    check_config_paths(FinewebConfig())  # the defaults need no path
+    (tmp_path / "bad.yaml").write_text(f"quality:\n  language_settings_dir: {tmp_path / 'nope'}\n")
+    out = tmp_path / "out"
+    for cmd in ("fineweb", "pipeline"):
+        r = _cli(
+            [
+                cmd,
+                "--input",
+                str(sample),
+                "--output",
+                str(out),
+                "--config",
+                str(tmp_path / "bad.yaml"),
+            ],
+            tmp_path,
+        )
+        assert r.returncode == 1 and "quality.language_settings_dir" in r.stderr, r.stderr[-2000:]
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr + r.stdout
+        assert not out.exists()  # no run.json recorded: the corrected re-run is not refused
+
+
 def test_a_rerun_sweeps_temp_files_of_killed_writers(tmp_path, sample):
     out = tmp_path / "out"
     prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
