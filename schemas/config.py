@@ -62,6 +62,12 @@ class ExtractConfig(StrictModel):
     timeout_s: float = Field(
         1.0, description="a page whose extraction takes longer is removed (extract:timeout)"
     )
+    compiled_xpath: bool = Field(
+        True,
+        description="evaluate trafilatura's XPath expressions with compiled Python matchers "
+        "(pipelines/compiled_xpath.py): the same elements in the same order, so the same text, "
+        "~1.7x faster extraction; false runs trafilatura's own lxml XPath",
+    )
 
 
 class LangIdConfig(StrictModel):
