@@ -441,7 +441,8 @@ def _probe_document(path: str) -> etree._Element:
     parts = ["<!-- c -->"]
     for k, word in enumerate(words):
         for j, a in enumerate(attrs):
-            parts.append(f'<{tags[(k + j) % len(tags)]} {a}="{q(word)}">w</{tags[k % len(tags)]}>')
+            tag = tags[(k + j) % len(tags)]
+            parts.append(f'<{tag} {a}="{q(word)}">w</{tag}>')
     # @a|@b: which one comes first decides, so both orders, the word in either
     for a, b in set(re.findall(r"@([A-Za-z_][\w-]*)\s*\|\s*@([A-Za-z_][\w-]*)", path)):
         for k, word in enumerate(words):

@@ -67,7 +67,62 @@ def settings(config: BaseModel | dict | None, stages: list[str] | None = None) -
 
         # files the settings point at are settings too: an edited threshold is a new run
         out["language_settings_files"] = settings_files_digest(quality.get("language_settings_dir"))
+    contents = path_contents(data)
+    if contents:
+        out["path_contents"] = contents
     return out
+
+
+#: Config fields naming files or directories whose CONTENTS make the output (a blocklist, a
+#: model): dotted key -> whether it is a directory. ``quality.language_settings_dir`` is
+#: covered by ``language_settings_files`` above.
+CONTENT_PATHS = {"urlfilter.blocklist_dir": True, "langid.model_path": False}
+#: Files up to this size are hashed; a larger one (a 126 MB lid.176.bin) is known by size and
+#: modification time, so a run start does not read it through.
+HASH_LIMIT = 16 * 1024 * 1024
+
+
+def path_contents(data: dict) -> dict[str, str]:
+    """``{key: digest}`` of the files behind the configured ``CONTENT_PATHS`` (one digest per
+    key; a directory's covers every file under it by relative name): an edited blocklist or a
+    replaced model makes a new run, as an edited config value does. A missing path is left out
+    (``pipelines.fineweb.check_config_paths`` refuses it before any run)."""
+    out = {}
+    for key, is_dir in CONTENT_PATHS.items():
+        section, field = key.split(".")
+        value = (
+            (data.get(section) or {}).get(field) if isinstance(data.get(section), dict) else None
+        )
+        if not value:
+            continue
+        path = Path(value)
+        if is_dir and path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            h = hashlib.sha256()
+            for f in files:
+                h.update(f"{f.relative_to(path).as_posix()}\0{_file_digest(f)}\0".encode())
+            out[key] = f"{len(files)} files {h.hexdigest()[:16]}"
+        elif not is_dir and path.is_file():
+            out[key] = _file_digest(path)
+    return out
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_digest(path: Path) -> str:
+    """sha256[:16] of a file (``size:mtime`` beyond ``HASH_LIMIT``), cached per process by
+    (path, size, mtime): every shard computes the run's fingerprint."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        if st.st_size > HASH_LIMIT:
+            digest = f"size {st.st_size} mtime_ns {st.st_mtime_ns}"
+        else:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        _DIGESTS[key] = digest
+    return digest
 
 
 def fingerprint(config: BaseModel | dict | None, stages: list[str] | None = None) -> str:
@@ -217,6 +272,16 @@ def mismatch(old: dict, new: dict) -> str | None:
         a, b = old.get("language_settings_files") or {}, new.get("language_settings_files") or {}
         changed = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
         return f"language settings files changed: {', '.join(changed[:3]) or 'none recorded'}"
+    if old.get("path_contents") != new.get("path_contents"):
+        a, b = old.get("path_contents") or {}, new.get("path_contents") or {}
+        oc, nc = _flatten(old.get("config") or {}), _flatten(new.get("config") or {})
+        # a path whose value changed is named by the settings diff below
+        same_path = [k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+        same_path = [k for k in same_path if oc.get(k) == nc.get(k)]
+        if same_path:
+            if "path_contents" not in old:
+                return f"the earlier run did not record the contents of {', '.join(same_path)}"
+            return "contents changed: " + ", ".join(f"{k} ({nc.get(k)})" for k in same_path)
     if old.get("fingerprint") != new.get("fingerprint"):
         return "settings differ: " + (
             _config_diff(old.get("config") or {}, new.get("config") or {}) or "config"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.fineweb import process_shard
+from pipelines.fineweb import STAGES, process_shard
 from pipelines.runinfo import (
     RUN_FILE,
     OutputMismatchError,
@@ -273,3 +273,41 @@ def test_a_rerun_sweeps_temp_files_of_killed_writers(tmp_path, sample):
     live.write_bytes(b"being written")
     prepare_output(out, kind="dedup", config=DedupConfig(), inputs=[sample])
     assert not stale.exists() and live.exists()
+
+
+def test_edited_blocklist_or_replaced_model_is_a_new_run(tmp_path, sample):
+    """The files a configured path names are settings too: a blocklist edited (same
+    ``blocklist_dir``) redoes the shard and refuses the old output naming the key; a model
+    file replaced at the same ``model_path`` likewise."""
+    from pipelines.langid import default_model_path
+
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "domains").write_text("nothing.invalid\n")
+    model = tmp_path / "lid.ftz"
+    model.write_bytes(Path(default_model_path()).read_bytes())
+    cfg = FinewebConfig.model_validate(
+        {"urlfilter": {"blocklist_dir": str(block)}, "langid": {"model_path": str(model)}}
+    )
+    out = tmp_path / "out"
+    prepare_output(out, kind="fineweb", config=cfg, inputs=[sample])
+    process_shard(str(sample), str(out), cfg)
+    marker = next((out / "stats").glob("*.json"))
+    stages = list(STAGES)
+    assert shard_is_current(marker, fingerprint(cfg, stages))
+    prepare_output(out, kind="fineweb", config=cfg, inputs=[sample])  # unchanged: resumes
+
+    (block / "domains").write_text("nothing.invalid\nexample.com\n")
+    assert not shard_is_current(marker, fingerprint(cfg, stages))
+    with pytest.raises(OutputMismatchError, match=r"contents changed: urlfilter.blocklist_dir"):
+        prepare_output(out, kind="fineweb", config=cfg, inputs=[sample])
+    (block / "domains").write_text("nothing.invalid\n")  # back as it was: the old run again
+    prepare_output(out, kind="fineweb", config=cfg, inputs=[sample])
+
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(OutputMismatchError, match=r"contents changed: langid.model_path"):
+        prepare_output(out, kind="fineweb", config=cfg, inputs=[sample])
+    # a different path is named as a settings change, not as contents
+    other = FinewebConfig.model_validate({"urlfilter": {"blocklist_dir": str(tmp_path)}})
+    with pytest.raises(OutputMismatchError, match=r"settings differ: .*blocklist_dir"):
+        prepare_output(out, kind="fineweb", config=other, inputs=[sample])
