@@ -62,23 +62,29 @@ from schemas.config import (
 
 # --- shared word cache ----------------------------------------------------------------------
 
-_last: tuple[str | None, str, list[str]] = (None, "", [])
+#: recent texts' words by ``id(text)``: (text, splitter, words). Steps run batch-wise
+#: (``pipelines.fineweb.first_removals``), so a step meets a document again after the rest of
+#: its batch: the cache holds more than a batch.
+_WORDS: dict[int, tuple[str, str, list[str]]] = {}
+_WORDS_KEEP = 128
 
 
 def words_of(text: str, splitter: str = "rules") -> list[str]:
-    """Words of ``text``, split once and reused by the next step while the text is unchanged.
+    """Words of ``text``, split once and reused by the next steps while the text is unchanged.
 
-    Keyed by identity (``is``) and the language's splitter: the cache holds a reference to the
-    text, so its id cannot be reused, and a step that rewrites the text (C4) makes a new string
-    object. Text and words are stored as one tuple (a single atomic assignment), so threads
-    sharing it (Beam SDK workers) can only miss, never get another text's words.
+    Keyed by identity (``is``) and the language's splitter: an entry holds a reference to its
+    text, so the id cannot be reused while it is cached, and a step that rewrites the text (C4)
+    makes a new string object. Each entry is one tuple (a single atomic assignment), so threads
+    sharing the cache (Beam SDK workers) can only miss, never get another text's words.
     """
-    global _last
-    cached = _last
-    if cached[0] is text and cached[1] == splitter:
+    cached = _WORDS.get(id(text))
+    if cached is not None and cached[0] is text and cached[1] == splitter:
         return cached[2]
     words = split_words(text, splitter)
-    _last = (text, splitter, words)
+    _WORDS[id(text)] = (text, splitter, words)
+    if len(_WORDS) > _WORDS_KEEP:  # drop the oldest entries (dicts keep insertion order)
+        for key in list(_WORDS)[: len(_WORDS) - _WORDS_KEEP]:
+            _WORDS.pop(key, None)
     return words
 
 
@@ -112,7 +118,8 @@ class LanguageAwareStep(Step):
         """(config or None, word splitter) for ``doc``."""
         if self.resolver is None:
             return self.config, "rules"
-        s = self.resolver.for_doc(doc)
+        # the first quality step (the one that reports) sees every document entering quality
+        s = self.resolver.for_doc(doc, count=self.reports)
         return getattr(s, self.settings_field), s.word_splitter
 
 

@@ -106,7 +106,6 @@ class LanguageResolver:
     def reset(self) -> None:
         """Start a new shard's record."""
         self.docs: Counter[str] = Counter()
-        self._last_doc: dict | None = None
 
     def settings(self, language: str) -> LanguageSettings:
         got = self._cache.get(language)
@@ -118,10 +117,11 @@ class LanguageResolver:
             self._cache[language] = got
         return got
 
-    def for_doc(self, doc: dict) -> LanguageSettings:
+    def for_doc(self, doc: dict, count: bool = True) -> LanguageSettings:
+        """The settings of ``doc``'s language; ``count``: record the document in this shard's
+        report (the first quality step does, so each document is counted once)."""
         language = doc.get("language") or self.config.default_language
-        if doc is not self._last_doc:  # count each document once, not once per step
-            self._last_doc = doc
+        if count:
             self.docs[language] += 1
         return self.settings(language)
 
