@@ -8,7 +8,7 @@ Pipeline (datatrove ``examples/fineweb.py``, the per-document part up to the qua
 WarcReader -> URLFilter -> Trafilatura(favour_precision=True) -> LanguageFilter(["en"]) ->
 GopherRepetitionFilter -> GopherQualityFilter -> C4QualityFilter(filter_no_terminal_punct=False)
 -> FineWebQualityFilter -> JsonlWriter, every filter with an exclusion writer so the kept set and
-each removal reason are known. LocalPipelineExecutor with ``tasks = workers``.
+each removal reason are known. LocalPipelineExecutor with ``tasks = workers`` (``--tasks``).
 
 Three things make datatrove run on a machine without internet (nothing else is changed):
 
@@ -268,6 +268,13 @@ def main() -> None:
     ap.add_argument("--output", required=True)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument(
+        "--tasks",
+        type=int,
+        default=0,
+        help="datatrove tasks (default: --workers); one per input file gives every file a "
+        "fresh extraction sandbox, so trafilatura's dedup cache does not span files",
+    )
+    ap.add_argument(
         "--extract-timeout", type=float, default=1.0, help="Trafilatura timeout (FineWeb: 1 s)"
     )
     ap.add_argument(
@@ -284,7 +291,7 @@ def main() -> None:
     languages = [x for x in args.languages.split(",") if x]
     executor = LocalPipelineExecutor(
         build_pipeline(args.input, args.output, model_path, args.extract_timeout, languages),
-        tasks=args.workers,
+        tasks=args.tasks or args.workers,
         workers=args.workers,
         logging_dir=f"{args.output}/logs",
         start_method="fork",

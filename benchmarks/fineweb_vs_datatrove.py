@@ -21,7 +21,12 @@ Each repeat runs, in alternating order so neither side always gets the warmer ca
 
 - anchor: ``benchmarks/_datatrove_fineweb.py`` (WarcReader -> URLFilter -> Trafilatura ->
   LanguageFilter(en) -> Gopher repetition -> Gopher quality -> C4 (no terminal-punct rule) ->
-  FineWeb quality, LocalPipelineExecutor with tasks = workers = N)
+  FineWeb quality, LocalPipelineExecutor with N workers and one task per input file, so every
+  file is extracted with a fresh trafilatura dedup cache, as tokenmill extracts every shard;
+  ``--datatrove-tasks workers`` gives it tasks = workers, where the cache spans a task's files
+  and, on copied input, datatrove extracts nothing from a page it saw in an earlier copy and
+  skips language ID and the quality filters for it: a saving that copies create and distinct
+  pages would not. Entries before 2026-12-03 17:30 UTC were measured that way.)
 - ours, once per read mode: ``python -m flows.cli fineweb --input DIR --output OUT --workers N
   --languages en --payload-type MODE``. ``http`` is tokenmill's default (records without
   ``WARC-Identified-Payload-Type`` are typed by their HTTP Content-Type); ``libmagic`` is
@@ -203,7 +208,11 @@ def pipeline_seconds(side: str, out: Path) -> float:
 LANGUAGES = ["en"]  # set by main (--languages), used by both sides' commands
 
 
+DATATROVE_TASKS = ["files"]  # set by main (--datatrove-tasks)
+
+
 def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
+    tasks = len(list(inp.glob("*.warc.gz"))) if DATATROVE_TASKS[0] == "files" else workers
     return [
         sys.executable,
         str(REPO / "benchmarks" / "_datatrove_fineweb.py"),
@@ -213,6 +222,8 @@ def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
         str(out),
         "--workers",
         str(workers),
+        "--tasks",
+        str(max(tasks, 1)),
         "--extract-timeout",
         str(timeout),
         "--languages",
@@ -528,10 +539,22 @@ def main(argv: list[str] | None = None) -> dict:
         "server's CPU during each run is added to tokenmill's",
     )
     ap.add_argument("--min-records", type=int, default=2000)
+    ap.add_argument(
+        "--datatrove-tasks",
+        choices=["files", "workers"],
+        default="files",
+        help="datatrove's task split: 'files' = one task per input file (default), so each file "
+        "is extracted with a fresh trafilatura dedup cache, as tokenmill does per shard; "
+        "'workers' = tasks = workers: the cache then spans every file of a task, and on copied "
+        "input datatrove extracts nothing from a page it saw in an earlier copy (so it skips "
+        "language ID and the quality filters for all copies after the first: a saving the "
+        "copies create, distinct pages would not)",
+    )
     ap.add_argument("--languages", default="en", help="languages both sides keep (comma-separated)")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.payload_types.split(",") if m.strip()]
     LANGUAGES[:] = [x for x in args.languages.split(",") if x]
+    DATATROVE_TASKS[:] = [args.datatrove_tasks]
     startup_source = args.input  # the start-up run takes one record from each of `workers` files
     if args.multilingual and args.english_only:
         raise SystemExit("--multilingual and --english-only exclude each other")
@@ -675,6 +698,7 @@ def main(argv: list[str] | None = None) -> dict:
         "multilingual": args.multilingual,
         "english_only": args.english_only,
         "prefect_server": args.prefect_server,
+        "datatrove_tasks": args.datatrove_tasks,
         "languages": LANGUAGES,
         "distinct_documents": len(ids),
         "copies": args.copies,
@@ -766,6 +790,13 @@ def main(argv: list[str] | None = None) -> dict:
 _SERVER_NOTE = "tokenmill against a running Prefect server (PREFECT_API_URL; its CPU is counted), "
 
 
+_TASKS_NOTE = {
+    "files": "one per input file (a fresh trafilatura dedup cache per file, as tokenmill's per shard)",
+    "workers": "= workers (trafilatura's dedup cache spans the files of a task: on copied input "
+    "datatrove extracts nothing from the copies after the first)",
+}
+
+
 def append_results(s: dict, note: str) -> None:
     m = s["median"]
     modes = s["modes"]
@@ -776,6 +807,7 @@ def append_results(s: dict, note: str) -> None:
         f"{'multilingual mode, ' if s.get('multilingual') else ''}"
         f"{'English-only sample, ' if s.get('english_only') else ''}"
         f"{_SERVER_NOTE if s.get('prefect_server') else ''}"
+        f"datatrove tasks: {_TASKS_NOTE[s.get('datatrove_tasks', 'workers')]}, "
         f"languages kept: "
         f"{','.join(s.get('languages') or ['en'])}, {s['workers']} workers, "
         f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "
