@@ -216,6 +216,7 @@ def build_pipeline(
     model_path: Path,
     extract_timeout: float = 1.0,
     languages: list[str] | None = None,
+    deduplicate: bool = True,
 ) -> list:
     from datatrove.pipeline.extractors import Trafilatura
     from datatrove.pipeline.filters import (
@@ -242,7 +243,7 @@ def build_pipeline(
         return [
             WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
             url_filter,
-            Trafilatura(favour_precision=True, timeout=extract_timeout),
+            Trafilatura(favour_precision=True, timeout=extract_timeout, deduplicate=deduplicate),
             lang_filter,
             _quality_by_language(JsonlWriter(f"{removed}/3_quality")),
             JsonlWriter(f"{output}/output"),
@@ -250,7 +251,7 @@ def build_pipeline(
     return [
         WarcReader(input_dir, glob_pattern="*.warc.gz", default_metadata={"dump": "bench"}),
         url_filter,
-        Trafilatura(favour_precision=True, timeout=extract_timeout),
+        Trafilatura(favour_precision=True, timeout=extract_timeout, deduplicate=deduplicate),
         lang_filter,
         GopherRepetitionFilter(exclusion_writer=JsonlWriter(f"{removed}/3_gopher_rep")),
         GopherQualityFilter(exclusion_writer=JsonlWriter(f"{removed}/4_gopher_qual")),
@@ -267,6 +268,11 @@ def main() -> None:
     ap.add_argument("--input", required=True, help="directory with *.warc.gz")
     ap.add_argument("--output", required=True)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--no-dedup",
+        action="store_true",
+        help="Trafilatura(deduplicate=False): no paragraph dedup cache (see fineweb_vs_datatrove.py)",
+    )
     ap.add_argument(
         "--tasks",
         type=int,
@@ -290,7 +296,14 @@ def main() -> None:
     t0 = time.perf_counter()
     languages = [x for x in args.languages.split(",") if x]
     executor = LocalPipelineExecutor(
-        build_pipeline(args.input, args.output, model_path, args.extract_timeout, languages),
+        build_pipeline(
+            args.input,
+            args.output,
+            model_path,
+            args.extract_timeout,
+            languages,
+            deduplicate=not args.no_dedup,
+        ),
         tasks=args.tasks or args.workers,
         workers=args.workers,
         logging_dir=f"{args.output}/logs",

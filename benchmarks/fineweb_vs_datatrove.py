@@ -21,12 +21,14 @@ Each repeat runs, in alternating order so neither side always gets the warmer ca
 
 - anchor: ``benchmarks/_datatrove_fineweb.py`` (WarcReader -> URLFilter -> Trafilatura ->
   LanguageFilter(en) -> Gopher repetition -> Gopher quality -> C4 (no terminal-punct rule) ->
-  FineWeb quality, LocalPipelineExecutor with N workers and one task per input file, so every
-  file is extracted with a fresh trafilatura dedup cache, as tokenmill extracts every shard;
-  ``--datatrove-tasks workers`` gives it tasks = workers, where the cache spans a task's files
-  and, on copied input, datatrove extracts nothing from a page it saw in an earlier copy and
-  skips language ID and the quality filters for it: a saving that copies create and distinct
-  pages would not. Entries before 2026-12-03 17:30 UTC were measured that way.)
+  FineWeb quality, LocalPipelineExecutor with tasks = workers = N)
+- both sides: trafilatura's paragraph dedup cache is off (``--trafilatura-dedup on`` for the
+  FineWeb recipe's ``deduplicate=True``). datatrove's cache lives per task, so it spans the files
+  of a task, and on copied input datatrove extracted nothing from a page it had seen in an
+  earlier copy and ran no language ID or quality filter on it (at 2,014 English-only records
+  it ran them on 374 documents, tokenmill on 1,908, which resets the cache per shard): a saving
+  the copies create and distinct pages would not. Entries before 2026-12-03 17:30 UTC were
+  measured with the cache on.
 - ours, once per read mode: ``python -m flows.cli fineweb --input DIR --output OUT --workers N
   --languages en --payload-type MODE``. ``http`` is tokenmill's default (records without
   ``WARC-Identified-Payload-Type`` are typed by their HTTP Content-Type); ``libmagic`` is
@@ -208,7 +210,8 @@ def pipeline_seconds(side: str, out: Path) -> float:
 LANGUAGES = ["en"]  # set by main (--languages), used by both sides' commands
 
 
-DATATROVE_TASKS = ["files"]  # set by main (--datatrove-tasks)
+DATATROVE_TASKS = ["workers"]  # set by main (--datatrove-tasks)
+TRAFILATURA_DEDUP = [False]  # set by main (--trafilatura-dedup)
 
 
 def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
@@ -224,6 +227,7 @@ def anchor_cmd(inp: Path, out: Path, workers: int, timeout: float) -> list[str]:
         str(workers),
         "--tasks",
         str(max(tasks, 1)),
+        *([] if TRAFILATURA_DEDUP[0] else ["--no-dedup"]),
         "--extract-timeout",
         str(timeout),
         "--languages",
@@ -251,7 +255,16 @@ def ours_cmd(
         str(timeout),
         "--payload-type",
         payload_type,
+        *([] if TRAFILATURA_DEDUP[0] else ["--config", str(_no_dedup_config(out.parent))]),
     ]
+
+
+def _no_dedup_config(folder: Path) -> Path:
+    """A FinewebConfig file with ``extract.deduplicate: false`` (``--trafilatura-dedup off``)."""
+    path = folder / "no-dedup-config.json"
+    if not path.exists():
+        path.write_text(json.dumps({"extract": {"deduplicate": False}}))
+    return path
 
 
 # --- where the time goes: per-stage seconds (summed over workers) and docs/s -------------------
@@ -541,20 +554,28 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--min-records", type=int, default=2000)
     ap.add_argument(
         "--datatrove-tasks",
-        choices=["files", "workers"],
-        default="files",
-        help="datatrove's task split: 'files' = one task per input file (default), so each file "
-        "is extracted with a fresh trafilatura dedup cache, as tokenmill does per shard; "
-        "'workers' = tasks = workers: the cache then spans every file of a task, and on copied "
-        "input datatrove extracts nothing from a page it saw in an earlier copy (so it skips "
-        "language ID and the quality filters for all copies after the first: a saving the "
-        "copies create, distinct pages would not)",
+        choices=["workers", "files"],
+        default="workers",
+        help="datatrove's task split: 'workers' = tasks = workers (default); 'files' = one task "
+        "per input file (each task loads its blocklists, model and extraction sandbox again: "
+        "~4 s a task here, so not a fair speed comparison)",
+    )
+    ap.add_argument(
+        "--trafilatura-dedup",
+        choices=["off", "on"],
+        default="off",
+        help="trafilatura's paragraph dedup cache (deduplicate=), both sides. 'off' (default): "
+        "datatrove's cache lives per task, so with tasks = workers it spans files, and on copied "
+        "input it extracts nothing from a page seen in an earlier copy (then skips language ID "
+        "and the quality filters for it: a saving the copies create, distinct pages would not), "
+        "while tokenmill starts each shard with an empty cache; 'on' = the FineWeb recipe",
     )
     ap.add_argument("--languages", default="en", help="languages both sides keep (comma-separated)")
     args = ap.parse_args(argv)
     modes = [m.strip() for m in args.payload_types.split(",") if m.strip()]
     LANGUAGES[:] = [x for x in args.languages.split(",") if x]
     DATATROVE_TASKS[:] = [args.datatrove_tasks]
+    TRAFILATURA_DEDUP[:] = [args.trafilatura_dedup == "on"]
     startup_source = args.input  # the start-up run takes one record from each of `workers` files
     if args.multilingual and args.english_only:
         raise SystemExit("--multilingual and --english-only exclude each other")
@@ -699,6 +720,7 @@ def main(argv: list[str] | None = None) -> dict:
         "english_only": args.english_only,
         "prefect_server": args.prefect_server,
         "datatrove_tasks": args.datatrove_tasks,
+        "trafilatura_dedup": args.trafilatura_dedup,
         "languages": LANGUAGES,
         "distinct_documents": len(ids),
         "copies": args.copies,
@@ -791,9 +813,8 @@ _SERVER_NOTE = "tokenmill against a running Prefect server (PREFECT_API_URL; its
 
 
 _TASKS_NOTE = {
-    "files": "one per input file (a fresh trafilatura dedup cache per file, as tokenmill's per shard)",
-    "workers": "= workers (trafilatura's dedup cache spans the files of a task: on copied input "
-    "datatrove extracts nothing from the copies after the first)",
+    "files": "one per input file",
+    "workers": "= workers",
 }
 
 
@@ -808,6 +829,7 @@ def append_results(s: dict, note: str) -> None:
         f"{'English-only sample, ' if s.get('english_only') else ''}"
         f"{_SERVER_NOTE if s.get('prefect_server') else ''}"
         f"datatrove tasks: {_TASKS_NOTE[s.get('datatrove_tasks', 'workers')]}, "
+        f"trafilatura dedup cache: {s.get('trafilatura_dedup', 'on')} both sides, "
         f"languages kept: "
         f"{','.join(s.get('languages') or ['en'])}, {s['workers']} workers, "
         f"extract timeout {s['extract_timeout_s']} s both sides, median of {s['repeat']} runs, "

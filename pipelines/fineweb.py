@@ -45,9 +45,9 @@ _FLUSH_ROWS = 1000
 _FLUSH_BYTES = 32 * 1024 * 1024
 _PROGRESS_EVERY = 50
 #: documents per batch through the steps (``first_removals``), and the text size that ends a
-#: batch early: a few MB of pages per worker, so memory stays what one large page costs
+#: batch early: ~1 MB of pages per worker, so memory stays what one large page costs
 BATCH_DOCS = 32
-BATCH_CHARS = 4_000_000
+BATCH_CHARS = 1_000_000
 
 
 def build_stage_steps(
