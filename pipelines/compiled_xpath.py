@@ -203,24 +203,22 @@ class _Compiler:
         return _Branch(tags, cond, mode)
 
     def or_expr(self) -> _Cond:
-        parts = [self.and_expr()]
-        while self.at("name", "or"):
-            self.i += 1
-            parts.append(self.and_expr())
-        if len(parts) == 1:
-            return parts[0]
-        code = "(" + " or ".join(p.code for p in parts) + ")"
-        return _Cond(code, all(p.needs_attr for p in parts))
+        # holds only with an attribute when every alternative does
+        return self._joined("or", self.and_expr, all)
 
     def and_expr(self) -> _Cond:
-        parts = [self.unary()]
-        while self.at("name", "and"):
+        # holds only with an attribute when any conjunct does
+        return self._joined("and", self.unary, any)
+
+    def _joined(self, op: str, operand: Callable[[], _Cond], combine: Callable) -> _Cond:
+        parts = [operand()]
+        while self.at("name", op):
             self.i += 1
-            parts.append(self.unary())
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        code = "(" + " and ".join(p.code for p in parts) + ")"
-        return _Cond(code, any(p.needs_attr for p in parts))
+        code = "(" + f" {op} ".join(p.code for p in parts) + ")"
+        return _Cond(code, combine(p.needs_attr for p in parts))
 
     def unary(self) -> _Cond:
         if self.at("name", "not") and self.at("punct", "(", k=1):
