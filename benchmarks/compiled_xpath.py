@@ -32,7 +32,7 @@ from schemas.config import ReadConfig  # noqa: E402
 def real_pages(web: Path) -> list[str]:
     pages = []
     for path in sorted(web.glob("*.warc.gz")):
-        for doc, why in read_warc(str(path), ReadConfig(payload_type="libmagic")):
+        for doc, why in read_warc(str(path), ReadConfig()):
             if why is None and doc.get("text"):
                 pages.append(doc["text"])
     return pages

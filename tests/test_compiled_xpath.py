@@ -23,7 +23,7 @@ from schemas.config import ReadConfig
 def real_pages(web_dir) -> list[str]:
     pages = []
     for path in sorted(web_dir.glob("*.warc.gz")):
-        for doc, why in read_warc(str(path), ReadConfig(payload_type="libmagic")):
+        for doc, why in read_warc(str(path), ReadConfig()):
             if why is None and doc.get("text"):
                 pages.append(doc["text"])
     assert len(pages) >= 100
