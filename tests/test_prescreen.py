@@ -235,3 +235,20 @@ def test_cli_options():
         cfg.langid.prescreen is False and cfg.partition_by_language and cfg.langid.languages == []
     )
     assert load_config().langid.prescreen is True
+
+
+def test_judged_prefix_is_the_collapsed_whole_cut_to_n():
+    """fastText reads the first QUICK_CHARS of the whitespace-collapsed rendering; computing it
+    from a prefix of the rendering must give exactly that, wherever the prefix cuts (inside a
+    word, inside a run of whitespace, at a boundary)."""
+    import random
+
+    from pipelines.prescreen import judged_prefix
+
+    rng = random.Random(7)
+    pieces = ["word", "Wörter", "字", " ", "  \n\n", "\t", "x" * 50, " " * 300, "\n" * 40]
+    for _ in range(300):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 400)))
+        for n in (1, 7, 50, 2000):
+            assert judged_prefix(text, n) == " ".join(text.split())[:n]
+    assert judged_prefix("") == "" and judged_prefix(" \n ") == ""
