@@ -32,7 +32,7 @@ from pipelines.io import AtomicFile, atomic_write_text
 from pipelines.read import ReadCounters, read_documents, read_warc, shard_source
 from pipelines.runinfo import current_marker, fingerprint
 from pipelines.stats import StageStats, stats_from_json, stats_to_json
-from schemas.config import FinewebConfig
+from schemas.config import CONFIG_PATHS, FinewebConfig
 from schemas.documents import (
     DOCUMENT_COLUMNS,
     DOCUMENT_SCHEMA,
@@ -67,33 +67,15 @@ def build_stage_steps(
     return groups
 
 
-#: FinewebConfig fields that name a local file or directory the steps read
-CONFIG_PATHS = {
-    "urlfilter.blocklist_dir": ("urlfilter", "blocklist_dir", Path.is_dir),
-    "langid.model_path": ("langid", "model_path", Path.is_file),
-    "quality.language_settings_dir": ("quality", "language_settings_dir", Path.is_dir),
-}
-
-
 def check_config_paths(config: FinewebConfig) -> None:
     """Refuse a configured path that does not exist in one line naming its key, before a run
     records itself or starts workers (the steps would only find out in their ``setup()``)."""
-    for key, (section, field, exists) in CONFIG_PATHS.items():
+    for key, is_dir in CONFIG_PATHS.items():
+        section, field = key.split(".")
         value = getattr(getattr(config, section), field)
-        if value and not exists(Path(value)):
-            kind = "directory" if exists is Path.is_dir else "file"
+        if value and not (Path(value).is_dir() if is_dir else Path(value).is_file()):
+            kind = "directory" if is_dir else "file"
             raise FileNotFoundError(f"{key}: no such {kind}: {value}")
-
-
-def first_removal(
-    doc: dict,
-    groups: list[tuple[str, list[Step]]],
-    clock: Callable[[int, Step, float], None] | None = None,
-) -> tuple[int, str] | None:
-    """Run the stage groups over ``doc`` in order, stopping at the first removal: returns
-    (index of the stage that removed it, reason), or None when every stage kept it.
-    ``clock(stage_index, step, seconds)`` receives each step's time when given."""
-    return first_removals([doc], groups, clock)[0]
 
 
 def first_removals(
@@ -101,12 +83,16 @@ def first_removals(
     groups: list[tuple[str, list[Step]]],
     clock: Callable[[int, Step, float], None] | None = None,
 ) -> list[tuple[int, str] | None]:
-    """``first_removal`` for a batch, step by step: each step runs over every document of the
-    batch still kept before the next step starts. The decisions are the same as one document
-    at a time (a step sees the same documents in the same order, so even trafilatura's
-    per-process dedup cache sees the same sequence); the speed is not: run back to back, a
-    step keeps its model and code in the CPU caches (fastText's prediction costs half as much
-    as when it alternates with trafilatura). The one definition of how stages chain."""
+    """Run the stage groups over ``docs``, each document stopping at its first removal: per
+    document (index of the stage that removed it, reason), or None when every stage kept it.
+    ``clock(stage_index, step, seconds)`` receives each step's time when given.
+
+    Step by step: each step runs over every document of the batch still kept before the next
+    step starts. The decisions are the same as one document at a time (a step sees the same
+    documents in the same order, so even trafilatura's per-process dedup cache sees the same
+    sequence); the speed is not: run back to back, a step keeps its model and code in the CPU
+    caches (fastText's prediction costs half as much as when it alternates with trafilatura).
+    The one definition of how stages chain."""
     hits: list[tuple[int, str] | None] = [None] * len(docs)
     alive = list(range(len(docs)))
     perf = time.perf_counter
@@ -313,6 +299,7 @@ def process_shard(
     batch_chars = 0
 
     def flush() -> None:
+        nonlocal batch_chars
         todo = [doc for doc, reason in batch if reason is None]
         hits = iter(first_removals(todo, groups, clock))
         for doc, reason in batch:
@@ -332,6 +319,7 @@ def process_shard(
                 chain[i].removed[why] += 1
                 removed.add({**doc, "stage": groups[i][0], "reason": why})
         batch.clear()
+        batch_chars = 0
 
     try:
         units = _source_units(input_path, config, counters)
@@ -355,7 +343,6 @@ def process_shard(
             batch_chars += len(doc.get("text") or "")
             if len(batch) >= BATCH_DOCS or batch_chars >= BATCH_CHARS:
                 flush()
-                batch_chars = 0
             if progress is not None and n_units % _PROGRESS_EVERY == 0:
                 progress(_PROGRESS_EVERY)
         flush()

@@ -73,46 +73,45 @@ def settings(config: BaseModel | dict | None, stages: list[str] | None = None) -
     return out
 
 
-#: Config fields naming files or directories whose CONTENTS make the output (a blocklist, a
-#: model): dotted key -> whether it is a directory. ``quality.language_settings_dir`` is
-#: covered by ``language_settings_files`` above.
-CONTENT_PATHS = {"urlfilter.blocklist_dir": True, "langid.model_path": False}
 #: Files up to this size are hashed; a larger one (a 126 MB lid.176.bin) is known by size and
 #: modification time, so a run start does not read it through.
 HASH_LIMIT = 16 * 1024 * 1024
 
 
 def path_contents(data: dict) -> dict[str, str]:
-    """``{key: digest}`` of the files behind the configured ``CONTENT_PATHS`` (one digest per
-    key; a directory's covers every file under it by relative name): an edited blocklist or a
-    replaced model makes a new run, as an edited config value does. A missing path is left out
-    (``pipelines.fineweb.check_config_paths`` refuses it before any run)."""
+    """``{key: digest}`` of the files behind the configured ``schemas.config.CONFIG_PATHS``
+    (one digest per key; a directory's covers every file under it by relative name): an edited
+    blocklist or a replaced model makes a new run, as an edited config value does. A missing
+    path is left out (``pipelines.fineweb.check_config_paths`` refuses it before any run).
+    ``quality.language_settings_dir`` is covered by ``language_settings_files``."""
+    from schemas.config import CONFIG_PATHS
+
     out = {}
-    for key, is_dir in CONTENT_PATHS.items():
+    for key, is_dir in CONFIG_PATHS.items():
         section, field = key.split(".")
-        value = (
-            (data.get(section) or {}).get(field) if isinstance(data.get(section), dict) else None
-        )
-        if not value:
+        part = data.get(section)
+        value = part.get(field) if isinstance(part, dict) else None
+        if not value or key == "quality.language_settings_dir":
             continue
         path = Path(value)
         if is_dir and path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             h = hashlib.sha256()
             for f in files:
-                h.update(f"{f.relative_to(path).as_posix()}\0{_file_digest(f)}\0".encode())
+                h.update(f"{f.relative_to(path).as_posix()}\0{file_digest(f)}\0".encode())
             out[key] = f"{len(files)} files {h.hexdigest()[:16]}"
         elif not is_dir and path.is_file():
-            out[key] = _file_digest(path)
+            out[key] = file_digest(path)
     return out
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     """sha256[:16] of a file (``size:mtime`` beyond ``HASH_LIMIT``), cached per process by
-    (path, size, mtime): every shard computes the run's fingerprint."""
+    (path, size, mtime): every shard computes the run's fingerprint, so the files its settings
+    name are read once per process, not once per shard."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     digest = _DIGESTS.get(key)

@@ -70,6 +70,16 @@ class ExtractConfig(StrictModel):
     )
 
 
+#: FinewebConfig fields naming a local file or directory the steps read: dotted key -> whether
+#: it is a directory. ``pipelines.fineweb.check_config_paths`` refuses a missing one before a
+#: run; ``pipelines.runinfo`` makes their contents part of the run's fingerprint.
+CONFIG_PATHS: dict[str, bool] = {
+    "urlfilter.blocklist_dir": True,
+    "langid.model_path": False,
+    "quality.language_settings_dir": True,
+}
+
+
 class LangIdConfig(StrictModel):
     """fastText lid.176 language identification."""
 

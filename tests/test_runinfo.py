@@ -231,7 +231,8 @@ def test_cli_pipeline_rerun_with_other_tokenize_settings_refuses_before_the_pass
 
 
 def test_a_configured_path_that_does_not_exist_is_one_line_before_any_output(tmp_path, sample):
-    from pipelines.fineweb import CONFIG_PATHS, check_config_paths
+    from pipelines.fineweb import check_config_paths
+    from schemas.config import CONFIG_PATHS
 
     for key in CONFIG_PATHS:
         section, field = key.split(".")

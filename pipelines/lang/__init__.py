@@ -35,7 +35,7 @@ def settings_files_digest(directory: str | None = None) -> dict[str, str]:
     """``{file: sha256[:16]}`` of every settings file a run may read (the shipped ones and those of
     ``directory``): part of a run's fingerprint (``pipelines.runinfo.settings``), so editing a
     language's thresholds makes a re-run redo its shards instead of reusing stale ones."""
-    import hashlib
+    from pipelines.runinfo import file_digest
 
     out = {}
     folders = [("pipelines/lang", HERE)]
@@ -43,7 +43,7 @@ def settings_files_digest(directory: str | None = None) -> dict[str, str]:
         folders.append((str(Path(directory).resolve()), Path(directory)))
     for label, folder in folders:
         for path in sorted(folder.glob("*.yaml")):
-            out[f"{label}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            out[f"{label}/{path.name}"] = file_digest(path)
     return out
 
 
