@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {user_error_line(exc)} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(1)
     except RuntimeError as exc:
+        from flows.local_server import LocalServerError
+
+        if isinstance(exc, LocalServerError) and not DEBUG["on"]:
+            print(f"error: {exc} (--debug shows the traceback)", file=sys.stderr)
+            sys.exit(1)
         if DEBUG["on"] or "ephemeral Prefect API server" not in str(exc):
             raise
         print(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 import typer
@@ -94,40 +94,68 @@ def main_options(
         logging.getLogger("tokenmill").setLevel(logging.INFO)
 
 
-#: start-up limit of Prefect's temporary server when the user left Prefect's default (20 s):
-#: a fresh database's migrations alone take ~16 s on a loaded 2-core machine
+#: start-up limit of the local Prefect server when the user left Prefect's default for its
+#: temporary server (20 s): a fresh database's migrations alone take ~16 s on a loaded 2-core
+#: machine
 LOCAL_STARTUP_TIMEOUT_S = 180
 
 
 @contextlib.contextmanager
-def prefect_local_mode() -> Iterator[None]:
-    """Run flows as Prefect resolves its settings (env, profile: never second-guessed). Only
-    when no API URL is configured (Prefect's own local mode: a temporary server for this run)
-    and the user left these at Prefect's defaults, two settings of that temporary server change
-    for this run (``temporary_settings``, public API; Prefect passes them to the server process):
-    its start-up limit is raised (a fresh database's migrations alone take ~16 s on a loaded
-    2-core machine, Prefect's default limit is 20 s) and its telemetry service is off (its
-    heartbeat writes race the run's own writes on SQLite: "database is locked" errors)."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        PREFECT_SERVER_ANALYTICS_ENABLED,
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-        get_current_settings,
-        temporary_settings,
-    )
+def prefect_local_mode(wait: bool = True) -> Iterator[Callable[[], None]]:
+    """Run flows as Prefect resolves its settings (env, profile: never second-guessed). With a
+    configured API URL nothing changes. Without one (Prefect's local mode) a Prefect server is
+    started for this command (``flows.local_server``: as Prefect's temporary server, but
+    launched now, not at the flow's first API call) and ``PREFECT_API_URL`` points at it for the
+    command (``temporary_settings`` and the environment; worker processes inherit it). The
+    server stops when the process exits.
 
-    if PREFECT_API_URL.value():
-        yield
+    Yields ``ready()``, which blocks until the API answers; ``wait=True`` calls it on entry. A
+    caller with work to do before its flow passes ``wait=False`` and calls ``ready()`` just
+    before the flow, so the server starts while that work runs."""
+    from prefect import context as prefect_context
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    refresh = getattr(prefect_context, "refresh_global_settings_context", None)
+    if PREFECT_API_URL.value() or refresh is None:  # configured; or a Prefect without it:
+        yield lambda: None  # Prefect's own temporary server, as Prefect does it
         return
-    settings = get_current_settings().server
-    updates: dict = {}
-    eph_default = type(settings.ephemeral).model_fields["startup_timeout_seconds"].default
-    if settings.ephemeral.startup_timeout_seconds == eph_default:
-        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = LOCAL_STARTUP_TIMEOUT_S
-    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ and settings.analytics_enabled:
-        updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
-    logging.getLogger("tokenmill").debug(
-        "Prefect local mode, temporary server settings: %s", {k.name: v for k, v in updates.items()}
-    )
-    with temporary_settings(updates=updates):
-        yield
+    from flows.local_server import shared_server
+
+    server = shared_server(LOCAL_STARTUP_TIMEOUT_S)
+    before = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_UI_URL")}
+    with contextlib.ExitStack() as settings:
+
+        def ready() -> None:
+            if os.environ.get("PREFECT_API_URL") == server.api_url:
+                return
+            server.wait()
+            # process-wide, not only this thread's settings context: Prefect's own threads
+            # (log and event workers, the process pool's message forwarder) read the global
+            # settings, which refresh_global_settings_context() rebuilds from the environment.
+            # No UI on this server (as on Prefect's temporary one): no "View at" links to it.
+            updates = {PREFECT_API_URL: server.api_url}
+            if before["PREFECT_UI_URL"] is None:
+                updates[PREFECT_UI_URL] = ""
+            os.environ.update({k.name: v for k, v in updates.items()})
+            refresh()
+            settings.enter_context(temporary_settings(updates=updates))
+            import prefect.main  # noqa: F401 - Prefect's console logging, as for its own line
+            from prefect.logging import get_logger
+
+            get_logger("tokenmill").info(
+                "no Prefect API configured: this run's Prefect server is %s (stops with the run; "
+                "`prefect server start` + PREFECT_API_URL keep one to watch runs in its UI)",
+                server.api_url.removesuffix("/api"),
+            )
+
+        try:
+            if wait:
+                ready()
+            yield ready
+        finally:
+            for key, value in before.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            refresh()

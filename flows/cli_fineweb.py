@@ -157,9 +157,10 @@ def _run(
         stages=list(STAGES if stages is None else stages),
         overwrite=overwrite,
     )
-    from flows import fineweb as fw
+    with prefect_local_mode(wait=False) as api_ready:
+        from flows import fineweb as fw  # imported while the local Prefect server starts
 
-    with prefect_local_mode():
+        api_ready()
         if stages is None:
             return fw.fineweb_flow(inputs, str(output), cfg)
         return fw.stage_flow(stages[0], inputs, str(output), cfg)

@@ -223,29 +223,6 @@ def test_stage_help_lists_only_the_options_the_stage_uses():
     assert "--languages" in full and "--max-bytes" in full and "--extract-timeout" in full
 
 
-def test_local_mode_raises_only_prefects_default_start_up_limit(monkeypatch):
-    """No API configured and Prefect's default 20 s limit: raised for the run; a user's own
-    setting or a configured API are left exactly as Prefect resolved them."""
-    from prefect.settings import (
-        PREFECT_API_URL,
-        temporary_settings,
-    )
-    from prefect.settings import (
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as LIMIT,
-    )
-
-    from flows.cli_app import LOCAL_STARTUP_TIMEOUT_S, prefect_local_mode
-
-    with temporary_settings(restore_defaults={LIMIT, PREFECT_API_URL}):
-        with prefect_local_mode():
-            assert LIMIT.value() == LOCAL_STARTUP_TIMEOUT_S
-        with temporary_settings(updates={LIMIT: 45}), prefect_local_mode():
-            assert LIMIT.value() == 45
-        with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-            with prefect_local_mode():
-                assert LIMIT.value() == 20 and PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
-
-
 def test_temporary_server_start_failure_is_one_line(monkeypatch, capsys):
     import flows.cli as cli
 

@@ -1,0 +1,195 @@
+"""The Prefect server a command starts for itself when no Prefect API is configured
+(``flows.local_server``, ``flows.cli_app.prefect_local_mode``): real servers, real flows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flows.local_server import SERVICES_OFF, LocalServer, LocalServerError, server_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_server_env_matches_prefects_temporary_server():
+    env = server_env({"PATH": "/bin", "PREFECT_API_URL": "http://x/api", "PREFECT_HOME": "/h"})
+    assert env["PREFECT_HOME"] == "/h" and "PREFECT_API_URL" not in env
+    assert env["PREFECT_SERVER_UI_ENABLED"] == "false"
+    assert all(env[f"PREFECT_SERVER_SERVICES_{s}_ENABLED"] == "false" for s in SERVICES_OFF)
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    # the user's own analytics choice is theirs
+    assert (
+        server_env({"PREFECT_SERVER_ANALYTICS_ENABLED": "true"})["PREFECT_SERVER_ANALYTICS_ENABLED"]
+        == "true"
+    )
+
+
+def test_local_mode_runs_flows_and_their_task_processes_against_one_server(monkeypatch, tmp_path):
+    """No API configured: one server for the command; the flow, its logs and a process-pool
+    task all report to it (none of Prefect's threads starts a temporary server of its own);
+    the settings and the environment are restored afterwards."""
+    import prefect.server.api.server as prefect_server
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from flows import local_server
+    from flows.cli_app import prefect_local_mode
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    started_by_prefect = []
+    monkeypatch.setattr(
+        prefect_server.SubprocessASGIServer,
+        "start",
+        lambda self, *a, **k: started_by_prefect.append(1),
+    )
+
+    @flow(task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def tiny() -> tuple[int, str]:
+        from prefect.runtime import flow_run
+
+        return task(_double).submit(21).result(), flow_run.id
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        with prefect_local_mode() as ready:
+            ready()
+            server = local_server._SERVER[0]
+            assert PREFECT_API_URL.value() == server.api_url == os.environ["PREFECT_API_URL"]
+            value, run_id = tiny()
+            assert value == 42
+            with get_client(sync_client=True) as client:
+                assert client.read_flow_run(run_id).state.name == "Completed"
+            task_runs = client_task_runs(server.api_url, run_id)
+            assert [t["state"]["name"] for t in task_runs] == ["Completed"]
+        assert PREFECT_API_URL.value() is None and "PREFECT_API_URL" not in os.environ
+        # a second command in the same process reuses the running server
+        with prefect_local_mode():
+            assert local_server._SERVER[0] is server
+    assert started_by_prefect == []
+    server.stop()
+    assert not server.alive()
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def client_task_runs(api_url: str, flow_run_id: str) -> list[dict]:
+    """The flow run's task runs as the server has them (recorded from the events the worker
+    process sent: given a moment)."""
+    body = {"flow_runs": {"id": {"any_": [str(flow_run_id)]}}}
+    for _ in range(100):
+        runs = httpx.post(f"{api_url}/task_runs/filter", json=body).json()
+        if runs and all(r["state"]["name"] == "Completed" for r in runs):
+            return runs
+        time.sleep(0.1)
+    return runs
+
+
+def test_configured_api_is_left_alone(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import local_server
+    from flows.cli_app import prefect_local_mode
+
+    monkeypatch.setattr(
+        local_server, "shared_server", lambda *_: pytest.fail("no server with a configured API")
+    )
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        with prefect_local_mode():
+            assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+
+
+def test_startup_limit_is_the_users_or_ours(monkeypatch):
+    from prefect.settings import (
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as LIMIT,
+    )
+    from prefect.settings import temporary_settings
+
+    from flows.local_server import configured_timeout
+
+    with temporary_settings(restore_defaults={LIMIT}):
+        assert configured_timeout(180) == 180
+    with temporary_settings(updates={LIMIT: 45}):
+        assert configured_timeout(180) == 45
+
+
+def test_a_server_that_cannot_start_is_one_clear_error(tmp_path):
+    """A database path that cannot exist: the server exits; the error names it, with the
+    server's own last lines, and nothing is left running."""
+    env = server_env(
+        {
+            **os.environ,
+            "PREFECT_HOME": str(tmp_path),
+            "PREFECT_API_DATABASE_CONNECTION_URL": (
+                f"sqlite+aiosqlite:///{tmp_path}/missing/dir/prefect.db"
+            ),
+        }
+    )
+    server = LocalServer(env, timeout_s=120).start()
+    with pytest.raises(LocalServerError, match="exited with code") as exc:
+        server.wait()
+    assert "unable to open database" in str(exc.value).lower() or "prefect.db" in str(exc.value)
+    server.stop()
+    assert not server.alive()
+
+
+def test_cli_reports_a_failed_server_in_one_line(monkeypatch, capsys):
+    import flows.cli as cli
+
+    def boom(**_kw):
+        raise LocalServerError("the Prefect server for this run exited with code 3: port taken")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["fineweb"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and len(err.strip().splitlines()) == 1
+    assert "exited with code 3" in err
+
+
+def test_the_server_dies_with_a_killed_command(tmp_path):
+    """kill -9 of the command leaves no server behind (parent-death signal)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from flows.local_server import shared_server
+        server = shared_server(180)
+        server.wait()
+        print(server.proc.pid, flush=True)
+        import time; time.sleep(600)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path)
+    cmd = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pid = int(cmd.stdout.readline())
+        assert _running(pid)
+        cmd.send_signal(signal.SIGKILL)
+        cmd.wait()
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(pid), "the server outlived its killed command"
+    finally:
+        cmd.kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
