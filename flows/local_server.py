@@ -56,15 +56,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: SIGTERM the server when the command's process dies, even by SIGKILL."""
+def _parent_death_signal():
+    """Linux: a function for ``preexec_fn`` that makes the kernel SIGTERM the server when the
+    command's process dies, even by SIGKILL; None elsewhere. libc's ``prctl`` is looked up here,
+    in the parent: the child between fork and exec must not import (another thread of the
+    command may hold the import lock at fork time)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def server_env(base: dict[str, str]) -> dict[str, str]:
@@ -107,7 +112,7 @@ class LocalServer:
             stdin=subprocess.DEVNULL,  # never interactive (prefect's profile prompt)
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_parent_death_signal(),
         )
         return self
 
@@ -132,7 +137,8 @@ class LocalServer:
                 if code is not None and "already in use" in self.log_tail() and retries:
                     retries -= 1  # another process took the port meanwhile: a new one
                     self.port = _free_port()
-                    self._log.truncate(0)
+                    self._log.seek(0)  # the new server's lines replace the old one's
+                    self._log.truncate()
                     self.start()
                     continue
                 if code is not None:

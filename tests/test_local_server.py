@@ -193,3 +193,24 @@ def _running(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_port_taken_meanwhile_means_a_new_port(tmp_path):
+    """Another process binds the chosen port before the server does: the server refuses it,
+    and a new port is tried; ``api_url`` follows, and the log shows only the new server."""
+    import socket
+
+    server = LocalServer(server_env({**os.environ, "PREFECT_HOME": str(tmp_path)}), 180)
+    taken = server.port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", taken))
+        s.listen()
+        server.start()
+        try:
+            server.wait()
+            assert server.port != taken and str(server.port) in server.api_url
+            assert httpx.get(f"{server.api_url}/health").status_code == 200
+            log = Path(server._log.name).read_text(errors="replace")
+            assert "already in use" not in log and "\x00" not in log
+        finally:
+            server.stop()
