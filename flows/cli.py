@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from flows import cli_corpus, cli_fineweb, cli_publish, cli_quality, cli_synth, cli_train  # noqa: F401
-from flows.cli_app import DEBUG, app
+from flows.cli_app import DEBUG, EARLY_SERVER, app
 
 #: Options that take several values after one flag (``--input a.warc.gz b.warc.gz``, also what a
 #: shell glob expands to, and ``--languages en de``). Click options take one value each, so the
@@ -28,6 +28,22 @@ def expand_variadic(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+#: Commands that run a Prefect flow (their first word): in Prefect's local mode they need a
+#: Prefect server, launched before Prefect is imported (``flows.local_server.launch_early``).
+FLOW_COMMANDS = frozenset({"fineweb", "demo", "pipeline", "stage"})
+
+
+def runs_a_flow(args: list[str]) -> bool:
+    """Whether ``args`` ask for a command that runs a flow (not its ``--help``). Global options
+    are flags, so the first word that is not an option names the command."""
+    if any(a in ("--help", "-h", "--version") for a in args):
+        return False
+    words = [a for a in args if not a.startswith("-")]
+    if not words or words[0] not in FLOW_COMMANDS:
+        return False
+    return words[0] != "stage" or len(words) > 1  # `stage` alone prints its help
 
 
 #: Exceptions that mean "the user asked for something that cannot be done" (a glob that matches
@@ -59,6 +75,7 @@ def user_error_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; user errors print ``error: <one line>`` and exit 1 (``--debug``: traceback)."""
     args = expand_variadic(sys.argv[1:] if argv is None else argv)
+    EARLY_SERVER["wanted"] = runs_a_flow(args)
     try:
         app(args=args, prog_name="tokenmill", standalone_mode=True)
     except SystemExit:

@@ -39,6 +39,9 @@ app.add_typer(train_app, name="train")
 
 #: set by ``--debug``: user errors show their traceback too
 DEBUG = {"on": False}
+#: set by ``flows.cli.main`` for a command that runs a flow: the global options' callback
+#: launches the local Prefect server at once (``flows.local_server.launch_early``)
+EARLY_SERVER = {"wanted": False}
 
 
 def version() -> str:
@@ -92,6 +95,11 @@ def main_options(
         logging.getLogger("tokenmill").setLevel(logging.WARNING)
     else:
         logging.getLogger("tokenmill").setLevel(logging.INFO)
+    if EARLY_SERVER["wanted"]:  # after -v/-q: their settings are the server's settings too
+        EARLY_SERVER["wanted"] = False
+        from flows.local_server import launch_early
+
+        launch_early()
 
 
 #: start-up limit of the local Prefect server when the user left Prefect's default for its
@@ -115,11 +123,13 @@ def prefect_local_mode(wait: bool = True) -> Iterator[Callable[[], None]]:
     from prefect import context as prefect_context
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
+    from flows.local_server import discard_early, shared_server
+
     refresh = getattr(prefect_context, "refresh_global_settings_context", None)
     if PREFECT_API_URL.value() or refresh is None:  # configured; or a Prefect without it:
+        discard_early()  # (a profile's API: the server launched early is not needed)
         yield lambda: None  # Prefect's own temporary server, as Prefect does it
         return
-    from flows.local_server import shared_server
 
     server = shared_server(LOCAL_STARTUP_TIMEOUT_S)
     before = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_UI_URL")}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,7 +276,14 @@ def run_shards(
             from prefect.futures import as_completed
             from prefect.task_runners import ProcessPoolTaskRunner
 
-            with _workers_share_this_api(), ProcessPoolTaskRunner(max_workers=procs) as runner:
+            from pipelines.pool import exit_with_parent
+
+            with (
+                _workers_share_this_api(),
+                ProcessPoolTaskRunner(
+                    max_workers=procs, initializer=exit_with_parent, initargs=(os.getpid(),)
+                ) as runner,
+            ):
                 futures = runner.map(
                     process_shards_task,
                     {

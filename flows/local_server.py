@@ -91,8 +91,10 @@ class LocalServer:
     answers (or raises ``LocalServerError``); ``stop()`` ends it. ``api_url`` is final once
     ``wait()`` returns (a port taken meanwhile by another process means a new port)."""
 
-    def __init__(self, env: dict[str, str], timeout_s: float) -> None:
-        self.env, self.timeout_s = env, timeout_s
+    def __init__(self, env: dict[str, str], timeout_s: float | None) -> None:
+        self.env, self.timeout_s = env, timeout_s  # None: set before wait() (shared_server)
+        self.early = False  # launched by launch_early() and not adopted yet
+        self.cwd = os.getcwd()
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
@@ -162,6 +164,9 @@ class LocalServer:
                     )
                 time.sleep(0.05)
 
+    def settings_key(self) -> tuple:
+        return self.cwd, settings_key(self.env)[1]
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -193,16 +198,67 @@ def configured_timeout(default_s: float) -> float:
 _SERVER: list[LocalServer] = []
 
 
-def shared_server(default_timeout_s: float) -> LocalServer:
-    """This process's local server: started on first use with the current Prefect settings,
-    stopped at exit; a server that died (or failed to start) is replaced."""
-    if _SERVER and _SERVER[0].alive():
-        return _SERVER[0]
-    from prefect.settings import get_current_settings
-
-    settings = get_current_settings()
-    base = {**os.environ, **settings.to_environment_variables(exclude_unset=True)}
-    server = LocalServer(server_env(base), configured_timeout(default_timeout_s)).start()
+def launch_early() -> None:
+    """Launch this process's server now, before the command imports Prefect (``import
+    prefect`` alone is ~1.4 s of CPU here, time the server can spend starting). Called by the CLI
+    for commands that run a flow when no ``PREFECT_API_URL`` is in the environment. Prefect's
+    settings are not known yet (a profile may configure an API, a caller may override settings
+    in-process), so the server is launched with the environment as it is; ``shared_server()``
+    adopts it only if the settings then resolved would launch exactly this server, and
+    ``discard_early()`` stops it when an API turns out to be configured."""
+    if _SERVER or os.environ.get("PREFECT_API_URL"):
+        return
+    server = LocalServer(server_env(dict(os.environ)), timeout_s=None).start()
+    server.early = True
     atexit.register(server.stop)
     _SERVER[:] = [server]
+
+
+def discard_early() -> None:
+    """An API is configured after all: a server launched early and never used is stopped."""
+    if _SERVER and _SERVER[0].early:
+        _SERVER.pop().stop()
+
+
+def _env_for_current_settings() -> dict[str, str]:
+    """The server environment for Prefect's settings as they are now: this process's
+    environment plus what differs in-process from what the environment and profile give
+    (``temporary_settings``); the server reads the same profile and working directory."""
+    from prefect.settings import Settings, get_current_settings
+
+    current = get_current_settings().to_environment_variables(exclude_unset=True)
+    fresh = Settings().to_environment_variables(exclude_unset=True)
+    base = dict(os.environ)
+    for key in current.keys() | fresh.keys():
+        if key not in current:
+            base.pop(key, None)
+        elif fresh.get(key) != current[key]:
+            base[key] = current[key]
+    return server_env(base)
+
+
+def settings_key(env: dict[str, str]) -> tuple:
+    """What decides which server an environment launches: its Prefect variables and the working
+    directory (a ``.env`` or ``prefect.toml`` there); other variables a library may set in the
+    meantime (thread counts, ...) do not."""
+    return os.getcwd(), {k: v for k, v in env.items() if k.startswith("PREFECT_")}
+
+
+def shared_server(default_timeout_s: float) -> LocalServer:
+    """This process's local server for the current Prefect settings: the running one when it
+    was launched with exactly these settings (the early one included), else a new one (the
+    other is stopped: its database may be another's); stopped at exit. A server that died (or
+    failed to start) is replaced."""
+    env = _env_for_current_settings()
+    if _SERVER and _SERVER[0].alive() and _SERVER[0].settings_key() == settings_key(env):
+        server = _SERVER[0]
+    else:
+        if _SERVER:
+            _SERVER.pop().stop()
+        server = LocalServer(env, None).start()
+        atexit.register(server.stop)
+        _SERVER[:] = [server]
+    server.early = False
+    if server.timeout_s is None:
+        server.timeout_s = configured_timeout(default_timeout_s)
     return server

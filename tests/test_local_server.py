@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -213,4 +214,102 @@ def test_a_port_taken_meanwhile_means_a_new_port(tmp_path):
             log = Path(server._log.name).read_text(errors="replace")
             assert "already in use" not in log and "\x00" not in log
         finally:
+            server.stop()
+
+
+def test_which_commands_launch_the_server_early():
+    from flows.cli import runs_a_flow
+
+    assert runs_a_flow(["fineweb", "--input", "x"]) and runs_a_flow(["-q", "demo"])
+    assert runs_a_flow(["stage", "extract", "--input", "x"])
+    assert not runs_a_flow(["stage"])  # prints its help
+    assert not runs_a_flow(["fineweb", "--help"]) and not runs_a_flow(["--version"])
+    assert not runs_a_flow(["train", "pretrain"]) and not runs_a_flow([])
+
+
+def test_fineweb_launches_its_server_before_importing_prefect(tmp_path):
+    """`tokenmill fineweb` in local mode: the server is launched before the command imports
+    Prefect (so it starts while the command imports), once, and the run uses that server."""
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from flows import local_server
+        starts = []
+        original = local_server.LocalServer.start
+        def start(self):
+            starts.append({"prefect_imported": "prefect" in sys.modules, "port": self.port})
+            return original(self)
+        local_server.LocalServer.start = start
+        from flows.cli import main
+        try:
+            main(sys.argv[1:])
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        print(json.dumps({"starts": starts, "url": local_server._SERVER[0].api_url}))
+        """
+    )
+    from pipelines.sample_pages import write_sample_warc
+
+    warc = tmp_path / "sample.warc.gz"
+    write_sample_warc(warc)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    args = ["fineweb", "--input", str(warc), "--output", str(tmp_path / "out"), "--workers", "1"]
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["starts"] == [{"prefect_imported": False, "port": report["starts"][0]["port"]}]
+    assert str(report["starts"][0]["port"]) in report["url"]
+    assert f"127.0.0.1:{report['starts'][0]['port']}" in run.stderr  # "this run's server is"
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["stages"]["read"]["in"] > 0
+
+
+def test_an_early_server_is_stopped_when_an_api_is_configured(tmp_path, monkeypatch):
+    """The profile (not the environment) configures an API: the server launched early is
+    stopped, and the command uses the configured API."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import local_server
+    from flows.cli_app import prefect_local_mode
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(local_server, "_SERVER", [])
+    local_server.launch_early()
+    early = local_server._SERVER[0]
+    assert early.alive() and early.early
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        with prefect_local_mode():
+            assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+    assert not early.alive() and local_server._SERVER == []
+
+
+def test_an_early_server_with_other_settings_is_replaced(tmp_path, monkeypatch):
+    """Settings overridden in-process after the early launch (another PREFECT_HOME, so another
+    database): that server is stopped and one with these settings is used; a server with the
+    same settings is reused."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from flows import local_server
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(local_server, "_SERVER", [])
+    local_server.launch_early()
+    early = local_server._SERVER[0]
+    try:
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            assert local_server.shared_server(180) is early  # same settings: adopted
+            assert not early.early and early.timeout_s == 180
+            with temporary_settings(updates={PREFECT_HOME: str(tmp_path)}):
+                other = local_server.shared_server(180)
+            assert other is not early and not early.alive()
+            assert other.env["PREFECT_HOME"] == str(tmp_path)
+    finally:
+        for server in (early, *local_server._SERVER):
             server.stop()
