@@ -212,6 +212,40 @@ def plan_batches(paths: list[str], workers: int) -> list[list[str]]:
     return batches
 
 
+def init_worker(parent: int) -> None:
+    """Initializer of the shard worker processes: exit when the command is gone
+    (``pipelines.pool.exit_with_parent``), and keep working when the console is: a worker's
+    console log lines go to the command's stderr, and when that is a pipe whose reader quit
+    (``tokenmill fineweb ... 2>&1 | head``) rich's console raises ``SystemExit`` in the worker,
+    which Prefect's process pool re-raises in its result thread in the command; that thread
+    dies and the run waits forever. Here a broken console only goes quiet in the worker (the
+    logs still reach the Prefect API); the command itself ends at its own next write."""
+    import logging
+
+    import prefect.main  # noqa: F401 - Prefect's logging handlers exist from here on
+    from rich.console import Console
+
+    from pipelines.pool import exit_with_parent
+
+    exit_with_parent(parent)
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            console = getattr(handler, "console", None)
+            if isinstance(console, Console):  # rich's documented hook for a broken pipe
+                console.on_broken_pipe = _console_gone(console)
+
+
+def _console_gone(console):
+    def quiet() -> None:
+        console.quiet = True  # later lines are dropped, not written to a closed pipe
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, console.file.fileno())  # nor flushed into it at exit
+
+    return quiet
+
+
 @contextlib.contextmanager
 def _workers_share_this_api() -> Iterator[None]:
     """Worker processes must report to the API this run reports to. With a configured
@@ -276,12 +310,10 @@ def run_shards(
             from prefect.futures import as_completed
             from prefect.task_runners import ProcessPoolTaskRunner
 
-            from pipelines.pool import exit_with_parent
-
             with (
                 _workers_share_this_api(),
                 ProcessPoolTaskRunner(
-                    max_workers=procs, initializer=exit_with_parent, initargs=(os.getpid(),)
+                    max_workers=procs, initializer=init_worker, initargs=(os.getpid(),)
                 ) as runner,
             ):
                 futures = runner.map(

@@ -107,3 +107,36 @@ def test_fineweb_workers_and_server_exit_when_the_command_is_killed(web_warcs, t
         assert _kill_main_and_wait(proc, kids) == []
     finally:
         proc.kill()
+
+
+@pytest.mark.slow
+def test_a_closed_console_pipe_neither_hangs_nor_loses_work(web_warcs, tmp_path):
+    """`tokenmill fineweb ... 2>&1 | head -1`: the reader quits while the workers still log.
+    The command ends (it used to wait forever: rich raised SystemExit in a worker, which killed
+    the process pool's result thread in the command), leaves nothing running, and a re-run
+    completes the output from the finished shards."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "home")
+    out = tmp_path / "out"
+    args = ["fineweb", "--input", *map(str, web_warcs), "--output", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "flows.cli", *args]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        for line in proc.stdout:  # the flow's last line before the workers' shard lines:
+            if b"input shards" in line:  # then the reader is gone
+                break
+        proc.stdout.close()
+        kids = _children(proc.pid)
+        proc.wait(timeout=300)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in kids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [c for p, c in kids.items() if _alive(p)]
+    finally:
+        proc.kill()
+    again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(list((out / "stats").glob("*.json"))) == len(web_warcs)
+    assert (out / "stats.json").is_file()
