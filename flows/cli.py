@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         sys.exit(1)
+    finally:
+        EARLY_SERVER["wanted"] = False  # this call's request only (in-process callers)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ def test_local_mode_runs_flows_and_their_task_processes_against_one_server(monke
             ready()
             server = local_server._SERVER[0]
             assert PREFECT_API_URL.value() == server.api_url == os.environ["PREFECT_API_URL"]
+            from prefect.settings import get_current_settings
+
+            assert get_current_settings().flows.heartbeat_frequency is None  # quiet_heartbeats
             value, run_id = tiny()
             assert value == 42
             with get_client(sync_client=True) as client:
@@ -108,6 +111,23 @@ def test_configured_api_is_left_alone(monkeypatch):
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         with prefect_local_mode():
             assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+
+
+def test_local_mode_has_no_heartbeats_unless_the_user_set_them():
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY as FREQ
+    from prefect.settings import temporary_settings
+
+    from flows.cli_app import quiet_heartbeats
+
+    with temporary_settings(restore_defaults={FREQ}):
+        assert quiet_heartbeats() == {FREQ: None}
+    with temporary_settings(updates={FREQ: 60}):
+        assert quiet_heartbeats() == {}
+    os.environ[FREQ.name] = "180"  # the default, but set by the user
+    try:
+        assert quiet_heartbeats() == {}
+    finally:
+        del os.environ[FREQ.name]
 
 
 def test_startup_limit_is_the_users_or_ours(monkeypatch):
