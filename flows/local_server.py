@@ -50,7 +50,8 @@ class LocalServerError(RuntimeError):
     """The server for this command did not come up (the message says why, with its log tail)."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port free right now (another process may still take it before use)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -95,7 +96,7 @@ class LocalServer:
         self.env, self.timeout_s = env, timeout_s  # None: set before wait() (shared_server)
         self.early = False  # launched by launch_early() and not adopted yet
         self.cwd = os.getcwd()
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the server
             prefix="tokenmill-prefect-server-", suffix=".log", delete=False
@@ -138,7 +139,7 @@ class LocalServer:
                 code = self.proc.poll()
                 if code is not None and "already in use" in self.log_tail() and retries:
                     retries -= 1  # another process took the port meanwhile: a new one
-                    self.port = _free_port()
+                    self.port = free_port()
                     self._log.seek(0)  # the new server's lines replace the old one's
                     self._log.truncate()
                     self.start()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from flows.local_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -187,9 +188,7 @@ def test_corpus_to_chat(tmp_path, web_dir):
     chat = cli("chat", "--ckpt", ckpt, "--max-tokens", "120", stdin="What is 37 * 41?\n/quit\n")
     assert "assistant>" in chat
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "flows.cli", "serve", "--ckpt", ckpt, "--port", str(port)],
         cwd=REPO,

@@ -3,7 +3,6 @@ OpenAI-compatible server answered over real HTTP."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -13,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from flows.cli import app
+from flows.local_server import free_port
 from tests.test_trainer_data import TOOL_CONV, tiny_checkpoint, write_conversations
 from trainer.chat import assistant_turn, python_tool, repl
 from trainer.config import TrainConfig
@@ -107,18 +107,12 @@ def test_chat_runs_the_tool_and_continues_the_same_turn(tool_model):
     assert out[0].startswith("[tool call]") and "print(2+3)" in out[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_server_answers_openai_style_requests(tool_model):
     import uvicorn
 
     from trainer.serve import build_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(build_app(tool_model), host="127.0.0.1", port=port, log_level="warning")
     )
